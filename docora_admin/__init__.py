@@ -1,0 +1,50 @@
+"""Docora Admin: the operator's console for failed webhook deliveries."""
+import logging
+import sys
+from datetime import timedelta
+
+from flask import Flask
+
+from . import auth, cli, errors, runtime, templating
+from .config import ConfigError, load_settings
+
+
+def create_app(config=None):
+    """Build the web app. `config` maps env-style names (DATABASE_URL, …) over os.environ;
+    a bad setting ends the process with one line naming it."""
+    import os
+
+    env = dict(os.environ)
+    env.update(config or {})
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        sys.exit(f"Configuration error: {exc}")
+
+    app = Flask(__name__, template_folder="../templates", static_folder="../static",
+                static_url_path="/admin/static")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        DOCORA_SETTINGS=settings,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=1),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        SESSION_COOKIE_NAME="docora_admin_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
+        WTF_CSRF_HEADERS=["X-CSRFToken"],
+        TESTING=bool(env.get("TESTING")),
+    )
+    logging.basicConfig(level=logging.INFO)
+    runtime.start(settings, pool_size=int(env.get("WEB_POOL_SIZE", "10")))
+
+    auth.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    templating.init_app(app)
+
+    from .views import api, pages
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    return app

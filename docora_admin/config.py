@@ -1,0 +1,113 @@
+"""Settings from the environment, validated once at start-up.
+
+A missing or malformed value raises ConfigError whose message names the variable and says what
+to do; entry points turn it into one line on stderr and a non-zero exit.
+"""
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from werkzeug.security import generate_password_hash
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    secret_key: str
+    admin_username: str
+    admin_password_hash: str
+    encryption_key: bytes
+    max_retry_attempts: int
+    bulk_chunk_size: int
+    session_cookie_secure: bool
+
+
+def _required(env, name, hint):
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set: {hint}")
+    return value
+
+
+def _url(env, name, schemes, hint):
+    value = _required(env, name, hint)
+    if urlparse(value).scheme not in schemes:
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)}:// URL, got scheme "
+                          f"{urlparse(value).scheme or 'none'!r}")
+    return value
+
+
+def _int(env, name, default, minimum, maximum):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _bool(env, name, default):
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _encryption_key(env):
+    raw = _required(env, "ENCRYPTION_KEY", "set it to 64 hex characters (32 bytes), "
+                    "e.g. the output of `python -c 'import secrets; print(secrets.token_hex(32))'`")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", raw):
+        raise ConfigError(f"ENCRYPTION_KEY must be exactly 64 hex characters, got {len(raw)} "
+                          "characters")
+    return bytes.fromhex(raw)
+
+
+def _password_hash(env):
+    given_hash = env.get("ADMIN_PASSWORD_HASH", "").strip()
+    if given_hash:
+        if not re.match(r"^(scrypt|pbkdf2):", given_hash):
+            raise ConfigError("ADMIN_PASSWORD_HASH must be a werkzeug hash (scrypt:… or pbkdf2:…); "
+                              "make one with `flask --app app hash-password`")
+        return given_hash
+    password = env.get("ADMIN_PASSWORD", "")
+    if not password:
+        raise ConfigError("ADMIN_PASSWORD is not set: set ADMIN_PASSWORD or ADMIN_PASSWORD_HASH")
+    if len(password) < 8:
+        raise ConfigError("ADMIN_PASSWORD must be at least 8 characters long")
+    return generate_password_hash(password)
+
+
+def load_settings(env=None):
+    """Read and validate every setting; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    secret_key = _required(env, "SECRET_KEY", "set it to a long random string, e.g. "
+                           "`python -c 'import secrets; print(secrets.token_hex(32))'`")
+    if len(secret_key) < 16:
+        raise ConfigError("SECRET_KEY must be at least 16 characters long")
+    return Settings(
+        database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres"),
+                          "set it to e.g. postgresql://postgres@127.0.0.1:5432/docora"),
+        redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix"),
+                       "set it to e.g. redis://127.0.0.1:6379/0"),
+        secret_key=secret_key,
+        admin_username=_required(env, "ADMIN_USERNAME", "set it to the admin's login name"),
+        admin_password_hash=_password_hash(env),
+        encryption_key=_encryption_key(env),
+        max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS", 5, 1, 100),
+        bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", 100, 1, 10_000),
+        session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
+    )

@@ -1,0 +1,85 @@
+"""PostgreSQL access: one pool per process, a connection() context manager, migrations."""
+import contextlib
+from importlib import resources
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+_pool = None
+
+# A pool wait longer than this means the database is down or saturated: answer 503 quickly.
+POOL_TIMEOUT_S = 2.0
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL did not answer in time."""
+
+
+def open_pool(database_url, max_size=10):
+    """Open (or replace) this process's pool. Connections are opened lazily."""
+    global _pool
+    close_pool()
+    _pool = ConnectionPool(
+        database_url,
+        min_size=1,
+        max_size=max_size,
+        timeout=POOL_TIMEOUT_S,
+        kwargs={"row_factory": dict_row, "connect_timeout": 2},
+        open=False,
+        name="docora-admin",
+    )
+    _pool.open(wait=False)
+    return _pool
+
+
+def close_pool():
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
+
+
+@contextlib.contextmanager
+def connection():
+    """Borrow a pooled connection for one unit of work; commit on success, roll back on error."""
+    if _pool is None:
+        raise RuntimeError("database pool is not open: call db.open_pool() at start-up")
+    try:
+        with _pool.connection() as conn:
+            yield conn
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable("database unavailable") from exc
+    except PoolTimeout as exc:
+        raise DatabaseUnavailable("timed out waiting for a database connection") from exc
+
+
+def _migration_files():
+    folder = resources.files("docora_admin") / "migrations"
+    return sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))
+
+
+def migrate(database_url):
+    """Apply every migration not yet recorded in schema_migrations, in order, each in its own
+    transaction. An advisory lock makes concurrent runs (web and worker starting together) safe.
+    Returns the names applied by this call."""
+    applied_now = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('docora_admin.migrate'))")
+        try:
+            conn.execute("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version text PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )""")
+            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            for name, sql in _migration_files():
+                if name in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql)
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (name,))
+                applied_now.append(name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('docora_admin.migrate'))")
+    return applied_now

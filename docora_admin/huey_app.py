@@ -1,0 +1,36 @@
+"""The one Huey instance. Tasks import it; `huey_consumer app.huey` runs them.
+
+PriorityRedisHuey so that admin work (bulk retries, the scheduler) runs before the thousands of
+snapshot jobs a bulk retry queues: each task declares its priority (higher runs first).
+"""
+import logging
+import os
+import sys
+
+from huey import PriorityRedisHuey
+
+from . import runtime
+from .config import ConfigError, load_settings
+
+log = logging.getLogger(__name__)
+
+PRIORITY_ADMIN = 100
+PRIORITY_SNAPSHOT = 0
+
+huey = PriorityRedisHuey(
+    "docora-admin",
+    url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+    # Results are not read by anyone: progress lives in bulk_operations and the Redis hash.
+    results=False,
+)
+
+
+@huey.on_startup()
+def start_worker_runtime():
+    """Each consumer worker needs the pool and Redis client the services use."""
+    try:
+        runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
+    except ConfigError as exc:
+        sys.stderr.write(f"Configuration error: {exc}\n")
+        sys.stderr.flush()
+        os._exit(2)

@@ -1,0 +1,24 @@
+-- updated_at on app_repositories records when the status last changed: the failed list shows
+-- "failed since" from it. A trigger keeps it true even for writers that do not know the column
+-- (the Docora service itself).
+ALTER TABLE app_repositories ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+
+CREATE OR REPLACE FUNCTION app_repositories_touch_status() RETURNS trigger AS $$
+BEGIN
+    IF NEW.status IS DISTINCT FROM OLD.status THEN
+        NEW.updated_at := now();
+    END IF;
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS app_repositories_touch_status ON app_repositories;
+CREATE TRIGGER app_repositories_touch_status
+    BEFORE UPDATE OF status ON app_repositories
+    FOR EACH ROW EXECUTE FUNCTION app_repositories_touch_status();
+
+-- The failed list reads newest-first pages of one status, optionally for one app.
+CREATE INDEX IF NOT EXISTS app_repositories_status_updated_idx
+    ON app_repositories (status, updated_at DESC, id);
+CREATE INDEX IF NOT EXISTS app_repositories_app_status_updated_idx
+    ON app_repositories (app_id, status, updated_at DESC, id);

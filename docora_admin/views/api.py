@@ -1,0 +1,82 @@
+"""JSON endpoints under /admin/api/ for scripts (and the same URLs answered with fragments for
+htmx where the UI needs them). Thin: parse, call a service, shape the answer."""
+from flask import Blueprint, jsonify, request
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from .. import auth
+from ..errors import ApiError
+from ..services import failed_list
+
+bp = Blueprint("api", __name__, url_prefix="/admin/api")
+
+
+def request_fields(*names):
+    """Values of `names` from a JSON object body or a form; ApiError(400) for a malformed body."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Request body must be a JSON object")
+    else:
+        body = request.form
+    values = {}
+    for name in names:
+        value = body.get(name)
+        values[name] = value if isinstance(value, str) else None
+    return values
+
+
+@bp.after_request
+def _no_store(response):
+    # Everything here is live state or credentials: never cache it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/login")
+@auth.csrf.exempt  # it hands out the token; JSON bodies cannot be sent cross-site without CORS
+def login():
+    if not request.is_json:
+        raise ApiError(400, "Send a JSON object {username, password} with "
+                            "Content-Type: application/json")
+    fields = request_fields("username", "password")
+    if not (fields["username"] or "").strip() or not fields["password"]:
+        raise ApiError(400, "username and password are required")
+    if auth.login_blocked():
+        raise ApiError(429, "Too many failed logins; try again in a minute")
+    username = fields["username"].strip()
+    if not auth.check_credentials(username, fields["password"]):
+        raise ApiError(401, "Invalid credentials")
+    return jsonify(success=True, csrf_token=auth.start_session(username))
+
+
+@bp.post("/logout")
+def logout():
+    auth.end_session()
+    return jsonify(success=True)
+
+
+@bp.get("/session")
+def session_info():
+    return jsonify(authenticated=True, username=current_user.username, csrf_token=generate_csrf())
+
+
+def _failed_row_json(row):
+    return {
+        "app_id": row["app_id"],
+        "app_name": row["app_name"],
+        "repository_id": row["repository_id"],
+        "repository": f"{row['owner']}/{row['name']}",
+        "github_url": row["github_url"],
+        "status": row["status"],
+        "last_error": row["last_error"],
+        "retry_count": row["retry_count"],
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+@bp.get("/notifications/failed")
+def failed_notifications():
+    page = failed_list.failed_page(failed_list.parse_query(request.args))
+    return jsonify(data=[_failed_row_json(r) for r in page["rows"]],
+                   pagination=page["pagination"])

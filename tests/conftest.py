@@ -1,0 +1,125 @@
+"""Shared fixtures: a real PostgreSQL database and a real Redis db of the suite's own, emptied
+before every test. Set TEST_DATABASE_URL / TEST_REDIS_URL to point elsewhere."""
+import os
+import secrets
+
+import psycopg
+import pytest
+from psycopg import sql
+
+TEST_DATABASE_URL = os.environ.setdefault(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/docora_admin_test")
+TEST_REDIS_URL = os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "correct horse battery"
+ENCRYPTION_KEY_HEX = "0f" * 32
+
+# The huey object and create_app() read the environment: point both at the test services
+# before anything of the app is imported.
+TEST_ENV = {
+    "DATABASE_URL": TEST_DATABASE_URL,
+    "REDIS_URL": TEST_REDIS_URL,
+    "SECRET_KEY": "test-secret-key-" + secrets.token_hex(8),
+    "ADMIN_USERNAME": ADMIN_USERNAME,
+    "ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "ENCRYPTION_KEY": ENCRYPTION_KEY_HEX,
+    "MAX_RETRY_ATTEMPTS": "5",
+    "TESTING": "1",
+}
+os.environ.update(TEST_ENV)
+
+TABLES = ["bulk_operation_targets", "bulk_operations", "app_delivered_files", "snapshot_files",
+          "repository_snapshots", "app_repositories", "repositories", "apps"]
+
+
+def _ensure_database(url):
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    name = info.pop("dbname")
+    admin_url = psycopg.conninfo.make_conninfo(**info, dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def migrated_database():
+    from docora_admin import db
+
+    _ensure_database(TEST_DATABASE_URL)
+    db.migrate(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def app(migrated_database):
+    from docora_admin import create_app
+
+    return create_app()
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request):
+    """Empty every table and the Redis test db before each test that touches them."""
+    if "no_services" in request.keywords:
+        yield
+        return
+    request.getfixturevalue("app")
+    import redis
+
+    from docora_admin import db
+
+    with db.connection() as conn:
+        conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(
+            sql.SQL(", ").join(map(sql.Identifier, TABLES))))
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class AuthActions:
+    """Log in and out through the JSON API, the same way a script does."""
+
+    def __init__(self, client):
+        self._client = client
+        self.csrf_token = None
+
+    def login(self, username=ADMIN_USERNAME, password=ADMIN_PASSWORD):
+        response = self._client.post("/admin/api/login",
+                                     json={"username": username, "password": password})
+        if response.status_code == 200:
+            self.csrf_token = response.get_json()["csrf_token"]
+        return response
+
+    def headers(self, **extra):
+        return {"X-CSRFToken": self.csrf_token, **extra}
+
+    def post(self, path, **kwargs):
+        headers = kwargs.pop("headers", {})
+        return self._client.post(path, headers=self.headers(**headers), **kwargs)
+
+    def logout(self):
+        return self.post("/admin/api/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def logged_in(auth):
+    assert auth.login().status_code == 200
+    return auth
+
+
+@pytest.fixture
+def seed():
+    """Insert apps, repositories and links: seed.link(app, repo, status=..., ...)."""
+    from tests.factories import Seeder
+
+    return Seeder()

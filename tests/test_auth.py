@@ -1,0 +1,125 @@
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
+
+
+def test_api_login_good_returns_csrf_and_session_works(client, auth):
+    response = auth.login()
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["success"] is True and len(body["csrf_token"]) > 20
+    session = client.get("/admin/api/session")
+    assert session.status_code == 200
+    assert session.get_json()["authenticated"] is True
+    assert session.get_json()["username"] == ADMIN_USERNAME
+
+
+@pytest.mark.parametrize("username,password", [
+    (ADMIN_USERNAME, "wrong password"), ("someone", ADMIN_PASSWORD), ("", ""),
+])
+def test_api_login_bad(client, auth, username, password):
+    response = auth.login(username, password)
+    expected = 400 if not username else 401
+    assert response.status_code == expected
+    assert client.get("/admin/api/session").status_code == 401
+
+
+def test_api_login_body_must_be_json_object(client):
+    assert client.post("/admin/api/login", json=["admin"]).status_code == 400
+    assert client.post("/admin/api/login", data="{not json",
+                       content_type="application/json").status_code == 400
+    response = client.post("/admin/api/login", data={"username": "a", "password": "b"})
+    assert response.status_code == 400
+    assert "error" in response.get_json()
+
+
+def test_login_rate_limited_after_five_failures(client, auth):
+    for _ in range(5):
+        assert auth.login(password="nope").status_code == 401
+    blocked = auth.login()  # even the right password waits out the minute
+    assert blocked.status_code == 429
+    assert blocked.get_json() == {"error": "Too many failed logins; try again in a minute"}
+
+
+def test_logout_invalidates_copied_cookie(app, auth, client):
+    auth.login()
+    cookie = client.get_cookie("docora_admin_session")
+    assert cookie is not None
+    assert auth.logout().status_code == 200
+    other = app.test_client()
+    other.set_cookie("docora_admin_session", cookie.value)
+    assert other.get("/admin/api/session").status_code == 401
+
+
+def test_post_without_csrf_token_is_refused(client, auth):
+    auth.login()
+    response = client.post("/admin/api/logout")
+    assert response.status_code == 400
+    assert "CSRF" in response.get_json()["error"]
+    assert client.get("/admin/api/session").status_code == 200
+
+
+def test_session_cookie_flags(client, auth):
+    response = auth.login()
+    header = response.headers["Set-Cookie"]
+    assert "HttpOnly" in header and "SameSite=Lax" in header
+    assert "Expires=" in header
+
+
+def test_form_login_redirects_to_local_next_only(client):
+    page = client.get("/admin/login")
+    token = page.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post("/admin/login", data={
+        "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "csrf_token": token,
+        "next": "https://evil.example/steal"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_form_login_follows_local_next(client):
+    page = client.get("/admin/login")
+    token = page.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    response = client.post("/admin/login", data={
+        "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "csrf_token": token,
+        "next": "/admin/notifications?page=2"})
+    assert response.headers["Location"] == "/admin/notifications?page=2"
+
+
+def test_form_login_without_csrf_is_refused(client):
+    response = client.post("/admin/login", data={"username": ADMIN_USERNAME,
+                                                 "password": ADMIN_PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/admin/api/session").status_code == 401
+
+
+def _sample_url(rule):
+    values = {arg: "app_000000000000000000000000" for arg in rule.arguments}
+    return rule.rule.replace("<", "{").replace(">", "}").format(
+        **{k.split(":")[-1]: v for k, v in values.items()}) if rule.arguments else rule.rule
+
+
+def test_every_admin_rule_refuses_anonymous(app, client):
+    public = {"/admin/login", "/admin/api/login"}
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/admin") or rule.endpoint == "static" or rule.rule in public:
+            continue
+        url = _sample_url(rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method)
+            if rule.rule.startswith("/admin/api/"):
+                assert response.status_code == 401, (method, url)
+                assert response.get_json() == {"error": "Not authenticated"}
+            else:
+                assert response.status_code == 302, (method, url)
+                assert response.headers["Location"].startswith("/admin/login?next=")
+            htmx = client.open(url, method=method, headers={"HX-Request": "true"})
+            assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith(
+                "/admin/login"), (method, url)
+            checked += 1
+    assert checked >= 8
+
+
+def test_next_param_is_local_path(client):
+    response = client.get("/admin/notifications?search=x")
+    assert response.headers["Location"] == "/admin/login?next=/admin/notifications?search%3Dx"

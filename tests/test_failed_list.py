@@ -1,0 +1,105 @@
+"""The failed-notifications page and its JSON twin."""
+
+
+def _failed(client, **params):
+    response = client.get("/admin/api/notifications/failed", query_string=params)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_lists_only_failed_newest_first_with_pagination(client, logged_in, seed):
+    app_id = seed.app("Acme")
+    seed.failed_links(app_id, 25)  # age 0..24 minutes: index = age
+    seed.link(app_id, seed.repo(), status="synced")
+    body = _failed(client, limit=10, page=1)
+    assert body["pagination"] == {"page": 1, "limit": 10, "total": 25, "total_pages": 3}
+    ages = [row["updated_at"] for row in body["data"]]
+    assert ages == sorted(ages, reverse=True)
+    assert {row["status"] for row in body["data"]} == {"failed"}
+    last = _failed(client, limit=10, page=3)
+    assert len(last["data"]) == 5
+    seen = {r["repository_id"] for p in (1, 2, 3) for r in _failed(client, limit=10, page=p)["data"]}
+    assert len(seen) == 25
+
+
+def test_sort_by_whitelist_and_order(client, logged_in, seed):
+    for name, retries in (("Bravo", 2), ("Alpha", 5), ("Charlie", 1)):
+        seed.link(seed.app(name), seed.repo(), retry_count=retries)
+    names = [r["app_name"] for r in _failed(client, sort_by="app_name", sort_order="asc")["data"]]
+    assert names == ["Alpha", "Bravo", "Charlie"]
+    counts = [r["retry_count"] for r in _failed(client, sort_by="retry_count")["data"]]
+    assert counts == [5, 2, 1]
+    bad = client.get("/admin/api/notifications/failed?sort_by=password")
+    assert bad.status_code == 400
+    assert bad.get_json()["error"].startswith("sort_by must be one of")
+
+
+def test_search_matches_app_repository_and_error(client, logged_in, seed):
+    acme, globex = seed.app("Acme Docs"), seed.app("Globex")
+    seed.link(acme, seed.repo("acme", "handbook"), last_error="timeout after 30 s")
+    seed.link(globex, seed.repo("globex", "website"), last_error="POST /create → HTTP 500")
+    seed.link(globex, seed.repo("initech", "runbooks"), last_error="connection refused")
+
+    def found(term):
+        return sorted(r["repository"] for r in _failed(client, search=term)["data"])
+
+    assert found("acme docs") == ["acme/handbook"]
+    assert found("globex/web") == ["globex/website"]
+    assert found("REFUSED") == ["initech/runbooks"]
+    assert found("100%") == []  # LIKE wildcards are literal
+
+
+def test_app_filter(client, logged_in, seed):
+    acme, globex = seed.app("Acme"), seed.app("Globex")
+    seed.failed_links(acme, 3)
+    seed.failed_links(globex, 2)
+    body = _failed(client, app_id=globex)
+    assert body["pagination"]["total"] == 2
+    assert {r["app_id"] for r in body["data"]} == {globex}
+
+
+def test_bad_parameters_are_400_not_500(client, logged_in):
+    for params in ({"page": "x"}, {"page": "0"}, {"limit": "7"}, {"limit": "-1"},
+                   {"sort_order": "sideways"}, {"search": "a" * 500}, {"app_id": "x" * 80}):
+        response = client.get("/admin/api/notifications/failed", query_string=params)
+        assert response.status_code == 400, params
+        assert set(response.get_json()) == {"error"}
+        page = client.get("/admin/notifications", query_string=params)
+        assert page.status_code == 400, params
+
+
+def test_error_text_is_escaped_on_the_page(client, logged_in, seed):
+    seed.link(seed.app("<b>Evil app</b>"), seed.repo(), last_error="<script>alert(1)</script>")
+    html = client.get("/admin/notifications").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>Evil app</b>" not in html
+
+
+def test_page_filters_paginates_and_shows_empty_state(client, logged_in, seed):
+    assert "All notifications delivered" in client.get("/admin/notifications").get_data(
+        as_text=True)
+    app_id = seed.app("Acme")
+    seed.failed_links(app_id, 12)
+    html = client.get("/admin/notifications?limit=10&page=2").get_data(as_text=True)
+    assert html.count('class="failed-row"') == 2
+    assert "Page 2 of 2" in html
+
+
+def test_overview_counts(client, logged_in, seed):
+    app_id = seed.app("Acme")
+    seed.failed_links(app_id, 3)
+    seed.link(app_id, seed.repo(), status="synced")
+    html = client.get("/admin/").get_data(as_text=True)
+    assert 'id="stat-failed"><span class="stat-value">3</span>' in html
+
+
+def test_apps_pages(client, logged_in, seed):
+    app_id = seed.app("Acme <Docs>")
+    seed.failed_links(app_id, 2)
+    listing = client.get("/admin/apps").get_data(as_text=True)
+    assert "Acme &lt;Docs&gt;" in listing
+    detail = client.get(f"/admin/apps/{app_id}")
+    assert detail.status_code == 200
+    assert detail.get_data(as_text=True).count("failed</span>") == 2
+    assert client.get("/admin/apps/app_unknown").status_code == 404

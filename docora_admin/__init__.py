@@ -7,6 +7,7 @@ from flask import Flask
 
 from . import auth, cli, errors, runtime, templating
 from .config import ConfigError, load_settings
+from .extensions import htmx
 
 
 def create_app(config=None):
@@ -39,6 +40,7 @@ def create_app(config=None):
     logging.basicConfig(level=logging.INFO)
     runtime.start(settings, pool_size=int(env.get("WEB_POOL_SIZE", "10")))
 
+    htmx.init_app(app)
     auth.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

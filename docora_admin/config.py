@@ -25,6 +25,7 @@ class Settings:
     encryption_key: bytes
     max_retry_attempts: int
     bulk_chunk_size: int
+    bulk_stall_seconds: int
     session_cookie_secure: bool
 
 
@@ -109,5 +110,6 @@ def load_settings(env=None):
         encryption_key=_encryption_key(env),
         max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS", 5, 1, 100),
         bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", 100, 1, 10_000),
+        bulk_stall_seconds=_int(env, "BULK_STALL_SECONDS", 30, 1, 3600),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
     )

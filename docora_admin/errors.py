@@ -5,7 +5,7 @@ No request a client can send ends in a traceback; an outage of PostgreSQL or Red
 import logging
 
 import redis
-from flask import jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -28,7 +28,15 @@ def error_response(status, message, **extra):
     if request.path.startswith("/admin/api/") and request.headers.get("HX-Request") != "true":
         return jsonify(error=message, **extra), status
     if request.headers.get("HX-Request") == "true":
-        return render_template("partials/_error.html", message=message, status=status), status
+        # htmx swaps error responses (see htmx-config in base.html). They land in the element
+        # "<target id>-error" the page keeps next to the target, not over the target itself.
+        response = current_app.make_response(
+            (render_template("partials/_error.html", message=message, status=status), status))
+        target = request.headers.get("HX-Target", "")
+        if target and target.replace("-", "").replace("_", "").isalnum():
+            response.headers["HX-Retarget"] = f"#{target}-error"
+            response.headers["HX-Reswap"] = "innerHTML"
+        return response
     return render_template("error.html", message=message, status=status), status
 
 

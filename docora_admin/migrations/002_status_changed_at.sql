@@ -17,8 +17,10 @@ CREATE TRIGGER app_repositories_touch_status
     BEFORE UPDATE OF status ON app_repositories
     FOR EACH ROW EXECUTE FUNCTION app_repositories_touch_status();
 
--- The failed list reads newest-first pages of one status, optionally for one app.
+-- The failed list reads newest-first pages of one status, optionally for one app, and bulk
+-- retries walk the same order oldest-first with a keyset cursor: one index serves both
+-- directions.
 CREATE INDEX IF NOT EXISTS app_repositories_status_updated_idx
-    ON app_repositories (status, updated_at DESC, id);
+    ON app_repositories (status, updated_at, id);
 CREATE INDEX IF NOT EXISTS app_repositories_app_status_updated_idx
-    ON app_repositories (app_id, status, updated_at DESC, id);
+    ON app_repositories (app_id, status, updated_at, id);

@@ -103,3 +103,19 @@ def get_progress(operation_id):
     if "error" in values:
         progress["error"] = values["error"]
     return progress
+
+
+def write_from_record(op):
+    """Overwrite the hash with an operation's durable counters and status from PostgreSQL, and
+    give it a fresh TTL: used when an operation resumes or ends."""
+    key = _key(op["id"])
+    pipe = runtime.redis_client().pipeline()
+    mapping = {field: op[field] for field in COUNTERS}
+    mapping["cancelled"] = "true" if op["cancel_requested"] or op["status"] == "cancelled" \
+        else "false"
+    mapping["status"] = op["status"]
+    if op.get("error"):
+        mapping["error"] = op["error"]
+    pipe.hset(key, mapping=mapping)
+    pipe.expire(key, TTL_SECONDS)
+    pipe.execute()

@@ -6,7 +6,9 @@ from flask_wtf.csrf import generate_csrf
 
 from .. import auth
 from ..errors import ApiError
-from ..services import failed_list
+from ..extensions import htmx
+from ..services import failed_list, retry
+from . import fragments
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api")
 
@@ -28,8 +30,10 @@ def request_fields(*names):
 
 @bp.after_request
 def _no_store(response):
-    # Everything here is live state or credentials: never cache it.
+    # Everything here is live state or credentials: never cache it. The same URL answers htmx
+    # with HTML and everyone else with JSON.
     response.headers["Cache-Control"] = "no-store"
+    response.vary.add("HX-Request")
     return response
 
 
@@ -80,3 +84,60 @@ def failed_notifications():
     page = failed_list.failed_page(failed_list.parse_query(request.args))
     return jsonify(data=[_failed_row_json(r) for r in page["rows"]],
                    pagination=page["pagination"])
+
+
+# Retry endpoints. An htmx request gets the fragment of the UI piece it drives; see
+# views/fragments.py. Everyone else gets JSON.
+
+@bp.post("/retry")
+def retry_one():
+    fields = request_fields("app_id", "repository_id")
+    app_id, repository_id = (fields["app_id"] or "").strip(), (fields["repository_id"] or "").strip()
+    job_id = retry.retry_one(app_id, repository_id)
+    if htmx:
+        return fragments.retried_row(app_id, repository_id)
+    return jsonify(data={"message": "Retry queued", "job_id": job_id})
+
+
+def _bulk_started(result):
+    if htmx:
+        return fragments.bulk_panel(result["operation_id"])
+    return jsonify(data={"message": "Bulk retry started", **result})
+
+
+@bp.post("/retry/app/<app_id>")
+def retry_app(app_id):
+    return _bulk_started(retry.start_bulk_retry(app_id, current_user.username))
+
+
+@bp.post("/retry/all")
+def retry_all():
+    return _bulk_started(retry.start_bulk_retry(None, current_user.username))
+
+
+@bp.get("/retry/progress/<operation_id>")
+def retry_progress(operation_id):
+    if htmx:
+        return fragments.bulk_panel(operation_id, announce_end="settled" not in request.args)
+    return jsonify(data=retry.progress(operation_id))
+
+
+@bp.post("/retry/cancel/<operation_id>")
+def retry_cancel(operation_id):
+    retry.cancel(operation_id)
+    if htmx:
+        return fragments.bulk_panel(operation_id)
+    return jsonify(data={"message": "Cancellation requested"})
+
+
+@bp.get("/retry/estimate")
+def retry_estimate():
+    app_id = request.args.get("app_id") or None
+    if htmx:
+        return fragments.bulk_panel(app_id=app_id, confirm=True)
+    return jsonify(data={"total": retry.estimate(app_id)})
+
+
+@bp.get("/retry/operations")
+def retry_operations():
+    return jsonify(data=retry.recent_operations())

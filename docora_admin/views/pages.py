@@ -3,8 +3,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from .. import auth, db
+from . import fragments
 from ..repositories import apps as apps_repo
-from ..services import failed_list
+from ..services import failed_list, retry
 from ..services import overview as overview_service
 
 bp = Blueprint("pages", __name__, url_prefix="/admin")
@@ -49,7 +50,8 @@ def notifications():
     page = failed_list.failed_page(query)
     return render_template("notifications/list.html", query=query, page=page,
                            page_sizes=failed_list.PAGE_SIZES, sort_keys=failed_list.SORT_KEYS,
-                           apps=failed_list.apps_with_failures())
+                           apps=failed_list.apps_with_failures(),
+                           panel=fragments.idle_panel_context(query.app_id or None))
 
 
 @bp.get("/apps")
@@ -66,7 +68,8 @@ def app_detail(app_id):
         if app is None:
             abort(404)
         links = apps_repo.list_app_links(conn, app_id)
-    return render_template("apps/detail.html", app=app, links=links)
+    return render_template("apps/detail.html", app=app, links=links,
+                           panel=fragments.idle_panel_context(app_id))
 
 
 @bp.get("/queue")
@@ -76,4 +79,12 @@ def queue():
 
 @bp.get("/operations")
 def operations():
-    return render_template("operations.html", operations=[])
+    return render_template("operations.html", operations=retry.recent_operations(100))
+
+
+@bp.get("/bulk-panel")
+def bulk_panel():
+    """The bulk panel for a scope (?app_id=): the running operation, or idle."""
+    app_id = request.args.get("app_id") or None
+    return render_template("partials/_bulk_panel.html", **fragments.idle_panel_context(app_id),
+                           confirm=False)

@@ -26,6 +26,7 @@ class Settings:
     max_retry_attempts: int
     bulk_chunk_size: int
     bulk_stall_seconds: int
+    bulk_chunk_delay_ms: int
     session_cookie_secure: bool
 
 
@@ -111,5 +112,6 @@ def load_settings(env=None):
         max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS", 5, 1, 100),
         bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", 100, 1, 10_000),
         bulk_stall_seconds=_int(env, "BULK_STALL_SECONDS", 30, 1, 3600),
+        bulk_chunk_delay_ms=_int(env, "BULK_CHUNK_DELAY_MS", 0, 0, 60_000),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
     )

@@ -18,12 +18,16 @@ REDIS_TIMEOUT_S = 2.0
 
 
 def start(settings, pool_size=10):
-    """Make settings, pool and Redis client available to this process (idempotent per settings)."""
+    """Make settings, pool and Redis client available to this process. Calling it again for the
+    same database and Redis (every consumer worker thread does) keeps the open pool."""
     global _settings, _redis
     with _lock:
-        if _settings == settings and _redis is not None:
-            return
+        same_services = (_settings is not None and _redis is not None
+                         and _settings.database_url == settings.database_url
+                         and _settings.redis_url == settings.redis_url)
         _settings = settings
+        if same_services:
+            return
         db.open_pool(settings.database_url, max_size=pool_size)
         _redis = redis.Redis.from_url(
             settings.redis_url,

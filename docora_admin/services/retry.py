@@ -7,6 +7,7 @@ leaves a resumable operation; a killed one mid-chunk leaves nothing half-written
 chunk's transaction is all or nothing.
 """
 import logging
+import time
 
 from .. import db, runtime
 from ..errors import ApiError
@@ -94,10 +95,11 @@ def run_bulk_retry(operation_id):
     Safe to run twice at once or after a crash: each chunk locks the operation row, reads the
     cursor it left, and resets only rows still failed."""
     _sync_progress_from_database(operation_id)
-    while True:
-        outcome = _run_one_chunk(operation_id)
-        if outcome is None:
-            return
+    # An optional pause between chunks throttles the load a huge retry puts on the apps.
+    delay = runtime.settings().bulk_chunk_delay_ms / 1000
+    while _run_one_chunk(operation_id) is not None:
+        if delay:
+            time.sleep(delay)
 
 
 def _run_one_chunk(operation_id):

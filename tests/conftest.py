@@ -123,3 +123,11 @@ def seed():
     from tests.factories import Seeder
 
     return Seeder()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Let fixtures see whether the test failed (the browser fixture saves a screenshot)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -9,11 +9,10 @@ from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
-from flask_session import Session
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import runtime
+from . import runtime, sessions
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -37,13 +36,7 @@ class Admin(UserMixin):
 
 
 def init_app(app):
-    app.config.update(
-        SESSION_TYPE="redis",
-        SESSION_REDIS=runtime.redis_client(),
-        SESSION_KEY_PREFIX="docora:session:",
-        SESSION_PERMANENT=True,
-    )
-    Session(app)
+    sessions.init_app(app, runtime.redis_client())
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     # Registered before CSRFProtect's hook: an anonymous request learns it must log in,
@@ -86,6 +79,9 @@ def login_url_for_current_request():
 
 def refuse_anonymous():
     """before_request: every endpoint not in PUBLIC_ENDPOINTS needs a logged-in admin."""
+    if sessions.session_store_down() and request.endpoint != "static":
+        from .errors import error_response
+        return error_response(503, "Redis unavailable, try again shortly")
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     if request.endpoint is None and not request.path.startswith("/admin"):

@@ -9,7 +9,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 _pool = None
 
 # A pool wait longer than this means the database is down or saturated: answer 503 quickly.
-POOL_TIMEOUT_S = 2.0
+POOL_TIMEOUT_S = 1.5
 
 
 class DatabaseUnavailable(Exception):

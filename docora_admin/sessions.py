@@ -1,0 +1,46 @@
+"""Server-side sessions in Redis (Flask-Session) that survive a Redis outage as a clean 503.
+
+Flask-Session lets a Redis error escape while the request context is being pushed, where no
+error handler can turn it into a response: the client would get a bare 500 page. Here the
+error is remembered on the request instead, and auth.refuse_anonymous answers 503.
+"""
+import logging
+
+import redis
+from flask import request
+from flask_session.redis import RedisSessionInterface
+
+log = logging.getLogger(__name__)
+
+STORE_DOWN = "docora_admin.session_store_down"
+
+
+class OutageAwareRedisSessionInterface(RedisSessionInterface):
+    def _retrieve_session_data(self, store_id):
+        try:
+            return super()._retrieve_session_data(store_id)
+        except redis.RedisError as exc:
+            request.environ[STORE_DOWN] = True
+            log.error("session store unavailable: %s", exc.__class__.__name__)
+            return None
+
+    def _upsert_session(self, session_lifetime, session, store_id):
+        if request.environ.get(STORE_DOWN):
+            return  # never overwrite a session we could not read
+        try:
+            super()._upsert_session(session_lifetime, session, store_id)
+        except redis.RedisError as exc:
+            log.error("session not saved, store unavailable: %s", exc.__class__.__name__)
+
+    def should_set_cookie(self, app, session):
+        # A session we could not read must not replace the browser's cookie with a new id.
+        return not request.environ.get(STORE_DOWN) and super().should_set_cookie(app, session)
+
+
+def session_store_down():
+    return bool(request.environ.get(STORE_DOWN))
+
+
+def init_app(app, client):
+    app.session_interface = OutageAwareRedisSessionInterface(
+        app=app, client=client, key_prefix="docora:session:", use_signer=False, permanent=True)

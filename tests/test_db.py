@@ -23,7 +23,8 @@ def test_fresh_schema_migrates_from_scratch(migrated_database):
     with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS migrate_check CASCADE")
         conn.execute("CREATE SCHEMA migrate_check")
-    url = TEST_DATABASE_URL + "?options=-csearch_path%3Dmigrate_check"
+    # public stays on the path for extensions (pg_trgm) installed database-wide.
+    url = TEST_DATABASE_URL + "?options=-csearch_path%3Dmigrate_check,public"
     try:
         first = db.migrate(url)
         assert first and first == sorted(first)

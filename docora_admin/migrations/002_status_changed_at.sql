@@ -13,9 +13,13 @@ END;
 $$ LANGUAGE plpgsql;
 
 DROP TRIGGER IF EXISTS app_repositories_touch_status ON app_repositories;
+-- The WHEN clause keeps the function out of updates that set updated_at themselves.
 CREATE TRIGGER app_repositories_touch_status
     BEFORE UPDATE OF status ON app_repositories
-    FOR EACH ROW EXECUTE FUNCTION app_repositories_touch_status();
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status
+          AND OLD.updated_at IS NOT DISTINCT FROM NEW.updated_at)
+    EXECUTE FUNCTION app_repositories_touch_status();
 
 -- The failed list reads newest-first pages of one status, optionally for one app, and bulk
 -- retries walk the same order oldest-first with a keyset cursor: one index serves both

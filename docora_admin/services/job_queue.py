@@ -45,12 +45,12 @@ def enqueue_snapshots(links, operation_id=None):
     # unique and ordered within one batch, which the sorted set needs.
     stamp = int(time.time() * 1e6)
     for start in range(0, len(links), BATCH_SIZE):
-        pipe = storage.conn.pipeline(transaction=False)
+        members = {}
         for app_id, repository_id in links[start:start + BATCH_SIZE]:
             task = snapshot.s(app_id, repository_id, operation_id)
-            message = huey.serialize_task(task)
-            pipe.zadd(storage.queue_key, {struct.pack(">Q", stamp) + message: -(task.priority or 0)})
+            members[struct.pack(">Q", stamp) + huey.serialize_task(task)] = -(task.priority or 0)
             stamp += 1
-        pipe.execute()
-        queued += min(BATCH_SIZE, len(links) - start)
+        # One ZADD with many members: one command to pack and one reply to parse per batch.
+        storage.conn.zadd(storage.queue_key, members)
+        queued += len(members)
     return queued

@@ -8,6 +8,7 @@ chunk's transaction is all or nothing.
 """
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from .. import db, runtime
 from ..errors import ApiError
@@ -93,18 +94,46 @@ def run_bulk_retry(operation_id):
     """Work through an operation's frozen targets chunk by chunk until done or cancelled.
 
     Safe to run twice at once or after a crash: each chunk locks the operation row, reads the
-    cursor it left, and resets only rows still failed."""
+    cursor it left, and resets only rows still failed. While PostgreSQL works on one chunk, a
+    helper thread queues the jobs of the previous one (the SQL and the Redis push each take
+    about half of a chunk's time, so overlapping them nearly doubles the rate)."""
     _sync_progress_from_database(operation_id)
     # An optional pause between chunks throttles the load a huge retry puts on the apps.
     delay = runtime.settings().bulk_chunk_delay_ms / 1000
-    while _run_one_chunk(operation_id) is not None:
-        if delay:
-            time.sleep(delay)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-enqueue") as pusher:
+        pending = None
+        while True:
+            rows = _reset_one_chunk(operation_id)
+            if pending is not None:
+                pending.result()  # at most one chunk in flight; re-raise a failed push
+                pending = None
+            if rows is None:
+                return
+            pending = pusher.submit(_queue_chunk, operation_id, rows)
+            if delay:
+                time.sleep(delay)
 
 
 def _run_one_chunk(operation_id):
-    """One chunk in one transaction. Returns the number of links queued, or None when the
-    operation has ended (or was already over)."""
+    """One chunk, start to end (reset, then queue). Returns the number of links queued, or
+    None when the operation has ended."""
+    rows = _reset_one_chunk(operation_id)
+    if rows is not None:
+        _queue_chunk(operation_id, rows)
+        return len(rows)
+    return None
+
+
+def _queue_chunk(operation_id, rows):
+    # The rows are committed as pending_snapshot and counted. If this process dies before the
+    # push, the scheduler's pass over pending_snapshot links queues them instead.
+    job_queue.enqueue_snapshots([(r["app_id"], r["repository_id"]) for r in rows], operation_id)
+    bulk_progress.increment_progress(operation_id, succeeded=len(rows))
+
+
+def _reset_one_chunk(operation_id):
+    """Reset one chunk in one transaction. Returns the reset links, or None when the operation
+    has ended (or was already over)."""
     with db.connection() as conn:
         op = ops_repo.get_operation(conn, operation_id, for_update=True)
         if op is None or op["status"] not in ops_repo.ACTIVE:
@@ -116,23 +145,21 @@ def _run_one_chunk(operation_id):
             return None
         cursor = ((op["cursor_updated_at"], str(op["cursor_link_id"]))
                   if op["cursor_updated_at"] else retry_links.CURSOR_START)
-        rows = retry_links.reset_next_chunk(
+        chunk = retry_links.next_chunk(
             conn, app_id=op["app_id"], frozen_at=op["frozen_at"], after_updated_at=cursor[0],
             after_id=cursor[1], limit=op["chunk_size"])
-        if not rows:
+        if not chunk:
             finished = ops_repo.finish(conn, operation_id, "completed")
             conn.commit()
             _publish_final(finished)
             return None
-        last = rows[-1]
+        rows = retry_links.reset_links(conn, [row["id"] for row in chunk])
+        # Rows of the chunk that left `failed` meanwhile are passed by the cursor and end up
+        # counted as skipped when the operation finishes.
         ops_repo.record_chunk(conn, operation_id, succeeded=len(rows), failed=0,
-                              cursor_updated_at=last["cursor_updated_at"],
-                              cursor_link_id=last["cursor_link_id"])
-    # Committed: the rows are pending_snapshot and counted. Queue their jobs; if this process
-    # dies right here the scheduler's pass over pending_snapshot links queues them instead.
-    job_queue.enqueue_snapshots([(r["app_id"], r["repository_id"]) for r in rows], operation_id)
-    bulk_progress.increment_progress(operation_id, succeeded=len(rows))
-    return len(rows)
+                              cursor_updated_at=chunk[-1]["updated_at"],
+                              cursor_link_id=chunk[-1]["id"])
+    return rows
 
 
 def _sync_progress_from_database(operation_id):

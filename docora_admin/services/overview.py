@@ -9,6 +9,24 @@ def queue_stats():
     return {"queued": huey.pending_count(), "scheduled": huey.scheduled_count()}
 
 
+def _job_row(task):
+    args = list(task.args or ())
+    return {"id": task.id, "name": task.name, "app_id": args[0] if args else None,
+            "repository_id": args[1] if len(args) > 1 else None,
+            "operation_id": args[2] if len(args) > 2 else (args[0] if task.name ==
+                                                            "run_bulk_retry" else None),
+            "eta": task.eta, "retries": task.retries}
+
+
+def queue_contents(limit=50):
+    """The next `limit` waiting jobs (in run order) and the next scheduled ones."""
+    waiting = [huey.deserialize_task(raw) for raw in huey.storage.enqueued_items(limit)]
+    scheduled = huey.scheduled(limit)
+    return {"waiting": [_job_row(t) for t in waiting],
+            "scheduled": sorted((_job_row(t) for t in scheduled),
+                                key=lambda job: job["eta"] or 0)}
+
+
 def stats():
     """Apps, links by status, failed links and queued jobs."""
     with db.connection() as conn:

@@ -74,7 +74,9 @@ def app_detail(app_id):
 
 @bp.get("/queue")
 def queue():
-    return render_template("queue.html", stats=overview_service.queue_stats())
+    return render_template("queue.html", stats=overview_service.queue_stats(),
+                           jobs=overview_service.queue_contents(),
+                           operations=retry.active_operations())
 
 
 @bp.get("/operations")

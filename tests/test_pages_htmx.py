@@ -1,0 +1,87 @@
+"""Fragments for htmx on the same URLs as the JSON API, and the pages that hold them."""
+import pytest
+
+from docora_admin.huey_app import huey
+from tests.test_retry_api import run_queued_admin_tasks
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    huey.flush()
+    yield
+    huey.flush()
+
+
+def test_row_retry_answers_htmx_with_the_queued_row(client, logged_in, seed):
+    app_id, repo = seed.link(seed.app(), seed.repo())
+    response = logged_in.post("/admin/api/retry", data={"app_id": app_id, "repository_id": repo},
+                              headers=HX)
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert "HX-Request" in response.headers["Vary"]
+    html = response.get_data(as_text=True)
+    assert f'id="link-{app_id}-{repo}"' in html and 'data-state="queued"' in html
+
+
+def test_row_retry_409_lands_in_the_rows_error_slot(client, logged_in, seed):
+    app_id, repo = seed.link(seed.app(), seed.repo(), status="synced")
+    response = logged_in.post("/admin/api/retry", data={"app_id": app_id, "repository_id": repo},
+                              headers={**HX, "HX-Target": f"link-{app_id}-{repo}"})
+    assert response.status_code == 409
+    assert response.headers["HX-Retarget"] == f"#link-{app_id}-{repo}-error"
+    assert "Only failed entries can be retried" in response.get_data(as_text=True)
+
+
+def test_bulk_panel_states_poll_only_while_running(client, logged_in, seed):
+    seed.failed_links(seed.app(), 3)
+    confirm = client.get("/admin/api/retry/estimate", headers=HX).get_data(as_text=True)
+    assert "Retry 3 failed notifications?" in confirm
+    running = logged_in.post("/admin/api/retry/all", headers=HX)
+    html = running.get_data(as_text=True)
+    assert 'data-state="running"' in html and 'hx-trigger="load delay:1s"' in html
+    assert 'role="progressbar"' in html and 'aria-valuenow="0"' in html
+    assert "bulk-cancel-button" in html
+    operation_id = html.split('data-operation-id="')[1].split('"')[0]
+    run_queued_admin_tasks()
+    done = client.get(f"/admin/api/retry/progress/{operation_id}", headers=HX)
+    html = done.get_data(as_text=True)
+    assert 'data-state="completed"' in html and "load delay:1s" not in html
+    assert "3 / 3 completed (3 succeeded, 0 failed, 0 skipped)" in html
+    assert done.headers["HX-Trigger"] == "bulk-finished"
+    # The same URL without HX-Request is JSON.
+    assert client.get(f"/admin/api/retry/progress/{operation_id}").is_json
+
+
+def test_cancel_fragment_shows_cancelling(client, logged_in, seed):
+    seed.failed_links(seed.app(), 3)
+    html = logged_in.post("/admin/api/retry/all", headers=HX).get_data(as_text=True)
+    operation_id = html.split('data-operation-id="')[1].split('"')[0]
+    cancelled = logged_in.post(f"/admin/api/retry/cancel/{operation_id}", headers=HX)
+    assert 'data-state="cancelling"' in cancelled.get_data(as_text=True)
+
+
+def test_pages_reattach_to_a_running_operation(client, logged_in, seed):
+    app_id = seed.app("Acme")
+    seed.failed_links(app_id, 2)
+    operation_id = logged_in.post(f"/admin/api/retry/app/{app_id}").get_json()["data"][
+        "operation_id"]
+    app_page = client.get(f"/admin/apps/{app_id}").get_data(as_text=True)
+    assert f'data-operation-id="{operation_id}"' in app_page
+    filtered = client.get(f"/admin/notifications?app_id={app_id}").get_data(as_text=True)
+    assert f'data-operation-id="{operation_id}"' in filtered
+    # The unfiltered page shows the all-apps scope, which is idle.
+    assert 'data-state="idle"' in client.get("/admin/notifications").get_data(as_text=True)
+    queue = client.get("/admin/queue").get_data(as_text=True)
+    assert operation_id in queue and "run bulk retry" in queue
+    run_queued_admin_tasks()
+    history = client.get("/admin/operations").get_data(as_text=True)
+    assert f'id="op-{operation_id}"' in history and "completed" in history
+
+
+def test_htmx_request_from_expired_session_redirects_whole_page(client):
+    response = client.post("/admin/api/retry/all",
+                           headers={**HX, "HX-Current-URL": "http://localhost/admin/apps"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/admin/login?next=/admin/apps"

@@ -21,8 +21,11 @@ def bulk_panel(operation_id=None, app_id=None, confirm=False, announce_end=True)
     operation = retry.progress(operation_id) if operation_id else None
     if operation is not None:
         app_id = operation["app_id"]
+    # Only the idle and confirm states show the failed count: the polled states skip the
+    # count(*), which would otherwise run on every poll of every open panel.
+    failed_total = _failed_total(app_id) if operation is None else None
     body = render_template("partials/_bulk_panel.html", operation=operation, confirm=confirm,
-                           scope_app_id=app_id, failed_total=_failed_total(app_id))
+                           scope_app_id=app_id, failed_total=failed_total)
     response = make_response(body)
     if operation and operation["status"] not in ("running", "cancelling") and announce_end:
         response.headers["HX-Trigger"] = "bulk-finished"
@@ -40,5 +43,5 @@ def idle_panel_context(app_id=None):
                if op["app_id"] == app_id or (app_id is None and op["scope"] == "all")]
     operation = retry.progress(running[0]["operation_id"]) if running else None
     return {"operation": operation, "scope_app_id": app_id,
-            "failed_total": _failed_total(app_id)}
+            "failed_total": _failed_total(app_id) if operation is None else None}
 

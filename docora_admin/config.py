@@ -27,6 +27,7 @@ class Settings:
     bulk_chunk_size: int
     bulk_stall_seconds: int
     bulk_chunk_delay_ms: int
+    rescan_interval_minutes: int
     session_cookie_secure: bool
 
 
@@ -113,5 +114,6 @@ def load_settings(env=None):
         bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", 100, 1, 10_000),
         bulk_stall_seconds=_int(env, "BULK_STALL_SECONDS", 30, 1, 3600),
         bulk_chunk_delay_ms=_int(env, "BULK_CHUNK_DELAY_MS", 0, 0, 60_000),
+        rescan_interval_minutes=_int(env, "RESCAN_INTERVAL_MINUTES", 360, 1, 100_000),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
     )

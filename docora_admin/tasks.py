@@ -1,9 +1,10 @@
 """Huey tasks: thin wrappers over services, primitive arguments only."""
 from huey import crontab
 
-from .huey_app import PRIORITY_ADMIN, huey  # the consumer finds tasks through this module
+from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
 from . import runtime
 from .services import retry
+from .services import snapshot as snapshot_service
 
 
 @huey.task(priority=PRIORITY_ADMIN)
@@ -18,7 +19,11 @@ def resume_stalled_bulk_retries():
     retry.resume_stalled(runtime.settings().bulk_stall_seconds)
 
 
-# PLACEHOLDER (lead): the snapshot worker (issue 3) replaces this body with the real job.
-@huey.task(priority=0)
+@huey.task(priority=PRIORITY_SNAPSHOT)
 def snapshot(app_id, repository_id, operation_id=None):
-    raise NotImplementedError("snapshot worker not written yet")
+    snapshot_service.run_snapshot(app_id, repository_id, operation_id)
+
+
+@huey.periodic_task(crontab(minute="*"), priority=PRIORITY_ADMIN)
+def schedule_snapshots():
+    snapshot_service.schedule_due()

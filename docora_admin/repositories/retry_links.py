@@ -2,9 +2,11 @@
 a link is never retried twice and a link that left `failed` meanwhile is left alone."""
 
 # updated_at is set here, not by the status trigger: its WHEN clause then skips the plpgsql call,
-# which is a third of the cost of a 1,000-row chunk.
+# which is a third of the cost of a 1,000-row chunk. The snapshot job is queued right after the
+# reset, so the scheduler leaves the link alone for a while (it re-queues only a lost job).
 _RESET = """
-    status = 'pending_snapshot', retry_count = 0, last_error = NULL, updated_at = now()
+    status = 'pending_snapshot', retry_count = 0, last_error = NULL, updated_at = now(),
+    next_attempt_at = now() + interval '10 minutes'
 """
 
 

@@ -1,0 +1,40 @@
+"""What each app has received of each repository, and the repository's latest snapshot."""
+
+
+def delivered(conn, app_id, repository_id):
+    """{file_path: file_sha} the app has acknowledged."""
+    rows = conn.execute(
+        "SELECT file_path, file_sha FROM app_delivered_files "
+        "WHERE app_id = %s AND repository_id = %s", (app_id, repository_id)).fetchall()
+    return {row["file_path"]: row["file_sha"] for row in rows}
+
+
+def record_delivered(conn, app_id, repository_id, file_path, file_sha):
+    conn.execute("""
+        INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
+        VALUES (%s, %s, %s, %s)
+        ON CONFLICT (app_id, repository_id, file_path)
+        DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
+    """, (app_id, repository_id, file_path, file_sha))
+
+
+def record_deleted(conn, app_id, repository_id, file_path):
+    conn.execute("DELETE FROM app_delivered_files "
+                 "WHERE app_id = %s AND repository_id = %s AND file_path = %s",
+                 (app_id, repository_id, file_path))
+
+
+def save_snapshot(conn, repository_id, commit_sha, files):
+    """Replace the repository's snapshot with `files` [(path, sha, size)] at `commit_sha`."""
+    snapshot_id = conn.execute("""
+        INSERT INTO repository_snapshots (repository_id, commit_sha, scanned_at)
+        VALUES (%s, %s, now())
+        ON CONFLICT (repository_id) DO UPDATE
+        SET commit_sha = EXCLUDED.commit_sha, scanned_at = now()
+        RETURNING id
+    """, (repository_id, commit_sha)).fetchone()["id"]
+    conn.execute("DELETE FROM snapshot_files WHERE snapshot_id = %s", (snapshot_id,))
+    with conn.cursor().copy(
+            "COPY snapshot_files (snapshot_id, file_path, file_sha, file_size) FROM STDIN") as copy:
+        for path, sha, size in files:
+            copy.write_row((snapshot_id, path, sha, size))

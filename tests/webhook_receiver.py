@@ -1,0 +1,70 @@
+"""A client app for tests: a local HTTP server that checks every Docora signature and records
+what it receives. Behaviour per test: answer a status, or sleep past the timeout."""
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Receiver:
+    def __init__(self, auth_key="client-secret-key", app_id=None):
+        self.auth_key = auth_key
+        self.app_id = app_id
+        self.requests = []  # (action, payload)
+        self.bad_signatures = 0
+        self.status = 200
+        self.delay = 0.0
+        self.fail_on = None  # (action, path) answered with 500
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                ts = self.headers.get("X-Docora-Timestamp", "")
+                expected = "sha256=" + hmac.new(receiver.auth_key.encode(), f"{ts}.".encode()
+                                                + body, hashlib.sha256).hexdigest()
+                signature_ok = hmac.compare_digest(expected,
+                                                   self.headers.get("X-Docora-Signature", ""))
+                fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+                app_ok = receiver.app_id is None or \
+                    self.headers.get("X-Docora-App-Id") == receiver.app_id
+                if not (signature_ok and fresh and app_ok):
+                    receiver.bad_signatures += 1
+                    self._answer(401)
+                    return
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                action = self.path.rsplit("/", 1)[-1]
+                payload = json.loads(body)
+                if receiver.fail_on == (action, payload["file"]["path"]):
+                    self._answer(500)
+                    return
+                if receiver.status == 200:
+                    receiver.requests.append((action, payload))
+                self._answer(receiver.status)
+
+            def _answer(self, status):
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def actions(self):
+        return sorted((action, payload["file"]["path"]) for action, payload in self.requests
+                      if "chunk" not in payload["file"] or payload["file"]["chunk"]["index"] == 0)
+
+    def close(self):
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()

@@ -28,6 +28,8 @@ class Settings:
     bulk_stall_seconds: int
     bulk_chunk_delay_ms: int
     rescan_interval_minutes: int
+    retry_backoff_seconds: int
+    delivery_timeout_s: int
     session_cookie_secure: bool
 
 
@@ -115,5 +117,7 @@ def load_settings(env=None):
         bulk_stall_seconds=_int(env, "BULK_STALL_SECONDS", 30, 1, 3600),
         bulk_chunk_delay_ms=_int(env, "BULK_CHUNK_DELAY_MS", 0, 0, 60_000),
         rescan_interval_minutes=_int(env, "RESCAN_INTERVAL_MINUTES", 360, 1, 100_000),
+        retry_backoff_seconds=_int(env, "RETRY_BACKOFF_SECONDS", 60, 1, 86_400),
+        delivery_timeout_s=_int(env, "DELIVERY_TIMEOUT_S", 30, 1, 600),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
     )

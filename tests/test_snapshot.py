@@ -1,12 +1,13 @@
 """The snapshot job against local git repositories and a receiver that checks signatures."""
 import base64
+import dataclasses
 import os
 import subprocess
 import time
 
 import pytest
 
-from docora_admin import db
+from docora_admin import db, runtime
 from docora_admin.huey_app import huey
 from docora_admin.services import job_queue, snapshot
 from tests.webhook_receiver import Receiver
@@ -44,7 +45,8 @@ class Repo:
 @pytest.fixture(autouse=True)
 def git_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCORA_GIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("DELIVERY_TIMEOUT_S", "1")
+    monkeypatch.setattr(runtime, "_settings",
+                        dataclasses.replace(runtime.settings(), delivery_timeout_s=1))
     huey.flush()
     yield
     huey.flush()

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -28,21 +27,17 @@ class DeliveryError(Exception):
     """A POST was not acknowledged; the message is short and human readable."""
 
 
-def timeout_seconds():
-    return float(os.environ.get("DELIVERY_TIMEOUT_S") or 30)
-
-
 def sign(key, timestamp, body):
     mac = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
 
 
 class WebhookClient:
-    def __init__(self, base_url, app_id, auth_key, timeout=None):
+    def __init__(self, base_url, app_id, auth_key, timeout):
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self.auth_key = auth_key
-        self.timeout = timeout or timeout_seconds()
+        self.timeout = timeout
 
     def post(self, action, payload):
         """POST {base_url}/{action}; raise DeliveryError unless the app answers 2xx."""

@@ -37,31 +37,49 @@ def _hex24():
     return secrets.token_hex(12)
 
 
-def build(encryption_key, seed=None, repositories=160):
-    """Rows to insert: (apps, repositories, links), deterministic for a given seed."""
+# With a live demo (local repositories and receiver), these apps are broken until fixed.
+BROKEN_APPS = {"Globex Static Site": "error", "Initech Wiki Mirror": "timeout"}
+
+
+def build(encryption_key, seed=None, repositories=160, repository_urls=None,
+          receiver_url=None):
+    """Rows to insert: (apps, repositories, links, {app_id: (auth key, name)}), deterministic
+    for a given seed. With repository_urls ({"owner/name": url}) and receiver_url the demo is
+    live: the repositories are those, every app posts to the receiver, and most links start in
+    pending_snapshot so that the worker syncs (or fails) them for real."""
     rng = random.Random(seed)
     now = datetime.now(timezone.utc)
-    apps = []
+    apps, keys = [], {}
     for name, base_url in APP_NAMES:
+        app_id = f"app_{_hex24()}"
+        key = secrets.token_hex(32)
+        keys[app_id] = (key, name)
         apps.append({
-            "app_id": f"app_{_hex24()}", "app_name": name, "base_url": base_url,
+            "app_id": app_id, "app_name": name,
+            "base_url": f"{receiver_url.rstrip('/')}/apps/{app_id}" if receiver_url else base_url,
             "token_hash": secrets.token_hex(32),
             "email": f"ops@{base_url.split('/')[2].split('.', 1)[1]}",
-            "client_auth_key_encrypted": crypto.encrypt(encryption_key, secrets.token_hex(32)),
+            "client_auth_key_encrypted": crypto.encrypt(encryption_key, key),
         })
-    names = rng.sample([(o, w) for o in OWNERS for w in REPO_WORDS],
-                       min(repositories, len(OWNERS) * len(REPO_WORDS)))
+    if repository_urls:
+        names = [tuple(full.split("/", 1)) for full in sorted(repository_urls)]
+    else:
+        names = rng.sample([(o, w) for o in OWNERS for w in REPO_WORDS],
+                           min(repositories, len(OWNERS) * len(REPO_WORDS)))
     repos = []
     for owner, word in names:
+        url = (repository_urls or {}).get(f"{owner}/{word}", f"https://github.com/{owner}/{word}")
         repos.append({"repository_id": f"repo_{_hex24()}", "owner": owner, "name": word,
-                      "github_url": f"https://github.com/{owner}/{word}",
-                      "is_private": rng.random() < 0.3})
+                      "github_url": url, "is_private": rng.random() < 0.3})
     links = []
     for repo in repos:
         for app in rng.sample(apps, rng.choice([1, 1, 1, 2, 2, 3])):
             roll = rng.random()
-            status = ("failed" if roll < 0.22 else "synced" if roll < 0.85
-                      else "pending_snapshot" if roll < 0.95 else "scanning")
+            if repository_urls:  # live: the worker decides; some failed from "earlier"
+                status = "failed" if roll < 0.25 else "pending_snapshot"
+            else:
+                status = ("failed" if roll < 0.22 else "synced" if roll < 0.85
+                          else "pending_snapshot" if roll < 0.95 else "scanning")
             error = None
             if status == "failed":
                 error = rng.choice(ERRORS).format(host=app["base_url"].split("/")[2])
@@ -73,14 +91,18 @@ def build(encryption_key, seed=None, repositories=160):
                 "last_scanned_at": changed if status == "synced" else None,
                 "updated_at": changed,
             })
-    return apps, repos, links
+    return apps, repos, links, keys
 
 
-def load_if_empty(encryption_key, seed=None):
-    """Insert the demo set when there are no apps yet; return how many links were created."""
+def load_if_empty(encryption_key, seed=None, repository_urls=None, receiver_url=None):
+    """Insert the demo set when there are no apps yet. Returns (links created,
+    {app_id: {"key", "mode", "name"}} for a live demo's receiver), or (0, None)."""
     with db.connection() as conn:
         if demo_repo.has_any_app(conn):
-            return 0
-        apps, repos, links = build(encryption_key, seed)
+            return 0, None
+        apps, repos, links, keys = build(encryption_key, seed, repository_urls=repository_urls,
+                                         receiver_url=receiver_url)
         demo_repo.insert_all(conn, apps, repos, links)
-    return len(links)
+    receiver = {app_id: {"key": key, "name": name, "mode": BROKEN_APPS.get(name, "ok")}
+                for app_id, (key, name) in keys.items()}
+    return len(links), receiver

@@ -17,9 +17,9 @@ class SnapshotError(Exception):
     """A failure to record on the link as last_error."""
 
 
-def backoff_seconds(attempt):
-    """Delay before attempt `attempt + 1`: 1, 2, 4, … minutes, at most an hour."""
-    return min(60 * 2 ** max(0, attempt - 1), MAX_BACKOFF_S)
+def backoff_seconds(attempt, base):
+    """Delay before attempt `attempt + 1`: base, 2×base, 4×base, … seconds, at most an hour."""
+    return min(base * 2 ** max(0, attempt - 1), MAX_BACKOFF_S)
 
 
 def run_snapshot(app_id, repository_id, operation_id=None):
@@ -50,7 +50,8 @@ def _record_failure(context, error, operation_id):
     with db.connection() as conn:
         status = snapshot_links.mark_attempt_failed(
             conn, context["app_id"], context["repository_id"], git_fetch.scrub(error)[:500],
-            settings.max_retry_attempts, backoff_seconds(context["retry_count"] + 1))
+            settings.max_retry_attempts,
+            backoff_seconds(context["retry_count"] + 1, settings.retry_backoff_seconds))
     log.warning("snapshot %s/%s: %s (now %s)", context["app_id"], context["repository_id"],
                 git_fetch.scrub(error), status)
     if operation_id:
@@ -82,7 +83,7 @@ def _sync(context):
                    if f.path in already and already[f.path] != f.sha]
     deletes = sorted(path for path in already if path not in current)
 
-    client = WebhookClient(context["base_url"], app_id, key)
+    client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s)
     repository = {"repository_id": repository_id, "github_url": git_fetch.scrub(
         context["github_url"]), "owner": context["owner"], "name": context["name"]}
     for path in deletes:

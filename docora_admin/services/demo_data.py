@@ -24,7 +24,7 @@ ERRORS = [
     "POST /update → HTTP 502 Bad Gateway",
     "POST /create → HTTP 503 Service Unavailable",
     "timeout after 30 s waiting for POST /update",
-    "connection refused: {host}:443",
+    "connection refused: {host}",
     "POST /create → HTTP 401: invalid signature (X-Docora-Signature mismatch)",
     "POST /delete → HTTP 404 Not Found",
     "TLS handshake failed: certificate has expired",
@@ -73,7 +73,9 @@ def build(encryption_key, seed=None, repositories=160, repository_urls=None,
                       "github_url": url, "is_private": rng.random() < 0.3})
     links = []
     for repo in repos:
-        for app in rng.sample(apps, rng.choice([1, 1, 1, 2, 2, 3])):
+        # A live demo has fewer repositories (each a real git repository): link them wider.
+        fan_out = [2, 3, 3, 4] if repository_urls else [1, 1, 1, 2, 2, 3]
+        for app in rng.sample(apps, rng.choice(fan_out)):
             roll = rng.random()
             if repository_urls:  # live: the worker decides; some failed from "earlier"
                 status = "failed" if roll < 0.25 else "pending_snapshot"

@@ -1,0 +1,121 @@
+"""Benchmark: sync a 1,000-file, 20 MB repository to a local receiver.
+
+    .venv/bin/python bench/snapshot_sync.py [--files 1000] [--megabytes 20]
+
+Makes a git repository (mixed text and binary files, a few binaries over 1 MiB so chunking is
+exercised) in a temp folder, a receiver that checks every signature (tests/webhook_receiver.py),
+and a link in a database of its own; then times the snapshot job for a first sync, a 1% change
+and a re-sync with no change, and reports files/s and MB/s.
+"""
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_admin_bench_snapshot"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/9"
+KEY = "bench-client-key"
+
+
+def git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.com",
+                            GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.com"))
+
+
+def make_repo(path, files, megabytes, rng):
+    """`files` files adding up to about `megabytes` MB: 70% text, 30% binary, 3 big binaries."""
+    path.mkdir(parents=True)
+    big = [1_500_000, 1_200_000, 1_100_000]
+    budget = megabytes * 1_000_000 - sum(big)
+    sizes = [max(200, int(rng.expovariate(1) * budget / files)) for _ in range(files - 3)]
+    for i, size in enumerate(sizes):
+        folder = path / f"dir{i % 20}"
+        folder.mkdir(exist_ok=True)
+        if i % 10 < 7:
+            line = f"line {i} of the documentation, with some words to make it text.\n"
+            (folder / f"doc{i}.md").write_text(line * (size // len(line) + 1))
+        else:
+            (folder / f"blob{i}.bin").write_bytes(rng.randbytes(size))
+    for j, size in enumerate(big):
+        (path / f"big{j}.bin").write_bytes(rng.randbytes(size))
+    git("init", "--quiet", "-b", "main", cwd=path)
+    git("add", "-A", cwd=path)
+    git("commit", "--quiet", "-m", "bench", cwd=path)
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and ".git" not in f.parts)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--megabytes", type=int, default=20)
+    parser.add_argument("--database-url", default=DEFAULT_DB)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bulk_retry  # database helpers
+
+    bulk_retry.ensure_database(args.database_url)
+    tmp = Path(tempfile.mkdtemp(prefix="docora-snapshot-bench-"))
+    os.environ.update({"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+                       "SECRET_KEY": "bench-secret-key-123456", "ADMIN_USERNAME": "bench",
+                       "ADMIN_PASSWORD": "bench-password", "ENCRYPTION_KEY": "0f" * 32,
+                       "DOCORA_GIT_CACHE": str(tmp / "cache")})
+    from docora_admin import create_app, crypto, db
+    from docora_admin.services import snapshot
+    from tests.webhook_receiver import Receiver
+
+    db.migrate(args.database_url)
+    create_app()
+    rng = random.Random(7)
+    repo = tmp / "repo"
+    size = make_repo(repo, args.files, args.megabytes, rng)
+    receiver = Receiver(auth_key=KEY)
+    with db.connection() as conn:
+        conn.execute("TRUNCATE apps, repositories, app_repositories, app_delivered_files, "
+                     "repository_snapshots CASCADE")
+        conn.execute("INSERT INTO apps (app_id, app_name, base_url, token_hash, "
+                     "client_auth_key_encrypted) VALUES ('app_bench', 'Bench', %s, 'x', %s)",
+                     (receiver.base_url, crypto.encrypt(bytes.fromhex("0f" * 32), KEY)))
+        conn.execute("INSERT INTO repositories (repository_id, github_url, owner, name) "
+                     "VALUES ('repo_bench', %s, 'bench', 'repo')", (repo.as_uri(),))
+        conn.execute("INSERT INTO app_repositories (app_id, repository_id, status) "
+                     "VALUES ('app_bench', 'repo_bench', 'pending_snapshot')")
+
+    def timed_sync(label):
+        with db.connection() as conn:
+            conn.execute("UPDATE app_repositories SET status = 'pending_snapshot'")
+        receiver.requests.clear()
+        start = time.perf_counter()
+        status = snapshot.run_snapshot("app_bench", "repo_bench")
+        seconds = time.perf_counter() - start
+        sent = [p for _, p in receiver.requests]
+        files = len({p["file"]["path"] for p in sent})
+        megabytes = sum(p["file"]["size"] for p in sent
+                        if p["file"].get("chunk", {}).get("index", 0) == 0) / 1e6
+        print(f"{label:<22} {status:<8} {seconds:7.2f} s  {files:5d} files "
+              f"({files / seconds:7.1f}/s)  {megabytes:6.1f} MB ({megabytes / seconds:5.1f} MB/s)"
+              f"  {len(sent)} POSTs, {receiver.bad_signatures} bad signatures")
+
+    print(f"repository: {args.files} files, {size / 1e6:.1f} MB; receiver and git on this "
+          "machine (file:// remote)")
+    timed_sync("first sync")
+    changed = rng.sample(sorted(p for p in repo.rglob("*.md")), max(1, args.files // 100))
+    for path in changed:
+        path.write_text(path.read_text() + "changed\n")
+    git("commit", "--quiet", "-am", "1% change", cwd=repo)
+    timed_sync("1% change")
+    timed_sync("re-sync, no change")
+    receiver.close()
+
+
+if __name__ == "__main__":
+    main()

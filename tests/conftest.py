@@ -77,6 +77,16 @@ def clean_state(request):
 
 
 @pytest.fixture
+def empty_queue(app):
+    """A Huey queue with nothing in it before and after the test."""
+    from docora_admin.huey_app import huey
+
+    huey.flush()
+    yield huey
+    huey.flush()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

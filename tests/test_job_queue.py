@@ -6,11 +6,7 @@ from docora_admin.services import job_queue
 from docora_admin.tasks import run_bulk_retry
 
 
-@pytest.fixture(autouse=True)
-def empty_queue():
-    huey.flush()
-    yield
-    huey.flush()
+pytestmark = pytest.mark.usefixtures("empty_queue")
 
 
 def test_pipelined_jobs_dequeue_as_snapshot_tasks_in_order():

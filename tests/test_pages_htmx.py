@@ -1,17 +1,12 @@
 """Fragments for htmx on the same URLs as the JSON API, and the pages that hold them."""
 import pytest
 
-from docora_admin.huey_app import huey
 from tests.test_retry_api import run_queued_admin_tasks
 
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture(autouse=True)
-def empty_queue():
-    huey.flush()
-    yield
-    huey.flush()
+pytestmark = pytest.mark.usefixtures("empty_queue")
 
 
 def test_row_retry_answers_htmx_with_the_queued_row(client, logged_in, seed):

@@ -10,11 +10,7 @@ from docora_admin.services import bulk_progress, retry
 from tests.conftest import TEST_REDIS_URL
 
 
-@pytest.fixture(autouse=True)
-def empty_queue():
-    huey.flush()
-    yield
-    huey.flush()
+pytestmark = pytest.mark.usefixtures("empty_queue")
 
 
 def queued_tasks():

@@ -212,3 +212,21 @@ def test_scheduler_queues_due_links_never_failed_ones(seed, receiver, repo):
     assert task.name == "snapshot" and task.args[:2] == (app_id, repository_id)
     assert snapshot.schedule_due() == 0  # not queued twice
     assert huey.dequeue() is None
+
+
+def test_one_repository_is_fetched_by_one_job_at_a_time(seed, receiver, repo):
+    import threading
+
+    from docora_admin.services import git_fetch
+
+    app_id, repository_id = link(seed, receiver, repo)
+    outcome = []
+    with git_fetch.repository_lock(repository_id):  # another job holds the checkout
+        worker = threading.Thread(
+            target=lambda: outcome.append(snapshot.run_snapshot(app_id, repository_id)))
+        worker.start()
+        time.sleep(0.5)
+        assert outcome == [] and receiver.requests == []
+        assert seed.link_status(app_id, repository_id)["status"] == "scanning"
+    worker.join(10)
+    assert outcome == ["synced"]

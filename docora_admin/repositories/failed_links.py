@@ -1,4 +1,18 @@
-"""Reads of failed (app, repository) links for the failed-notifications list."""
+"""Reads of failed (app, repository) links for the failed-notifications list.
+
+Shaped for 100,000 failed links among a million (bench/failed_list.py measures it; the indexes
+are in migrations 002 and 005):
+- a page is chosen on app_repositories alone (joined only to the table its sort key lives in),
+  and only its rows are joined for display, so a deep OFFSET walks a narrow index instead of
+  joining every skipped row;
+- a search is the UNION of three indexed look-ups (error text, app name, repository owner/name;
+  trigram indexes) instead of five ILIKEs evaluated on every failed row of a three-table join
+  (which stays for terms too short to have a trigram).
+Both keep the results of the plain join: app_id and repository_id are NOT NULL foreign keys, so
+every link has exactly one app and one repository.
+"""
+import re
+
 from psycopg import sql
 
 # Whitelisted sort keys → ORDER BY expressions. Every order ends on ar.id so pages are stable.
@@ -9,67 +23,124 @@ SORT_COLUMNS = {
     "retry_count": [sql.SQL("ar.retry_count")],
 }
 
+# The table a sort key needs joined while the page is chosen.
+_SORT_JOINS = {
+    "updated_at": sql.SQL(""),
+    "app_name": sql.SQL("JOIN apps a ON a.app_id = ar.app_id"),
+    "repository": sql.SQL("JOIN repositories r ON r.repository_id = ar.repository_id"),
+    "retry_count": sql.SQL(""),
+}
+
 
 def _escape_like(text):
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _where(app_id, search):
-    clauses = [sql.SQL("ar.status = 'failed'")]
+# What a search match carries: enough to order a page without going back to the table.
+_MATCH_COLUMNS = sql.SQL("ar.id, ar.app_id, ar.repository_id, ar.updated_at, ar.retry_count")
+
+
+def _indexable(search):
+    """Whether pg_trgm can narrow an ILIKE for `search`: it needs a run of three letters or
+    digits to take a trigram from."""
+    return re.search(r"[^\W_]{3}", search) is not None
+
+
+def _matching(app_id, search, columns=_MATCH_COLUMNS):
+    """`columns` of the failed links (of one app, when app_id) whose app name, repository
+    owner/name or error text contains %(pattern)s, each link once."""
+    scope = sql.SQL("AND ar.app_id = %(app_id)s" if app_id else "")
+    if not _indexable(search):
+        # No trigram to look up: every failed row is read whatever we do, and one (parallel)
+        # pass over the join is cheaper than three.
+        return sql.SQL("""
+            SELECT {columns} FROM app_repositories ar
+            JOIN apps a ON a.app_id = ar.app_id
+            JOIN repositories r ON r.repository_id = ar.repository_id
+            WHERE ar.status = 'failed' {scope}
+              AND (a.app_name ILIKE %(pattern)s OR r.owner ILIKE %(pattern)s
+                   OR r.name ILIKE %(pattern)s OR (r.owner || '/' || r.name) ILIKE %(pattern)s
+                   OR ar.last_error ILIKE %(pattern)s)
+        """).format(columns=columns, scope=scope)
+    # Three indexed look-ups. `owner ILIKE p OR name ILIKE p` needs no branch of its own: p is
+    # %literal%, and whatever contains the literal, its superstring owner || '/' || name
+    # contains it too.
+    return sql.SQL("""
+        SELECT {columns} FROM app_repositories ar
+        WHERE ar.status = 'failed' {scope} AND ar.last_error ILIKE %(pattern)s
+        UNION
+        SELECT {columns} FROM app_repositories ar JOIN apps a ON a.app_id = ar.app_id
+        WHERE ar.status = 'failed' {scope} AND a.app_name ILIKE %(pattern)s
+        UNION
+        SELECT {columns} FROM app_repositories ar
+        JOIN repositories r ON r.repository_id = ar.repository_id
+        WHERE ar.status = 'failed' {scope} AND (r.owner || '/' || r.name) ILIKE %(pattern)s
+    """).format(columns=columns, scope=scope)
+
+
+def _params(app_id, search):
     params = {}
     if app_id:
-        clauses.append(sql.SQL("ar.app_id = %(app_id)s"))
         params["app_id"] = app_id
     if search:
-        clauses.append(sql.SQL(
-            "(a.app_name ILIKE %(pattern)s OR r.owner ILIKE %(pattern)s OR r.name ILIKE %(pattern)s"
-            " OR (r.owner || '/' || r.name) ILIKE %(pattern)s OR ar.last_error ILIKE %(pattern)s)"))
         params["pattern"] = f"%{_escape_like(search)}%"
-    return sql.SQL(" AND ").join(clauses), params
+    return params
 
 
-_FROM = sql.SQL("""
-    FROM app_repositories ar
-    JOIN apps a ON a.app_id = ar.app_id
-    JOIN repositories r ON r.repository_id = ar.repository_id
-""")
+def _failed_links(app_id, search):
+    """(FROM item named `ar`, WHERE condition): the failed links in scope, with at least the
+    columns a page is ordered by."""
+    if search:
+        return sql.SQL("({}) ar").format(_matching(app_id, search)), sql.SQL("true")
+    return sql.SQL("app_repositories ar"), sql.SQL(
+        "ar.status = 'failed'" + (" AND ar.app_id = %(app_id)s" if app_id else ""))
 
 
 def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset):
     """One page of failed links with their app and repository."""
-    where, params = _where(app_id, search)
     direction = sql.SQL("DESC") if descending else sql.SQL("ASC")
     order = sql.SQL(", ").join(
         sql.SQL("{} {}").format(col, direction)
         for col in SORT_COLUMNS[sort_by] + [sql.SQL("ar.id")])
+    links, where = _failed_links(app_id, search)
+    # The same ORDER BY twice: inside it picks the page's ids, outside it orders those rows
+    # (same aliases, same statement snapshot, so the same values).
     query = sql.SQL("""
         SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
                ar.status, ar.last_error, ar.retry_count, ar.updated_at
-        {from_} WHERE {where} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s
-    """).format(from_=_FROM, where=where, order=order)
+        FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}
+              ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) page
+        JOIN app_repositories ar ON ar.id = page.id
+        JOIN apps a ON a.app_id = ar.app_id
+        JOIN repositories r ON r.repository_id = ar.repository_id
+        ORDER BY {order}
+    """).format(links=links, sort_join=_SORT_JOINS[sort_by], where=where, order=order)
+    params = _params(app_id, search)
     params.update(limit=limit, offset=offset)
     return conn.execute(query, params).fetchall()
 
 
 def count_failed(conn, *, app_id, search):
     """How many failed links match the filter."""
-    where, params = _where(app_id, search)
-    if not search:
-        # No join needed: the (app_id, status) / status indexes answer this alone.
-        query = sql.SQL("SELECT count(*) AS n FROM app_repositories ar WHERE {where}").format(
-            where=where)
+    if search:
+        query = sql.SQL("SELECT count(*) AS n FROM ({}) matching").format(
+            _matching(app_id, search, sql.SQL("ar.id")))
     else:
-        query = sql.SQL("SELECT count(*) AS n {from_} WHERE {where}").format(
-            from_=_FROM, where=where)
-    return conn.execute(query, params).fetchone()["n"]
+        # The (app_id, status, …) / (status, …) indexes answer this alone.
+        query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(
+            *_failed_links(app_id, None))
+    return conn.execute(query, _params(app_id, search)).fetchone()["n"]
 
 
 def failed_count_by_app(conn):
     """[(app_id, app_name, failed)] for every app with at least one failed link, by name."""
+    # One index-only count per app on the small partial (app_id) WHERE failed index, instead
+    # of grouping every failed row fetched from the heap.
     return conn.execute("""
         SELECT a.app_id, a.app_name, f.n AS failed
-        FROM (SELECT app_id, count(*) AS n FROM app_repositories
-              WHERE status = 'failed' GROUP BY app_id) f
-        JOIN apps a ON a.app_id = f.app_id
+        FROM apps a
+        CROSS JOIN LATERAL (SELECT count(*) AS n FROM app_repositories ar
+                            WHERE ar.app_id = a.app_id AND ar.status = 'failed') f
+        WHERE f.n > 0
         ORDER BY a.app_name, a.app_id
     """).fetchall()

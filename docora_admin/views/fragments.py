@@ -36,12 +36,14 @@ def _failed_total(app_id):
     return retry.estimate(app_id)
 
 
-def idle_panel_context(app_id=None):
+def idle_panel_context(app_id=None, failed_total=None):
     """Context for including the panel in a full page: the running operation for this scope
-    (so a reload re-attaches) or the idle state."""
+    (so a reload re-attaches) or the idle state. Pass failed_total when the page has already
+    counted the failed links of this scope."""
     running = [op for op in retry.active_operations()
                if op["app_id"] == app_id or (app_id is None and op["scope"] == "all")]
     operation = retry.progress(running[0]["operation_id"]) if running else None
     return {"operation": operation, "scope_app_id": app_id,
-            "failed_total": _failed_total(app_id) if operation is None else None}
+            "failed_total": (failed_total if failed_total is not None else _failed_total(app_id))
+            if operation is None else None}
 

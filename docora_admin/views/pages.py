@@ -51,7 +51,10 @@ def notifications():
     return render_template("notifications/list.html", query=query, page=page,
                            page_sizes=failed_list.PAGE_SIZES, sort_keys=failed_list.SORT_KEYS,
                            apps=failed_list.apps_with_failures(),
-                           panel=fragments.idle_panel_context(query.app_id or None))
+                           # Without a search the list's total is the scope's failed count.
+                           panel=fragments.idle_panel_context(
+                               query.app_id or None,
+                               None if query.search else page["pagination"]["total"]))
 
 
 @bp.get("/apps")

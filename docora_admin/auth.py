@@ -109,9 +109,11 @@ def login_blocked():
 
 def _record_failed_login():
     key = _rate_limit_key()
+    # The first failure opens a one-minute window; later ones only count (SET NX, not EXPIRE NX,
+    # so Redis 6 servers work too).
     pipe = runtime.redis_client().pipeline()
+    pipe.set(key, 0, ex=60, nx=True)
     pipe.incr(key)
-    pipe.expire(key, 60, nx=True)
     pipe.execute()
 
 

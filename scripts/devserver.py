@@ -1,6 +1,8 @@
-"""What `scripts/run` runs: services, secrets, migrations, demo data, web and worker.
+"""What `scripts/run` runs: services, dev secrets, migrations, demo data, web, worker, extras.
 
-Stops everything it started on Ctrl-C (or SIGTERM), and stops everything if one part dies.
+Ctrl-C or SIGTERM stops everything it started, in order: the web server, worker and extras
+first, then the embedded PostgreSQL/Redis they were using. If the web server or the worker dies,
+the rest is stopped too: a half-running stack is more confusing than a stopped one.
 """
 import os
 import secrets
@@ -8,89 +10,174 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from services import ROOT, VAR, Services  # noqa: E402
+from services import ROOT, VAR, Services, say, tcp_answers  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
 PORT = int(os.environ.get("PORT", "5000"))
 
+DEVTOOLS = ROOT / "devtools"
+RECEIVER_PORT = int(os.environ.get("DEMO_RECEIVER_PORT", "8765"))
+
+# Optional processes, started when their file exists: the dev tooling, not the admin package,
+# owns them. Unlike web and worker, one of these exiting does not stop the rest.
+EXTRAS = [
+    ("receiver", DEVTOOLS / "receiver.py",
+     [str(BIN / "python"), "-m", "devtools.receiver", "--port", str(RECEIVER_PORT)]),
+]
+
+
+def live_demo_args():
+    """With devtools/ present, the demo is live: local git repositories (devtools.demo_repos) and
+    apps whose webhooks go to the demo receiver. These are the extra `demo-data` options for it;
+    they only matter the first time, when the database is empty."""
+    if not ((DEVTOOLS / "demo_repos.py").exists() and (DEVTOOLS / "receiver.py").exists()):
+        return []
+    repos = VAR / "demo-repos.json"
+    subprocess.run([str(BIN / "python"), "-m", "devtools.demo_repos", str(repos)], cwd=ROOT,
+                   check=True)
+    return ["--repos-file", str(repos), "--receiver-url", f"http://127.0.0.1:{RECEIVER_PORT}",
+            "--receiver-config", str(VAR / "receiver.json")]
+
 
 def dev_secrets():
-    """Secrets for this checkout, made once and kept in var/dev.env (git-ignored)."""
+    """Secrets for this checkout: made once, kept in var/dev.env (git-ignored, mode 600) so that
+    sessions and encrypted demo data survive a restart. The environment wins over the file."""
     path = VAR / "dev.env"
     if not path.exists():
-        path.write_text(
-            f"SECRET_KEY={secrets.token_hex(32)}\n"
-            f"ENCRYPTION_KEY={secrets.token_hex(32)}\n"
-            "ADMIN_USERNAME=admin\n"
-            f"ADMIN_PASSWORD={secrets.token_urlsafe(12)}\n")
-        path.chmod(0o600)
-    values = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    # Anything set in the environment wins over the generated values.
-    return {k: os.environ.get(k, v) for k, v in values.items()}
+        VAR.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# Made by scripts/run for local development only. Delete it to get new ones\n"
+                      "# (the demo data encrypted with the old ENCRYPTION_KEY then stops decrypting).\n"
+                      f"SECRET_KEY={secrets.token_hex(32)}\n"
+                      f"ENCRYPTION_KEY={secrets.token_hex(32)}\n"
+                      "ADMIN_USERNAME=admin\n"
+                      f"ADMIN_PASSWORD={secrets.token_urlsafe(12)}\n")
+    values = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return {k: os.environ.get(k) or v for k, v in values.items()}
+
+
+def wait_until_serving(url, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main():
-    services = Services()
+    # SIGTERM (e.g. `kill`) and SIGHUP (the terminal closed) take the same way out as Ctrl-C.
+    # SIGINT is set too because a shell starting us in the background (`scripts/run &`) leaves
+    # it ignored, and Python then never raises KeyboardInterrupt.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    services = Services("run")
     children = []
 
-    def stop_all(*_):
-        for name, proc in reversed(children):
+    def stop_all():
+        # A second Ctrl-C must not cut the clean-up short and leave an embedded server behind;
+        # every wait below is bounded instead.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for name, proc in children:
             if proc.poll() is None:
-                # SIGINT lets the Huey consumer finish the task it is running.
+                # SIGINT lets the Huey consumer finish the task it is running; gunicorn treats
+                # SIGTERM as a graceful stop.
                 proc.send_signal(signal.SIGINT if name == "worker" else signal.SIGTERM)
         for name, proc in children:
             try:
-                proc.wait(20)
+                proc.wait(30)
             except subprocess.TimeoutExpired:
+                say(f"run: {name} did not stop in 30 s; killing it", sys.stderr)
                 proc.kill()
+                proc.wait()
         services.stop()
 
     try:
+        # Checked first: otherwise gunicorn fails only after the migrations, and an app already
+        # on that port would answer our readiness check.
+        if tcp_answers("127.0.0.1", PORT):
+            say(f"run: 127.0.0.1:{PORT} is already in use; stop that or set PORT", sys.stderr)
+            return 1
         env = dict(os.environ)
-        env["DATABASE_URL"] = services.database_url("docora_admin")
-        env["REDIS_URL"] = services.redis_url(0)
+        env["DATABASE_URL"] = services.database_url("docora_admin", "DATABASE_URL")
+        env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
         env.update(dev_secrets())
-        env.setdefault("FLASK_APP", "app")
-        for note in services.notes:
-            print(f"run: {note}")
+        env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they happen
+        # The demo's broken apps should reach `failed` in minutes, not hours: short retry
+        # delays and delivery timeout, unless set otherwise.
+        env.setdefault("RETRY_BACKOFF_SECONDS", "5")
+        env.setdefault("DELIVERY_TIMEOUT_S", "5")
         flask = [str(BIN / "flask"), "--app", "app"]
         subprocess.run(flask + ["migrate"], env=env, cwd=ROOT, check=True)
-        subprocess.run(flask + ["demo-data"], env=env, cwd=ROOT, check=True)
+        subprocess.run(flask + ["demo-data", *live_demo_args()], env=env, cwd=ROOT, check=True)
 
         def start(name, args):
-            children.append((name, subprocess.Popen(args, env=env, cwd=ROOT)))
+            # Each in its own process group: a Ctrl-C reaches only this script, which then
+            # stops every child exactly once and in order (a child that got the terminal's
+            # SIGINT and then ours would cut its own graceful shutdown short).
+            children.append((name, subprocess.Popen(args, env=env, cwd=ROOT,
+                                                    stdin=subprocess.DEVNULL, process_group=0)))
 
+        # Extras first: the worker starts delivering webhooks to the receiver at once.
+        for name, marker, args in EXTRAS:
+            if marker.exists():
+                start(name, args)
         start("web", [str(BIN / "gunicorn"), "app:create_app()", "-b", f"127.0.0.1:{PORT}",
-                      "-w", "2", "-k", "gthread", "--threads", "4", "--access-logfile", "-"])
+                      "-w", "2", "--threads", "4", "--access-logfile", "-"])
         start("worker", [str(BIN / "huey_consumer"), "app.huey", "-w", "4", "-k", "thread",
                          "--flush-locks"])
-        # The demo's webhook receiver lives in the dev tooling, not in the admin package.
-        if (ROOT / "devtools" / "receiver.py").exists():
-            start("receiver", [str(BIN / "python"), "-m", "devtools.receiver"])
+        essential = {"web", "worker"}
 
-        print(f"\nDocora Admin: http://127.0.0.1:{PORT}/admin/")
-        print(f"Log in as {env['ADMIN_USERNAME']} / {env['ADMIN_PASSWORD']} "
-              "(kept in var/dev.env)")
-        print("Ctrl-C stops the web server, the worker and any embedded database.\n",
-              flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        url = f"http://127.0.0.1:{PORT}/admin/"
+        if not wait_until_serving(url + "login", dict(children)["web"]):
+            say(f"run: the web server is not answering on {url}", sys.stderr)
+        if env.get("ADMIN_PASSWORD_HASH"):
+            login = f"{env['ADMIN_USERNAME']} / (the password behind ADMIN_PASSWORD_HASH)"
+        else:
+            where = "environment" if os.environ.get("ADMIN_PASSWORD") else "var/dev.env"
+            login = f"{env['ADMIN_USERNAME']} / {env['ADMIN_PASSWORD']}   (from {where})"
+        say(f"\n  Docora Admin: {url}\n  Log in as:    {login}\n"
+            f"  Running:      {', '.join(name for name, _ in children)}; "
+            "Ctrl-C stops everything.\n")
+        reported = set()
+
         while True:
             for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"run: {name} exited with {proc.returncode}; stopping everything",
-                          file=sys.stderr)
+                if proc.poll() is not None and name in essential:
+                    say(f"run: {name} exited with status {proc.returncode}; stopping the rest",
+                        sys.stderr)
                     return 1
+                if proc.poll() is not None and name not in reported:
+                    reported.add(name)
+                    say(f"run: {name} exited with status {proc.returncode}; "
+                        "the rest keeps running", sys.stderr)
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("\nrun: stopping")
+        say("\nrun: stopping")
         return 0
     except subprocess.CalledProcessError as exc:
+        command = " ".join([Path(exc.cmd[0]).name, *exc.cmd[1:]])
+        say(f"run: `{command}` failed (status {exc.returncode})", sys.stderr)
         return exc.returncode or 1
     finally:
         stop_all()
+        say("run: stopped")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """A TCP proxy a test can cut, to make PostgreSQL or Redis 'go down' for one web process."""
 import socket
 import threading
+import time
 
 
 class TcpProxy:
@@ -28,6 +29,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if not self.up:  # cut() ran while we connected
+                    client.close()
+                    upstream.close()
+                    continue
                 self._connections += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -45,6 +50,7 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                sock.close()  # closing twice is harmless; leaving one open warns
 
     def cut(self):
         """Drop every open connection and refuse new ones."""
@@ -64,3 +70,4 @@ class TcpProxy:
     def close(self):
         self.cut()
         self.listener.close()
+        time.sleep(0.2)  # let the pipe threads see their sockets close

@@ -154,6 +154,8 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=100)
     parser.add_argument("--chunk-one-rows", type=int, default=10_000)
     parser.add_argument("--post-rows", type=int, default=1_000_000)
+    parser.add_argument("--only-post", action="store_true",
+                        help="only time the POST with --post-rows failed links")
     args = parser.parse_args()
     ensure_database(args.database_url)
     from docora_admin import db
@@ -161,6 +163,8 @@ def main():
 
     print(f"bulk retry benchmark, {os.cpu_count()} cores; app in-process (Flask test client), "
           "PostgreSQL and Redis real")
+    if args.only_post:
+        return report_post(args)
     main_run = run(args.database_url, args.redis_url, args.rows, args.chunk_size)
     print(f"\n{args.rows:,} failed, chunk {args.chunk_size}: POST answered in "
           f"{main_run['post_ms']:.1f} ms; completed == total ({main_run['completed']:,}) after "
@@ -180,6 +184,10 @@ def main():
           f"{cancelled['status']}, {cancelled['completed']:,} reset, stopped "
           f"{cancelled['cancel_to_stop_s'] * 1000:.0f} ms after the cancel was acknowledged, "
           f"rows changed after the acknowledgement: {cancelled['rows_changed_after_cancel_ack']}")
+    report_post(args)
+
+
+def report_post(args):
     samples = time_post_only(args.database_url, args.redis_url, args.post_rows)
     print(f"POST /retry/all with {args.post_rows:,} failed links: "
           f"{', '.join(f'{s:.1f}' for s in samples)} ms (median {statistics.median(samples):.1f})")

@@ -80,3 +80,12 @@ def test_htmx_request_from_expired_session_redirects_whole_page(client):
                            headers={**HX, "HX-Current-URL": "http://localhost/admin/apps"})
     assert response.status_code == 401
     assert response.headers["HX-Redirect"] == "/admin/login?next=/admin/apps"
+
+
+def test_app_scoped_buttons_name_the_app(client, logged_in, seed):
+    app_id = seed.app("Acme <Docs>")
+    seed.failed_links(app_id, 2)
+    page = client.get(f"/admin/notifications?app_id={app_id}").get_data(as_text=True)
+    assert "Retry all failed for Acme &lt;Docs&gt; (2)" in page
+    confirm = client.get(f"/admin/api/retry/estimate?app_id={app_id}", headers=HX)
+    assert "Retry 2 failed notifications for Acme &lt;Docs&gt;?" in confirm.get_data(as_text=True)

@@ -2,6 +2,7 @@
 from flask import make_response, render_template
 
 from .. import db
+from ..repositories import apps as apps_repo
 from ..repositories import retry_links
 from ..services import retry
 
@@ -25,11 +26,20 @@ def bulk_panel(operation_id=None, app_id=None, confirm=False, announce_end=True)
     # count(*), which would otherwise run on every poll of every open panel.
     failed_total = _failed_total(app_id) if operation is None else None
     body = render_template("partials/_bulk_panel.html", operation=operation, confirm=confirm,
-                           scope_app_id=app_id, failed_total=failed_total)
+                           scope_app_id=app_id, scope_app_name=_app_name(app_id),
+                           failed_total=failed_total)
     response = make_response(body)
     if operation and operation["status"] not in ("running", "cancelling") and announce_end:
         response.headers["HX-Trigger"] = "bulk-finished"
     return response
+
+
+def _app_name(app_id):
+    if not app_id:
+        return None
+    with db.connection() as conn:
+        app = apps_repo.get_app(conn, app_id)
+    return app["app_name"] if app else app_id
 
 
 def _failed_total(app_id):
@@ -43,7 +53,7 @@ def idle_panel_context(app_id=None, failed_total=None):
     running = [op for op in retry.active_operations()
                if op["app_id"] == app_id or (app_id is None and op["scope"] == "all")]
     operation = retry.progress(running[0]["operation_id"]) if running else None
-    return {"operation": operation, "scope_app_id": app_id,
+    return {"operation": operation, "scope_app_id": app_id, "scope_app_name": _app_name(app_id),
             "failed_total": (failed_total if failed_total is not None else _failed_total(app_id))
             if operation is None else None}
 

@@ -263,3 +263,11 @@ def test_deliveries_reported_by_snapshot_jobs_are_counted(client, logged_in, see
     retry.record_delivery(operation_id, delivered=False)
     data = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
     assert (data["delivered"], data["delivery_failed"]) == (2, 1)
+
+
+def test_busy_scope_is_409_even_when_nothing_is_left_failed(client, logged_in, seed):
+    seed.failed_links(seed.app(), 2)
+    first = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
+    retry._run_one_chunk(first)  # all targets reset, operation not finished yet
+    again = logged_in.post("/admin/api/retry/all")
+    assert again.status_code == 409 and again.get_json()["operation_id"] == first

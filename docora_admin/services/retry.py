@@ -65,6 +65,8 @@ def start_bulk_retry(app_id, requested_by):
     with db.connection() as conn:
         total = retry_links.count_failed(conn, app_id)
         if total == 0:
+            # A running operation explains why nothing is failed: say so rather than 404.
+            _refuse_if_busy(conn, app_id)
             raise ApiError(404, "No failed notifications for this app" if app_id
                            else "No failed notifications found")
         try:
@@ -73,10 +75,8 @@ def start_bulk_retry(app_id, requested_by):
                 requested_by=requested_by, chunk_size=settings.bulk_chunk_size, total=total)
         except ops_repo.ScopeBusy:
             conn.rollback()
-            running = ops_repo.running_in_scope(conn, app_id)
-            raise ApiError(409, "A bulk retry is already running for "
-                           + ("this app" if app_id else "all apps"),
-                           operation_id=running) from None
+            _refuse_if_busy(conn, app_id)
+            raise ApiError(409, "A bulk retry is already running for this scope") from None
     try:
         bulk_progress.create_progress(operation_id, total)
         run_bulk_retry(operation_id)
@@ -88,6 +88,13 @@ def start_bulk_retry(app_id, requested_by):
     log.info("bulk retry %s started by %s: scope=%s total=%d", operation_id, requested_by,
              op["scope"], total)
     return {"operation_id": operation_id, "total": total}
+
+
+def _refuse_if_busy(conn, app_id):
+    running = ops_repo.running_in_scope(conn, app_id)
+    if running:
+        raise ApiError(409, "A bulk retry is already running for "
+                       + ("this app" if app_id else "all apps"), operation_id=running)
 
 
 def run_bulk_retry(operation_id):

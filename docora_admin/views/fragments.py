@@ -22,12 +22,13 @@ def bulk_panel(operation_id=None, app_id=None, confirm=False, announce_end=True)
     operation = retry.progress(operation_id) if operation_id else None
     if operation is not None:
         app_id = operation["app_id"]
-    # Only the idle and confirm states show the failed count: the polled states skip the
-    # count(*), which would otherwise run on every poll of every open panel.
-    failed_total = _failed_total(app_id) if operation is None else None
+    # Only the idle and confirm states show the failed count and the app's name: the polled
+    # states skip those queries, which would otherwise run on every poll of every open panel.
+    idle = operation is None
     body = render_template("partials/_bulk_panel.html", operation=operation, confirm=confirm,
-                           scope_app_id=app_id, scope_app_name=_app_name(app_id),
-                           failed_total=failed_total)
+                           scope_app_id=app_id,
+                           scope_app_name=_app_name(app_id) if idle else None,
+                           failed_total=_failed_total(app_id) if idle else None)
     response = make_response(body)
     if operation and operation["status"] not in ("running", "cancelling") and announce_end:
         response.headers["HX-Trigger"] = "bulk-finished"

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import runtime, sessions
+from .errors import error_response
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -80,7 +81,6 @@ def login_url_for_current_request():
 def refuse_anonymous():
     """before_request: every endpoint not in PUBLIC_ENDPOINTS needs a logged-in admin."""
     if sessions.session_store_down() and request.endpoint != "static":
-        from .errors import error_response
         return error_response(503, "Redis unavailable, try again shortly")
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None

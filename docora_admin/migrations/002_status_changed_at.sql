@@ -21,6 +21,7 @@ CREATE TRIGGER app_repositories_touch_status
           AND OLD.updated_at IS NOT DISTINCT FROM NEW.updated_at)
     EXECUTE FUNCTION app_repositories_touch_status();
 
+-- (Migration 006 replaces both with partial indexes on failed links.)
 -- The failed list reads newest-first pages of one status, optionally for one app, and bulk
 -- retries walk the same order oldest-first with a keyset cursor: one index serves both
 -- directions.

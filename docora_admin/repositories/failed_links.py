@@ -1,7 +1,7 @@
 """Reads of failed (app, repository) links for the failed-notifications list.
 
 Shaped for 100,000 failed links among a million (bench/failed_list.py measures it; the indexes
-are in migrations 002 and 005):
+are in migrations 005 and 006):
 - a page is chosen on app_repositories alone (joined only to the table its sort key lives in),
   and only its rows are joined for display, so a deep OFFSET walks a narrow index instead of
   joining every skipped row;
@@ -126,7 +126,7 @@ def count_failed(conn, *, app_id, search):
         query = sql.SQL("SELECT count(*) AS n FROM ({}) matching").format(
             _matching(app_id, search, sql.SQL("ar.id")))
     else:
-        # The (app_id, status, …) / (status, …) indexes answer this alone.
+        # The partial failed-link indexes answer this alone.
         query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(
             *_failed_links(app_id, None))
     return conn.execute(query, _params(app_id, search)).fetchone()["n"]

@@ -17,7 +17,7 @@ def test_create_increment_cancel_and_read(app):
     bulk_progress.create_progress(op, 10)
     raw = redis.Redis.from_url(TEST_REDIS_URL)
     assert 3590 <= raw.ttl(f"docora:bulk:{op}") <= 3600
-    bulk_progress.increment_progress(op, succeeded=3, failed=1)
+    assert bulk_progress.increment_progress(op, succeeded=3, failed=1) is False
     bulk_progress.increment_progress(op, skipped=2)
     progress = bulk_progress.get_progress(op)
     assert (progress["total"], progress["completed"], progress["succeeded"], progress["failed"],
@@ -25,6 +25,8 @@ def test_create_increment_cancel_and_read(app):
     assert bulk_progress.is_cancelled(op) is False
     assert bulk_progress.cancel_progress(op) is True
     assert bulk_progress.is_cancelled(op) is True and bulk_progress.get_progress(op)["cancelled"]
+    # The task hears of a cancel from its own counter update.
+    assert bulk_progress.increment_progress(op, succeeded=1) is True
     bulk_progress.mark_failed(op, "queue unavailable")
     assert bulk_progress.get_progress(op)["status"] == "failed"
     assert bulk_progress.get_progress(op)["error"] == "queue unavailable"
@@ -34,6 +36,6 @@ def test_unknown_ids_create_no_key(app):
     op = bulk_progress.generate_operation_id()
     assert bulk_progress.get_progress(op) is None
     assert bulk_progress.cancel_progress(op) is False
-    bulk_progress.increment_progress(op, succeeded=1)
+    assert bulk_progress.increment_progress(op, succeeded=1) is False
     bulk_progress.mark_failed(op, "x")
     assert redis.Redis.from_url(TEST_REDIS_URL).exists(f"docora:bulk:{op}") == 0

@@ -40,9 +40,13 @@ def create_progress(operation_id, total):
 
 
 def increment_progress(operation_id, succeeded=0, failed=0, skipped=0):
-    """Add one chunk's outcome; completed moves by the sum. No-op for an expired hash."""
-    _increment(operation_id, {"succeeded": succeeded, "failed": failed, "skipped": skipped,
-                              "completed": succeeded + failed + skipped})
+    """Add one chunk's outcome; completed moves by the sum. No-op for an expired hash.
+
+    Returns whether the hash says cancelled, so the task learns of a cancel in the same round
+    trip."""
+    return _increment(operation_id, {"succeeded": succeeded, "failed": failed,
+                                     "skipped": skipped,
+                                     "completed": succeeded + failed + skipped})
 
 
 def increment_deliveries(operation_id, delivered=0, delivery_failed=0):
@@ -50,16 +54,19 @@ def increment_deliveries(operation_id, delivered=0, delivery_failed=0):
     _increment(operation_id, {"delivered": delivered, "delivery_failed": delivery_failed})
 
 
+# Every HINCRBY at once, and only while the hash exists: an expired hash is not resurrected as a
+# stub without TTL (PostgreSQL still holds the durable counters). Replies the cancelled field.
+_INCREMENT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGET', KEYS[1], 'cancelled')
+"""
+
+
 def _increment(operation_id, amounts):
-    key = _key(operation_id)
+    args = [part for field, amount in amounts.items() if amount for part in (field, amount)]
     client = runtime.redis_client()
-    if not client.exists(key):
-        return  # expired: PostgreSQL still holds the durable counters; don't resurrect a stub
-    pipe = client.pipeline()
-    for field, amount in amounts.items():
-        if amount:
-            pipe.hincrby(key, field, amount)
-    pipe.execute()
+    return client.eval(_INCREMENT, 1, _key(operation_id), *args) == b"true"
 
 
 def cancel_progress(operation_id):
@@ -107,15 +114,18 @@ def get_progress(operation_id):
 
 def write_from_record(op):
     """Overwrite the hash with an operation's durable counters and status from PostgreSQL, and
-    give it a fresh TTL: used when an operation resumes or ends."""
+    give it a fresh TTL: used when an operation resumes or ends. `cancelled` only ever goes from
+    "false" to "true": a cancel flagged in the hash alone survives the rewrite."""
     key = _key(op["id"])
     pipe = runtime.redis_client().pipeline()
     mapping = {field: op[field] for field in COUNTERS}
-    mapping["cancelled"] = "true" if op["cancel_requested"] or op["status"] == "cancelled" \
-        else "false"
     mapping["status"] = op["status"]
     if op.get("error"):
         mapping["error"] = op["error"]
     pipe.hset(key, mapping=mapping)
+    if op["cancel_requested"] or op["status"] == "cancelled":
+        pipe.hset(key, "cancelled", "true")
+    else:
+        pipe.hsetnx(key, "cancelled", "false")
     pipe.expire(key, TTL_SECONDS)
     pipe.execute()

@@ -54,6 +54,19 @@ def connection():
         raise DatabaseUnavailable("timed out waiting for a database connection") from exc
 
 
+@contextlib.contextmanager
+def autocommit_connection():
+    """Borrow a pooled connection in autocommit mode: each statement is its own transaction
+    (no BEGIN and COMMIT round trips); `conn.transaction()` still groups statements."""
+    with connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.autocommit = False  # pooled connections are handed out transactional
+
+
 def _migration_files():
     folder = resources.files("docora_admin") / "migrations"
     return sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))

@@ -195,6 +195,42 @@ def test_cancel_after_chunks_leaves_the_rest_failed(client, logged_in, seed):
     assert again.status_code == 409
 
 
+def test_a_cancel_flagged_only_in_redis_stops_the_task(client, logged_in, seed):
+    seed.failed_links(seed.app(), 10)
+    operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
+    set_chunk_size(operation_id, 4)
+    assert retry._run_one_chunk(operation_id) == 4
+    assert bulk_progress.cancel_progress(operation_id)  # the hash alone, not the database
+    run_queued_admin_tasks()
+    assert failed_count() == 6
+    data = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
+    assert (data["status"], data["completed"]) == ("cancelled", 4)
+
+
+def test_two_runners_at_once_reset_each_row_exactly_once(client, logged_in, seed):
+    links = seed.failed_links(seed.app(), 60)
+    operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
+    set_chunk_size(operation_id, 3)
+    queued_tasks()  # the runners below stand in for the queued task
+    barrier = threading.Barrier(2)
+
+    def runner():
+        barrier.wait()
+        retry.run_bulk_retry(operation_id)
+
+    threads = [threading.Thread(target=runner) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    jobs = [task.args[:2] for task in queued_tasks() if task.name == "snapshot"]
+    assert sorted(jobs) == sorted(links)  # one job per row: none twice, none missing
+    assert failed_count() == 0
+    data = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
+    assert (data["status"], data["completed"], data["succeeded"], data["skipped"]) == (
+        "completed", 60, 60, 0)
+
+
 def test_progress_falls_back_to_database_after_expiry(client, logged_in, seed):
     seed.failed_links(seed.app(), 2)
     operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]

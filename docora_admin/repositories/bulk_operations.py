@@ -47,19 +47,6 @@ def get_operation(conn, operation_id, for_update=False):
                         (operation_id,)).fetchone()
 
 
-def record_chunk(conn, operation_id, *, succeeded, failed, cursor_updated_at, cursor_link_id):
-    """Add one chunk's outcome, move the cursor and beat the heart, in the chunk's transaction."""
-    conn.execute("""
-        UPDATE bulk_operations
-        SET succeeded = succeeded + %(succeeded)s, failed = failed + %(failed)s,
-            completed = completed + %(succeeded)s + %(failed)s,
-            cursor_updated_at = %(cursor_updated_at)s, cursor_link_id = %(cursor_link_id)s,
-            heartbeat_at = now()
-        WHERE id = %(id)s
-    """, {"id": operation_id, "succeeded": succeeded, "failed": failed,
-          "cursor_updated_at": cursor_updated_at, "cursor_link_id": cursor_link_id})
-
-
 def finish(conn, operation_id, status, error=None):
     """End the operation. Targets never reached because they left `failed` count as skipped;
     when cancelled, the rest simply stay failed and are not counted."""

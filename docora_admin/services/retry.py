@@ -1,12 +1,13 @@
 """Retrying failed links: one at a time from a request, or in bulk through a Huey task.
 
 A bulk retry is started by a request that only counts and records (start_bulk_retry), and worked
-through by run_bulk_retry in chunks: each chunk resets still-failed targets, records counters and
-the cursor in one transaction, then queues the snapshot jobs. A worker killed between chunks
-leaves a resumable operation; a killed one mid-chunk leaves nothing half-written, because the
-chunk's transaction is all or nothing.
+through by run_bulk_retry in chunks: each chunk resets still-failed targets and moves the
+operation's counters and cursor in one statement (its own transaction), then queues the snapshot
+jobs. A worker killed between chunks leaves a resumable operation; a killed one mid-chunk leaves
+nothing half-written, because the chunk's transaction is all or nothing.
 """
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -100,23 +101,26 @@ def _refuse_if_busy(conn, app_id):
 def run_bulk_retry(operation_id):
     """Work through an operation's frozen targets chunk by chunk until done or cancelled.
 
-    Safe to run twice at once or after a crash: each chunk locks the operation row, reads the
-    cursor it left, and resets only rows still failed. While PostgreSQL works on one chunk, a
-    helper thread queues the jobs of the previous one (the SQL and the Redis push each take
-    about half of a chunk's time, so overlapping them nearly doubles the rate)."""
+    Safe to run twice at once or after a crash: each chunk is one statement that locks the
+    operation, starts from the cursor it left and resets only rows still failed. While
+    PostgreSQL works on one chunk, a helper thread queues the jobs of the previous one (the SQL
+    and the Redis push each take about half of a chunk's time)."""
     _sync_progress_from_database(operation_id)
     # An optional pause between chunks throttles the load a huge retry puts on the apps.
     delay = runtime.settings().bulk_chunk_delay_ms / 1000
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-enqueue") as pusher:
+    cancel_flagged = threading.Event()  # the Redis hash said cancelled (see _queue_chunk)
+    with db.autocommit_connection() as conn, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-enqueue") as pusher:
+        chunks = _Chunks(conn, operation_id)
         pending = None
         while True:
-            rows = _reset_one_chunk(operation_id)
+            rows = chunks.reset_next(recheck=cancel_flagged.is_set())
             if pending is not None:
                 pending.result()  # at most one chunk in flight; re-raise a failed push
                 pending = None
             if rows is None:
                 return
-            pending = pusher.submit(_queue_chunk, operation_id, rows)
+            pending = pusher.submit(_queue_chunk, operation_id, rows, cancel_flagged)
             if delay:
                 time.sleep(delay)
 
@@ -124,49 +128,70 @@ def run_bulk_retry(operation_id):
 def _run_one_chunk(operation_id):
     """One chunk, start to end (reset, then queue). Returns the number of links queued, or
     None when the operation has ended."""
-    rows = _reset_one_chunk(operation_id)
-    if rows is not None:
-        _queue_chunk(operation_id, rows)
-        return len(rows)
-    return None
+    with db.autocommit_connection() as conn:
+        rows = _Chunks(conn, operation_id).reset_next()
+    if rows is None:
+        return None
+    _queue_chunk(operation_id, rows)
+    return len(rows)
 
 
-def _queue_chunk(operation_id, rows):
+def _queue_chunk(operation_id, rows, cancel_flagged=None):
     # The rows are committed as pending_snapshot and counted. If this process dies before the
     # push, the scheduler's pass over pending_snapshot links queues them instead.
-    job_queue.enqueue_snapshots([(r["app_id"], r["repository_id"]) for r in rows], operation_id)
-    bulk_progress.increment_progress(operation_id, succeeded=len(rows))
+    job_queue.enqueue_snapshots(rows, operation_id)
+    cancelled = bulk_progress.increment_progress(operation_id, succeeded=len(rows))
+    if cancelled and cancel_flagged is not None:
+        cancel_flagged.set()
 
 
-def _reset_one_chunk(operation_id):
-    """Reset one chunk in one transaction. Returns the reset links, or None when the operation
-    has ended (or was already over)."""
-    with db.connection() as conn:
-        op = ops_repo.get_operation(conn, operation_id, for_update=True)
-        if op is None or op["status"] not in ops_repo.ACTIVE:
-            return None
-        if op["cancel_requested"] or bulk_progress.is_cancelled(operation_id):
-            finished = ops_repo.finish(conn, operation_id, "cancelled")
-            conn.commit()
-            _publish_final(finished)
-            return None
-        cursor = ((op["cursor_updated_at"], str(op["cursor_link_id"]))
-                  if op["cursor_updated_at"] else retry_links.CURSOR_START)
-        chunk = retry_links.next_chunk(
-            conn, app_id=op["app_id"], frozen_at=op["frozen_at"], after_updated_at=cursor[0],
-            after_id=cursor[1], limit=op["chunk_size"])
-        if not chunk:
-            finished = ops_repo.finish(conn, operation_id, "completed")
-            conn.commit()
-            _publish_final(finished)
-            return None
-        rows = retry_links.reset_links(conn, [row["id"] for row in chunk])
-        # Rows of the chunk that left `failed` meanwhile are passed by the cursor and end up
-        # counted as skipped when the operation finishes.
-        ops_repo.record_chunk(conn, operation_id, succeeded=len(rows), failed=0,
-                              cursor_updated_at=chunk[-1]["updated_at"],
-                              cursor_link_id=chunk[-1]["id"])
-    return rows
+class _Chunks:
+    """The chunks of one operation, reset one statement each on an autocommit connection.
+
+    The operation row is read (and locked) only to start, and again when the chunk statement
+    refuses to go on: cancel requested, operation over, or its cursor moved by another runner.
+    """
+
+    def __init__(self, conn, operation_id):
+        self.conn = conn
+        self.operation_id = operation_id
+        self.op = None  # as last read; None: read it before the next chunk
+        self.after = None  # the cursor the next chunk starts after
+
+    def reset_next(self, recheck=False):
+        """Reset the next chunk; return its reset links, or None once the operation has ended.
+        `recheck` re-reads the operation first (the Redis hash said cancelled)."""
+        if recheck:
+            self.op = None
+        while True:
+            if self.op is None and not self._settle():
+                return None
+            outcome, rows, self.after = retry_links.reset_chunk(self.conn, self.op, self.after)
+            if outcome == "chunk":
+                return rows
+            if outcome == "done":
+                self._settle(exhausted=True)
+                return None
+            self.op = None  # stopped: find out why, under the lock
+
+    def _settle(self, exhausted=False):
+        """Read the operation under its lock. End it when cancel was asked (cancelled) or no
+        target is left (completed); return True when chunks should go on."""
+        with self.conn.transaction():
+            op = ops_repo.get_operation(self.conn, self.operation_id, for_update=True)
+            if op is None or op["status"] not in ops_repo.ACTIVE:
+                return False
+            if op["cancel_requested"] or bulk_progress.is_cancelled(self.operation_id):
+                finished = ops_repo.finish(self.conn, self.operation_id, "cancelled")
+            elif exhausted:
+                finished = ops_repo.finish(self.conn, self.operation_id, "completed")
+            else:
+                self.op = op
+                self.after = ((op["cursor_updated_at"], op["cursor_link_id"])
+                              if op["cursor_updated_at"] else retry_links.CURSOR_START)
+                return True
+        _publish_final(finished)
+        return False
 
 
 def _sync_progress_from_database(operation_id):

@@ -11,6 +11,13 @@ from urllib.parse import urlparse
 from werkzeug.security import generate_password_hash
 
 
+# Rows per bulk-retry chunk: one statement and one commit each, and the cancel check between
+# chunks. 1,000 rather than 100: per-chunk costs (a round trip, planning, a commit) made 100-row
+# chunks reach only ~14,000 rows/s here against ~22,000 rows/s at 1,000 (bench/bulk_retry.py),
+# while a 1,000-row chunk still takes only ~40 ms, so a cancel still lands at once.
+DEFAULT_BULK_CHUNK_SIZE = 1000
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
@@ -113,7 +120,7 @@ def load_settings(env=None):
         admin_password_hash=_password_hash(env),
         encryption_key=_encryption_key(env),
         max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS", 5, 1, 100),
-        bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", 100, 1, 10_000),
+        bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", DEFAULT_BULK_CHUNK_SIZE, 1, 10_000),
         bulk_stall_seconds=_int(env, "BULK_STALL_SECONDS", 30, 1, 3600),
         bulk_chunk_delay_ms=_int(env, "BULK_CHUNK_DELAY_MS", 0, 0, 60_000),
         rescan_interval_minutes=_int(env, "RESCAN_INTERVAL_MINUTES", 360, 1, 100_000),

@@ -224,7 +224,8 @@ def main():
         print(f"run {i}: {args.rows:,} failed, chunk {args.chunk_size}: POST answered in "
               f"{main_run['post_ms']:.1f} ms; completed == total ({main_run['completed']:,}) "
               f"after {main_run['seconds']:.2f} s = {main_run['rows_per_s']:,.0f} rows/s; "
-              f"{main_run['queued']:,} snapshot jobs queued; progress poll median "
+              f"{main_run['queued']:,} snapshot jobs still queued when the consumer was stopped "
+              f"(its worker takes them once the bulk task ends); progress poll median "
               f"{main_run['poll_ms_median']:.1f} ms")
     seconds = statistics.median(r["seconds"] for r in runs)
     print(f"median of {len(runs)}: {seconds:.2f} s = {args.rows / seconds:,.0f} rows/s")

@@ -55,16 +55,25 @@ def connection():
 
 
 @contextlib.contextmanager
-def autocommit_connection():
+def autocommit_connection(synchronous_commit=True):
     """Borrow a pooled connection in autocommit mode: each statement is its own transaction
-    (no BEGIN and COMMIT round trips); `conn.transaction()` still groups statements."""
+    (no BEGIN and COMMIT round trips); `conn.transaction()` still groups statements.
+
+    synchronous_commit=False turns on PostgreSQL's asynchronous commit for this borrowing: a
+    commit returns before its WAL is on disk. A crash of the database server (not of this
+    process) can then lose the last ~0.6 s of commits, each whole or not at all; callers must
+    be able to redo them."""
     with connection() as conn:
         conn.autocommit = True
+        if not synchronous_commit:
+            conn.execute("SET synchronous_commit = off")
         try:
             yield conn
         finally:
-            if not conn.closed:
-                conn.autocommit = False  # pooled connections are handed out transactional
+            if not conn.closed:  # hand it back as the pool gave it
+                if not synchronous_commit:
+                    conn.execute("RESET synchronous_commit")
+                conn.autocommit = False
 
 
 def _migration_files():

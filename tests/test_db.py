@@ -45,3 +45,12 @@ def test_status_change_touches_updated_at(seed):
         conn.execute("UPDATE app_repositories SET status = 'pending_snapshot'")
         after = conn.execute("SELECT updated_at FROM app_repositories").fetchone()["updated_at"]
     assert same == before < after
+
+
+def test_autocommit_borrowing_hands_the_connection_back_as_it_was(app):
+    with db.autocommit_connection(synchronous_commit=False) as conn:
+        assert conn.autocommit is True
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "off"
+    assert conn.autocommit is False
+    with conn.transaction():
+        assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"

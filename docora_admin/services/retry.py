@@ -104,12 +104,19 @@ def run_bulk_retry(operation_id):
     Safe to run twice at once or after a crash: each chunk is one statement that locks the
     operation, starts from the cursor it left and resets only rows still failed. While
     PostgreSQL works on one chunk, a helper thread queues the jobs of the previous one (the SQL
-    and the Redis push each take about half of a chunk's time)."""
+    and the Redis push each take about half of a chunk's time).
+
+    Chunks commit asynchronously (8% faster: no wait for each chunk's WAL flush). Should the
+    database server crash, it may come back without the last chunks: their links are failed
+    again, the operation's cursor and counters are back before them, and the resume redoes
+    them. A job already queued for such a link finds it failed and does nothing (its claim
+    needs pending_snapshot), and no job can have claimed a link whose chunk was lost, because
+    its own synchronous commit would have flushed that chunk first."""
     _sync_progress_from_database(operation_id)
     # An optional pause between chunks throttles the load a huge retry puts on the apps.
     delay = runtime.settings().bulk_chunk_delay_ms / 1000
     cancel_flagged = threading.Event()  # the Redis hash said cancelled (see _queue_chunk)
-    with db.autocommit_connection() as conn, \
+    with db.autocommit_connection(synchronous_commit=False) as conn, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-enqueue") as pusher:
         chunks = _Chunks(conn, operation_id)
         pending = None

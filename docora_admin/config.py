@@ -12,9 +12,10 @@ from werkzeug.security import generate_password_hash
 
 
 # Rows per bulk-retry chunk: one statement and one commit each, and the cancel check between
-# chunks. 1,000 rather than 100: per-chunk costs (a round trip, planning, a commit) made 100-row
-# chunks reach only ~14,000 rows/s here against ~22,000 rows/s at 1,000 (bench/bulk_retry.py),
-# while a 1,000-row chunk still takes only ~40 ms, so a cancel still lands at once.
+# chunks. 1,000 rather than 100: per-chunk costs (a round trip, planning, a commit) hold 100-row
+# chunks to ~14,000 rows/s on a 2-core machine against ~24,000 rows/s at 1,000
+# (bench/bulk_retry.py), while a 1,000-row chunk still takes only ~40 ms, so a cancel still lands
+# at once.
 DEFAULT_BULK_CHUNK_SIZE = 1000
 
 

@@ -213,16 +213,21 @@ def test_two_runners_at_once_reset_each_row_exactly_once(client, logged_in, seed
     set_chunk_size(operation_id, 3)
     queued_tasks()  # the runners below stand in for the queued task
     barrier = threading.Barrier(2)
+    errors = []
 
     def runner():
         barrier.wait()
-        retry.run_bulk_retry(operation_id)
+        try:
+            retry.run_bulk_retry(operation_id)
+        except Exception as exc:  # a thread's exception would otherwise only be printed
+            errors.append(exc)
 
     threads = [threading.Thread(target=runner) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
+    assert not any(thread.is_alive() for thread in threads) and errors == []
     jobs = [task.args[:2] for task in queued_tasks() if task.name == "snapshot"]
     assert sorted(jobs) == sorted(links)  # one job per row: none twice, none missing
     assert failed_count() == 0

@@ -39,6 +39,10 @@ class Settings:
     retry_backoff_seconds: int
     delivery_timeout_s: int
     session_cookie_secure: bool
+    job_lease_seconds: int
+    lost_job_grace_seconds: int
+    watchdog_interval_seconds: int
+    attempt_log_retention_days: int
 
 
 def _required(env, name, hint):
@@ -128,4 +132,8 @@ def load_settings(env=None):
         retry_backoff_seconds=_int(env, "RETRY_BACKOFF_SECONDS", 60, 1, 86_400),
         delivery_timeout_s=_int(env, "DELIVERY_TIMEOUT_S", 30, 1, 600),
         session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
+        job_lease_seconds=_int(env, "JOB_LEASE_SECONDS", 60, 5, 3600),
+        lost_job_grace_seconds=_int(env, "LOST_JOB_GRACE_SECONDS", 20, 1, 3600),
+        watchdog_interval_seconds=_int(env, "WATCHDOG_INTERVAL_SECONDS", 5, 1, 60),
+        attempt_log_retention_days=_int(env, "ATTEMPT_LOG_RETENTION_DAYS", 30, 1, 3650),
     )

@@ -26,6 +26,9 @@ def open_pool(database_url, max_size=10):
         max_size=max_size,
         timeout=POOL_TIMEOUT_S,
         kwargs={"row_factory": dict_row, "connect_timeout": 2},
+        # A connection the server dropped (a restart, a crash) is replaced before it is handed
+        # out, instead of failing the first requests after PostgreSQL comes back.
+        check=ConnectionPool.check_connection,
         open=False,
         name="docora-admin",
     )

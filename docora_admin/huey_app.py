@@ -27,10 +27,14 @@ huey = PriorityRedisHuey(
 
 @huey.on_startup()
 def start_worker_runtime():
-    """Each consumer worker needs the pool and Redis client the services use."""
+    """Each consumer worker needs the pool and Redis client the services use; the process
+    needs its watchdog thread (started once, whichever worker comes first)."""
     try:
         runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
     except ConfigError as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")
         sys.stderr.flush()
         os._exit(2)
+    from .services import watchdog
+
+    watchdog.start()

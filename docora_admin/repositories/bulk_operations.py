@@ -1,18 +1,24 @@
-"""The bulk_operations table: durable record, cursor and counters of every bulk retry."""
+"""The bulk_operations table: durable record, cursor and counters of every bulk retry, and its
+target list when it is a selection of links."""
 import psycopg
+from psycopg.types.json import Jsonb
 
 ACTIVE = ("running", "cancelling")
 _COLUMNS = """id, scope, app_id, requested_by, total, completed, succeeded, failed, skipped,
-    delivered, delivery_failed, frozen_at, cursor_updated_at, cursor_link_id, chunk_size,
-    status, cancel_requested, error, heartbeat_at, created_at, finished_at"""
+    delivered, delivery_failed, gone, frozen_at, cursor_updated_at, cursor_link_id, chunk_size,
+    status, cancel_requested, error, heartbeat_at, created_at, finished_at, filter,
+    outcome_changed_at, settled_at,
+    coalesce(filter ?| array['links', 'failed_again_of'], false) AS walks_list"""
 
 
 class ScopeBusy(Exception):
     """Another bulk retry is already running for this scope."""
 
 
-def insert_operation(conn, *, operation_id, scope, app_id, requested_by, chunk_size, total):
-    """Create a running operation frozen at the transaction's now(); ScopeBusy if one runs.
+def insert_operation(conn, *, operation_id, scope, app_id, requested_by, chunk_size, total,
+                     filter=None):
+    """Create a running operation frozen at the transaction's now(); ScopeBusy if one runs for
+    the same app (or for all apps when app_id is None).
 
     Call it inside an open transaction: it runs in a savepoint so that transaction survives
     the unique violation."""
@@ -20,12 +26,51 @@ def insert_operation(conn, *, operation_id, scope, app_id, requested_by, chunk_s
         with conn.transaction():
             return conn.execute(f"""
                 INSERT INTO bulk_operations (id, scope, app_id, requested_by, total, frozen_at,
-                                             chunk_size)
-                VALUES (%s, %s, %s, %s, %s, now(), %s)
+                                             chunk_size, filter)
+                VALUES (%s, %s, %s, %s, %s, now(), %s, %s)
                 RETURNING {_COLUMNS}
-            """, (operation_id, scope, app_id, requested_by, total, chunk_size)).fetchone()
+            """, (operation_id, scope, app_id, requested_by, total, chunk_size,
+                  Jsonb(filter) if filter is not None else None)).fetchone()
     except psycopg.errors.UniqueViolation:
         raise ScopeBusy() from None
+
+
+def set_total(conn, operation_id, total):
+    conn.execute("UPDATE bulk_operations SET total = %s WHERE id = %s", (total, operation_id))
+
+
+def insert_link_targets(conn, operation_id, links):
+    """Freeze a selection given as [(app_id, repository_id)]: the links that exist and are failed
+    now become the operation's targets. Returns how many."""
+    return conn.execute("""
+        INSERT INTO bulk_operation_targets (operation_id, link_id)
+        SELECT DISTINCT %(operation_id)s, ar.id
+        FROM unnest(%(app_ids)s::text[], %(repository_ids)s::text[]) AS t(app_id, repository_id)
+        JOIN app_repositories ar
+          ON ar.app_id = t.app_id AND ar.repository_id = t.repository_id
+        WHERE ar.status = 'failed'
+    """, {"operation_id": operation_id, "app_ids": [a for a, _ in links],
+          "repository_ids": [r for _, r in links]}).rowcount
+
+
+def count_failed_again(conn, source_operation_id):
+    """Links that failed again (gave up) in an operation and are still failed."""
+    return conn.execute("""
+        SELECT count(*) AS n FROM delivery_attempts da
+        JOIN app_repositories ar ON ar.id = da.link_id
+        WHERE da.operation_id = %s AND da.link_status = 'failed' AND ar.status = 'failed'
+    """, (source_operation_id,)).fetchone()["n"]
+
+
+def insert_failed_again_targets(conn, operation_id, source_operation_id):
+    """Freeze "the links that failed again in operation X" (and are still failed) as this
+    operation's targets. Returns how many."""
+    return conn.execute("""
+        INSERT INTO bulk_operation_targets (operation_id, link_id)
+        SELECT DISTINCT %s, da.link_id FROM delivery_attempts da
+        JOIN app_repositories ar ON ar.id = da.link_id
+        WHERE da.operation_id = %s AND da.link_status = 'failed' AND ar.status = 'failed'
+    """, (operation_id, source_operation_id)).rowcount
 
 
 def delete_operation(conn, operation_id):
@@ -48,8 +93,9 @@ def get_operation(conn, operation_id, for_update=False):
 
 
 def finish(conn, operation_id, status, error=None):
-    """End the operation. Targets never reached because they left `failed` count as skipped;
-    when cancelled, the rest simply stay failed and are not counted."""
+    """End the operation's reset phase. Targets never reached because they left `failed` count
+    as skipped; when cancelled, the rest simply stay failed and are not counted. An operation
+    that reset nothing has nothing to wait for: it is settled at once."""
     return conn.execute(f"""
         UPDATE bulk_operations
         SET status = %(status)s::varchar, error = %(error)s, finished_at = now(),
@@ -57,28 +103,28 @@ def finish(conn, operation_id, status, error=None):
             skipped = CASE WHEN %(status)s::varchar = 'completed'
                            THEN greatest(total - succeeded - failed, 0) ELSE skipped END,
             completed = CASE WHEN %(status)s::varchar = 'completed'
-                             THEN greatest(total, succeeded + failed) ELSE completed END
+                             THEN greatest(total, succeeded + failed) ELSE completed END,
+            settled_at = CASE WHEN succeeded = 0 THEN now() ELSE settled_at END
         WHERE id = %(id)s
         RETURNING {_COLUMNS}
     """, {"id": operation_id, "status": status, "error": error}).fetchone()
 
 
 def request_cancel(conn, operation_id):
-    """Flag the operation for cancellation. Waits for an in-flight chunk (it holds the row lock),
-    so once this returns no further chunk starts. Returns the row, or None for an unknown id."""
-    return conn.execute(f"""
+    """Flag a running operation for cancellation. Waits for an in-flight chunk (it holds the row
+    lock), so once this returns no further chunk starts. Returns (row, changed): the row as it is
+    now (None for an unknown id) and whether it was still active. An ended operation is left
+    exactly as it is."""
+    row = conn.execute(f"""
         UPDATE bulk_operations
         SET cancel_requested = true,
             status = CASE WHEN status = 'running' THEN 'cancelling' ELSE status END
-        WHERE id = %s
+        WHERE id = %s AND status IN ('running', 'cancelling')
         RETURNING {_COLUMNS}
     """, (operation_id,)).fetchone()
-
-
-def record_delivery(conn, operation_id, delivered):
-    column = "delivered" if delivered else "delivery_failed"
-    conn.execute(f"UPDATE bulk_operations SET {column} = {column} + 1 WHERE id = %s",
-                 (operation_id,))
+    if row is not None:
+        return row, True
+    return get_operation(conn, operation_id), False
 
 
 def claim_stalled(conn, stall_seconds):
@@ -93,6 +139,66 @@ def claim_stalled(conn, stall_seconds):
         RETURNING id
     """, (stall_seconds,)).fetchall()
     return [row["id"] for row in rows]
+
+
+def list_unsettled(conn, limit=100):
+    """Operations whose reset links may still be in progress, oldest first."""
+    return conn.execute(f"""
+        SELECT {_COLUMNS} FROM bulk_operations
+        WHERE settled_at IS NULL ORDER BY created_at LIMIT %s
+    """, (limit,)).fetchall()
+
+
+def ended_episodes(conn, operation_id):
+    """{delivered, failed_again}: links this operation reset whose episode has ended, counted
+    from the attempt log (migration 007's partial index answers it alone)."""
+    return conn.execute("""
+        SELECT count(*) FILTER (WHERE link_status = 'synced') AS delivered,
+               count(*) FILTER (WHERE link_status = 'failed') AS failed_again
+        FROM delivery_attempts
+        WHERE operation_id = %s AND link_status IN ('synced', 'failed')
+    """, (operation_id,)).fetchone()
+
+
+def links_in_progress(conn, operation_id):
+    """Links of this operation's episodes that have not ended, counted from the links
+    themselves (a walk of the in-progress index): the exact check behind settling."""
+    return conn.execute("""
+        SELECT count(*) AS n FROM app_repositories
+        WHERE status IN ('pending_snapshot', 'scanning') AND retry_operation_id = %s
+    """, (operation_id,)).fetchone()["n"]
+
+
+def save_outcome(conn, operation_id, delivered, failed_again, gone, settle):
+    """Store the outcome counters; `settle` marks the operation settled. Returns the row."""
+    return conn.execute(f"""
+        UPDATE bulk_operations
+        SET outcome_changed_at = CASE WHEN (delivered, delivery_failed, gone)
+                                           IS DISTINCT FROM (%(d)s, %(f)s, %(g)s)
+                                      THEN now() ELSE outcome_changed_at END,
+            delivered = %(d)s, delivery_failed = %(f)s, gone = %(g)s,
+            settled_at = CASE WHEN %(settle)s THEN coalesce(settled_at, now())
+                              ELSE settled_at END
+        WHERE id = %(id)s
+        RETURNING {_COLUMNS}
+    """, {"id": operation_id, "d": delivered, "f": failed_again, "g": gone,
+          "settle": settle}).fetchone()
+
+
+def failed_again_page(conn, operation_id, after_id=None, limit=50):
+    """The links this operation reset that failed again, in the order they ended; keyset paged
+    by attempt id. Each row has the link's current status."""
+    return conn.execute("""
+        SELECT da.id AS attempt_id, da.app_id, da.repository_id, da.finished_at, da.error,
+               da.http_status, a.app_name, r.owner, r.name, ar.status AS current_status
+        FROM delivery_attempts da
+        LEFT JOIN apps a ON a.app_id = da.app_id
+        LEFT JOIN repositories r ON r.repository_id = da.repository_id
+        LEFT JOIN app_repositories ar ON ar.id = da.link_id
+        WHERE da.operation_id = %(id)s AND da.link_status = 'failed'
+          AND da.id > coalesce(%(after)s, 0)
+        ORDER BY da.id LIMIT %(limit)s
+    """, {"id": operation_id, "after": after_id, "limit": limit}).fetchall()
 
 
 def list_recent(conn, limit=50, before=None):

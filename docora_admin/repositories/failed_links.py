@@ -15,6 +15,8 @@ import re
 
 from psycopg import sql
 
+from . import link_filters
+
 # Whitelisted sort keys → ORDER BY expressions. Every order ends on ar.id so pages are stable.
 SORT_COLUMNS = {
     "updated_at": [sql.SQL("ar.updated_at")],
@@ -32,10 +34,6 @@ _SORT_JOINS = {
 }
 
 
-def _escape_like(text):
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 # What a search match carries: enough to order a page without going back to the table.
 _MATCH_COLUMNS = sql.SQL("ar.id, ar.app_id, ar.repository_id, ar.updated_at, ar.retry_count")
 
@@ -46,10 +44,19 @@ def _indexable(search):
     return re.search(r"[^\W_]{3}", search) is not None
 
 
-def _matching(app_id, search, columns=_MATCH_COLUMNS):
-    """`columns` of the failed links (of one app, when app_id) whose app name, repository
-    owner/name or error text contains %(pattern)s, each link once."""
-    scope = sql.SQL("AND ar.app_id = %(app_id)s" if app_id else "")
+def _scope(app_id, since, until):
+    """Conditions on `ar` for the app and the failed-since range (constants, chosen by which
+    are present)."""
+    return sql.SQL(" ").join(sql.SQL(text) for text, present in (
+        ("AND ar.app_id = %(app_id)s", app_id),
+        ("AND ar.updated_at >= %(since)s::timestamptz", since is not None),
+        ("AND ar.updated_at < %(until)s::timestamptz", until is not None)) if present)
+
+
+def _matching(app_id, search, since=None, until=None, columns=_MATCH_COLUMNS):
+    """`columns` of the failed links (of one app, when app_id; failed in [since, until)) whose
+    app name, repository owner/name or error text contains %(pattern)s, each link once."""
+    scope = _scope(app_id, since, until)
     if not _indexable(search):
         # No trigram to look up: every failed row is read whatever we do, and one (parallel)
         # pass over the join is cheaper than three.
@@ -78,31 +85,33 @@ def _matching(app_id, search, columns=_MATCH_COLUMNS):
     """).format(columns=columns, scope=scope)
 
 
-def _params(app_id, search):
-    params = {}
+def _params(app_id, search, since=None, until=None):
+    params = {"since": since, "until": until}
     if app_id:
         params["app_id"] = app_id
     if search:
-        params["pattern"] = f"%{_escape_like(search)}%"
+        params["pattern"] = link_filters.search_pattern(search)
     return params
 
 
-def _failed_links(app_id, search):
+def _failed_links(app_id, search, since=None, until=None):
     """(FROM item named `ar`, WHERE condition): the failed links in scope, with at least the
     columns a page is ordered by."""
     if search:
-        return sql.SQL("({}) ar").format(_matching(app_id, search)), sql.SQL("true")
-    return sql.SQL("app_repositories ar"), sql.SQL(
-        "ar.status = 'failed'" + (" AND ar.app_id = %(app_id)s" if app_id else ""))
+        return (sql.SQL("({}) ar").format(_matching(app_id, search, since, until)),
+                sql.SQL("true"))
+    return sql.SQL("app_repositories ar"), sql.SQL("ar.status = 'failed' {}").format(
+        _scope(app_id, since, until))
 
 
-def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset):
+def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset, since=None,
+                until=None):
     """One page of failed links with their app and repository."""
     direction = sql.SQL("DESC") if descending else sql.SQL("ASC")
     order = sql.SQL(", ").join(
         sql.SQL("{} {}").format(col, direction)
         for col in SORT_COLUMNS[sort_by] + [sql.SQL("ar.id")])
-    links, where = _failed_links(app_id, search)
+    links, where = _failed_links(app_id, search, since, until)
     # The same ORDER BY twice: inside it picks the page's ids, outside it orders those rows
     # (same aliases, same statement snapshot, so the same values).
     query = sql.SQL("""
@@ -115,21 +124,21 @@ def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset):
         JOIN repositories r ON r.repository_id = ar.repository_id
         ORDER BY {order}
     """).format(links=links, sort_join=_SORT_JOINS[sort_by], where=where, order=order)
-    params = _params(app_id, search)
+    params = _params(app_id, search, since, until)
     params.update(limit=limit, offset=offset)
     return conn.execute(query, params).fetchall()
 
 
-def count_failed(conn, *, app_id, search):
+def count_failed(conn, *, app_id, search, since=None, until=None):
     """How many failed links match the filter."""
     if search:
         query = sql.SQL("SELECT count(*) AS n FROM ({}) matching").format(
-            _matching(app_id, search, sql.SQL("ar.id")))
+            _matching(app_id, search, since, until, sql.SQL("ar.id")))
     else:
         # The partial failed-link indexes answer this alone.
         query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(
-            *_failed_links(app_id, None))
-    return conn.execute(query, _params(app_id, search)).fetchone()["n"]
+            *_failed_links(app_id, None, since, until))
+    return conn.execute(query, _params(app_id, search, since, until)).fetchone()["n"]
 
 
 def failed_count_by_app(conn):

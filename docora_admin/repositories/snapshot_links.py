@@ -1,18 +1,46 @@
-"""The snapshot job's view of a link: claim it, read what delivering needs, record the outcome,
-and the scheduler's queries."""
+"""The snapshot job's view of a link: claim it, read what delivering needs, record how the attempt
+ended (the status change and its attempt-log row in one statement), and the sweeper's queries.
 
-# How long a queued job may take to start before the scheduler queues it again.
-LOST_JOB_GRACE = "10 minutes"
+Every statement that moves a link to pending_snapshot bumps job_generation and returns what the
+caller must queue: (app_id, repository_id, retry_operation_id, job_generation) and the statement's
+time in microseconds (the job's place in the queue).
+"""
+from .retry_links import STAMP
+
+# What a statement that queues a link returns.
+_QUEUED = f"app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS stamp"
+
+# The attempt-log row of an attempt that ends in the statement's `ended` CTE. `ended` returns
+# the link's id, app_id, repository_id, retry_cause, retry_operation_id and status (the new
+# one); the rest comes from parameters.
+_LOG_ATTEMPT = """
+    INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt, cause, operation_id,
+                                   started_at, outcome, link_status, error, http_status,
+                                   files_sent, bytes_sent)
+    SELECT id, app_id, repository_id, %(attempt)s, coalesce(retry_cause, 'scheduler'),
+           retry_operation_id, %(started_at)s, %(outcome)s, status, %(error)s, %(http_status)s,
+           %(files)s, %(bytes)s
+    FROM ended
+"""
 
 
-def claim(conn, app_id, repository_id):
-    """pending_snapshot → scanning in one statement; None when there is nothing to claim
-    (a duplicate or stale job, or a link whose app or repository was deleted)."""
+def claim(conn, app_id, repository_id, generation, lease_seconds):
+    """pending_snapshot → scanning in one statement, for the job queued for `generation` (None:
+    a job queued before generations existed, which claims whatever is pending). The claim holds
+    a lease: next_attempt_at is its end, renewed while the job runs. Returns the link's id,
+    retry_count, episode and start time, or None when there is nothing to claim (a duplicate or
+    stale job, or a link whose app or repository was deleted)."""
     return conn.execute("""
-        UPDATE app_repositories SET status = 'scanning', updated_at = now()
-        WHERE app_id = %s AND repository_id = %s AND status = 'pending_snapshot'
-        RETURNING id, retry_count
-    """, (app_id, repository_id)).fetchone()
+        UPDATE app_repositories
+        SET status = 'scanning', updated_at = now(),
+            next_attempt_at = now() + make_interval(secs => %(lease)s)
+        WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
+          AND status = 'pending_snapshot'
+          AND (%(generation)s::integer IS NULL OR job_generation = %(generation)s::integer)
+        RETURNING id, retry_count, job_generation, retry_cause, retry_operation_id,
+                  updated_at AS started_at
+    """, {"app_id": app_id, "repository_id": repository_id, "generation": generation,
+          "lease": lease_seconds}).fetchone()
 
 
 def delivery_context(conn, app_id, repository_id):
@@ -28,44 +56,151 @@ def delivery_context(conn, app_id, repository_id):
     """, (app_id, repository_id)).fetchone()
 
 
-def mark_synced(conn, app_id, repository_id):
-    conn.execute("""
-        UPDATE app_repositories
-        SET status = 'synced', updated_at = now(), last_scanned_at = now(), retry_count = 0,
-            last_error = NULL, next_attempt_at = NULL
-        WHERE app_id = %s AND repository_id = %s AND status = 'scanning'
-    """, (app_id, repository_id))
+def _attempt_params(claim_row, outcome, error=None, http_status=None, files=0, bytes_sent=0):
+    return {"link_id": claim_row["id"], "generation": claim_row["job_generation"],
+            "attempt": claim_row["retry_count"] + 1, "started_at": claim_row["started_at"],
+            "outcome": outcome, "error": error, "http_status": http_status, "files": files,
+            "bytes": bytes_sent}
 
 
-def mark_attempt_failed(conn, app_id, repository_id, error, max_attempts, backoff_seconds):
-    """retry_count + 1 and last_error; `failed` at the limit, else back to pending_snapshot
-    after a delay. Returns the new status."""
-    row = conn.execute("""
-        UPDATE app_repositories
-        SET retry_count = retry_count + 1, last_error = %(error)s, updated_at = now(),
-            status = CASE WHEN retry_count + 1 >= %(max)s THEN 'failed'
-                          ELSE 'pending_snapshot' END,
-            next_attempt_at = CASE WHEN retry_count + 1 >= %(max)s THEN NULL
-                                   ELSE now() + make_interval(secs => %(delay)s) END
-        WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
-          AND status = 'scanning'
-        RETURNING status
-    """, {"error": error, "max": max_attempts, "delay": backoff_seconds, "app_id": app_id,
-          "repository_id": repository_id}).fetchone()
-    return row["status"] if row else None
-
-
-def take_due(conn, limit, rescan_minutes):
-    """Links the scheduler should queue now, marked so the next run skips them:
-    pending_snapshot whose next attempt is due, and synced links due for a re-scan (moved to
-    pending_snapshot). Never failed ones."""
+def mark_synced(conn, claim_row, files=0, bytes_sent=0):
+    """The attempt delivered: the link is synced and the attempt logged. Returns the link's
+    episode (retry_operation_id), or None when the claim was lost meanwhile (the lease expired
+    and the link was given to another job)."""
     return conn.execute(f"""
-        WITH pending AS (
+        WITH ended AS (
+            UPDATE app_repositories
+            SET status = 'synced', updated_at = now(), last_scanned_at = now(),
+                retry_count = 0, last_error = NULL, next_attempt_at = NULL
+            WHERE id = %(link_id)s AND status = 'scanning'
+              AND job_generation = %(generation)s
+            RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status
+        ), logged AS ({_LOG_ATTEMPT})
+        SELECT retry_operation_id, status FROM ended
+    """, _attempt_params(claim_row, "delivered", files=files, bytes_sent=bytes_sent)).fetchone()
+
+
+def mark_attempt_failed(conn, claim_row, error, http_status, max_attempts, backoff_seconds,
+                        files=0, bytes_sent=0):
+    """retry_count + 1 and last_error, logged; `failed` at the limit, else back to
+    pending_snapshot for a new generation due after the backoff. Returns the link's new status,
+    generation, next_attempt_at and episode, or None when the claim was lost meanwhile."""
+    params = _attempt_params(claim_row, "failed", error, http_status, files, bytes_sent)
+    params.update(max=max_attempts, delay=backoff_seconds)
+    return conn.execute(f"""
+        WITH ended AS (
+            UPDATE app_repositories
+            SET retry_count = retry_count + 1, last_error = %(error)s, updated_at = now(),
+                status = CASE WHEN retry_count + 1 >= %(max)s THEN 'failed'
+                              ELSE 'pending_snapshot' END,
+                next_attempt_at = CASE WHEN retry_count + 1 >= %(max)s THEN NULL
+                                       ELSE now() + make_interval(secs => %(delay)s) END,
+                job_generation = job_generation + 1
+            WHERE id = %(link_id)s AND status = 'scanning'
+              AND job_generation = %(generation)s
+            RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status,
+                      job_generation, next_attempt_at
+        ), logged AS ({_LOG_ATTEMPT})
+        SELECT app_id, repository_id, retry_operation_id, status, job_generation,
+               next_attempt_at FROM ended
+    """, params).fetchone()
+
+
+def mark_interrupted(conn, claim_row, error, files=0, bytes_sent=0):
+    """The attempt was cut short by an outage (not the app's fault): give the link back to
+    pending_snapshot for a new generation, due now, without counting the attempt. Returns what
+    to queue, or None when the claim was lost meanwhile."""
+    return conn.execute(f"""
+        WITH ended AS (
+            UPDATE app_repositories
+            SET status = 'pending_snapshot', updated_at = now(), next_attempt_at = now(),
+                job_generation = job_generation + 1
+            WHERE id = %(link_id)s AND status = 'scanning'
+              AND job_generation = %(generation)s
+            RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status,
+                      job_generation
+        ), logged AS ({_LOG_ATTEMPT})
+        SELECT app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS stamp
+        FROM ended
+    """, _attempt_params(claim_row, "interrupted", error, None, files, bytes_sent)).fetchone()
+
+
+def renew_leases(conn, claims, lease_seconds):
+    """Extend the leases of the links this process is delivering ([(link id, generation)])."""
+    if not claims:
+        return 0
+    return conn.execute("""
+        UPDATE app_repositories ar
+        SET next_attempt_at = now() + make_interval(secs => %(lease)s)
+        FROM unnest(%(ids)s::uuid[], %(generations)s::integer[]) AS c(id, generation)
+        WHERE ar.id = c.id AND ar.job_generation = c.generation AND ar.status = 'scanning'
+    """, {"ids": [c[0] for c in claims], "generations": [c[1] for c in claims],
+          "lease": lease_seconds}).rowcount
+
+
+def requeue_lost(conn, before_stamp, grace_seconds, limit):
+    """Pending links whose job should have started by now but has not: due before
+    least(before_stamp, now) - grace, where before_stamp is the place (µs) of the oldest job still
+    waiting in the queue (None: the queue is empty). Every job queued before that place has been
+    taken off the queue, and a job taken off claims its link at once; such a link's job was lost
+    (a process died between commit and push, Redis lost its data, a job failed to start). They
+    get a new generation and are returned to be queued again. Links without a due time (created
+    by another writer) are due."""
+    return conn.execute(f"""
+        WITH late AS (
             SELECT id FROM app_repositories
             WHERE status = 'pending_snapshot'
-              AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-            ORDER BY next_attempt_at NULLS FIRST LIMIT %(limit)s FOR UPDATE SKIP LOCKED
-        ), rescan AS (
+              AND next_attempt_at < least(to_timestamp(%(before)s::bigint / 1000000.0), now())
+                                    - make_interval(secs => %(grace)s)
+            ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        ), undated AS (
+            SELECT id FROM app_repositories
+            WHERE status = 'pending_snapshot' AND next_attempt_at IS NULL
+            LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        )
+        UPDATE app_repositories ar
+        SET job_generation = job_generation + 1, next_attempt_at = now(),
+            retry_cause = coalesce(retry_cause, 'scheduler')
+        WHERE ar.id IN (SELECT id FROM late UNION ALL SELECT id FROM undated)
+        RETURNING {_QUEUED}
+    """, {"before": before_stamp, "grace": grace_seconds, "limit": limit}).fetchall()
+
+
+def release_expired_leases(conn, limit):
+    """Links whose delivering job stopped renewing its lease (the worker died, or lost its
+    database for longer than the lease): back to pending_snapshot for a new generation, with the
+    cut-short attempt logged as interrupted. Returned to be queued."""
+    return conn.execute(f"""
+        WITH expired AS (
+            SELECT id, retry_count + 1 AS attempt, updated_at AS started_at
+            FROM app_repositories
+            WHERE status = 'scanning' AND next_attempt_at < now()
+            ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        ), ended AS (
+            UPDATE app_repositories ar
+            SET status = 'pending_snapshot', updated_at = now(), next_attempt_at = now(),
+                job_generation = job_generation + 1
+            FROM expired WHERE ar.id = expired.id
+            RETURNING ar.id, ar.app_id, ar.repository_id, ar.retry_cause, ar.retry_operation_id,
+                      ar.status, ar.job_generation, expired.attempt, expired.started_at
+        ), logged AS (
+            INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt, cause,
+                                           operation_id, started_at, outcome, link_status, error)
+            SELECT id, app_id, repository_id, attempt, coalesce(retry_cause, 'scheduler'),
+                   retry_operation_id, started_at, 'interrupted', status,
+                   'the worker delivering it stopped (its lease expired); queued again'
+            FROM ended
+        )
+        SELECT app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS stamp
+        FROM ended
+    """, {"limit": limit}).fetchall()
+
+
+def take_rescans(conn, limit, rescan_minutes):
+    """Synced links due for a re-scan: a new episode started by the scheduler. Returned to be
+    queued."""
+    return conn.execute(f"""
+        WITH due AS (
             SELECT id FROM app_repositories
             WHERE status = 'synced'
               AND (last_scanned_at IS NULL
@@ -73,18 +208,22 @@ def take_due(conn, limit, rescan_minutes):
             ORDER BY last_scanned_at NULLS FIRST LIMIT %(limit)s FOR UPDATE SKIP LOCKED
         )
         UPDATE app_repositories ar
-        SET status = 'pending_snapshot',
-            next_attempt_at = now() + interval '{LOST_JOB_GRACE}'
-        WHERE ar.id IN (SELECT id FROM pending UNION ALL SELECT id FROM rescan)
-        RETURNING ar.app_id, ar.repository_id
+        SET status = 'pending_snapshot', updated_at = now(), next_attempt_at = now(),
+            retry_count = 0, job_generation = job_generation + 1,
+            retry_cause = 'scheduler', retry_operation_id = NULL
+        FROM due WHERE ar.id = due.id
+        RETURNING {_QUEUED}
     """, {"limit": limit, "rescan": rescan_minutes}).fetchall()
 
 
-def release_stuck_scans(conn, older_than_minutes):
-    """A worker that died mid-job leaves its link in `scanning`; give it back to the scheduler."""
-    return conn.execute("""
-        UPDATE app_repositories SET status = 'pending_snapshot', next_attempt_at = now()
-        WHERE status = 'scanning'
-          AND updated_at < now() - make_interval(mins => %s)
-        RETURNING app_id, repository_id
-    """, (older_than_minutes,)).fetchall()
+def skip_wait(conn, app_id, repository_id):
+    """"Retry now" for a link waiting out a backoff: due now, for a new generation (the
+    scheduled job of the old one becomes a no-op). Returns what to queue, or None when the link
+    is not waiting."""
+    return conn.execute(f"""
+        UPDATE app_repositories
+        SET next_attempt_at = now(), job_generation = job_generation + 1
+        WHERE app_id = %s AND repository_id = %s AND status = 'pending_snapshot'
+          AND next_attempt_at > now()
+        RETURNING {_QUEUED}
+    """, (app_id, repository_id)).fetchone()

@@ -13,7 +13,7 @@ KEY_PREFIX = "docora:bulk:"
 TTL_SECONDS = 3600
 OPERATION_ID_RE = re.compile(r"^bulk_[0-9a-f]{16}$")
 COUNTERS = ("total", "completed", "succeeded", "failed", "skipped", "delivered",
-            "delivery_failed")
+            "delivery_failed", "gone")
 
 
 def generate_operation_id():
@@ -34,7 +34,8 @@ def create_progress(operation_id, total):
     pipe = runtime.redis_client().pipeline()
     pipe.hset(_key(operation_id), mapping={
         "total": total, "completed": 0, "succeeded": 0, "failed": 0, "skipped": 0,
-        "delivered": 0, "delivery_failed": 0, "cancelled": "false", "status": "running"})
+        "delivered": 0, "delivery_failed": 0, "gone": 0, "cancelled": "false",
+        "status": "running"})
     pipe.expire(_key(operation_id), TTL_SECONDS)
     pipe.execute()
 
@@ -50,7 +51,7 @@ def increment_progress(operation_id, succeeded=0, failed=0, skipped=0):
 
 
 def increment_deliveries(operation_id, delivered=0, delivery_failed=0):
-    """Add snapshot-job outcomes reported back for this operation."""
+    """Add links whose delivery episode, started by this operation, just ended."""
     _increment(operation_id, {"delivered": delivered, "delivery_failed": delivery_failed})
 
 
@@ -94,6 +95,17 @@ def mark_failed(operation_id, message):
               "redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1]) return 1 end "
               "return 0")
     runtime.redis_client().eval(script, 1, _key(operation_id), message[:500])
+
+
+def write_outcome(op):
+    """Overwrite the outcome counters with the operation row's (recounted from PostgreSQL) while
+    the hash lives; an expired hash is not brought back."""
+    script = ("if redis.call('EXISTS', KEYS[1]) == 1 then "
+              "redis.call('HSET', KEYS[1], 'delivered', ARGV[1], 'delivery_failed', ARGV[2], "
+              "'gone', ARGV[3], 'settled', ARGV[4]) return 1 end return 0")
+    runtime.redis_client().eval(script, 1, _key(op["id"]), op["delivered"],
+                                op["delivery_failed"], op["gone"],
+                                "true" if op["settled_at"] else "false")
 
 
 def get_progress(operation_id):

@@ -24,7 +24,12 @@ _http = urllib3.PoolManager(num_pools=50, maxsize=4, retries=False)
 
 
 class DeliveryError(Exception):
-    """A POST was not acknowledged; the message is short and human readable."""
+    """A POST was not acknowledged; the message is short and human readable, http_status the
+    app's answer when there was one."""
+
+    def __init__(self, message, http_status=None):
+        super().__init__(message)
+        self.http_status = http_status
 
 
 def sign(key, timestamp, body):
@@ -38,6 +43,7 @@ class WebhookClient:
         self.app_id = app_id
         self.auth_key = auth_key
         self.timeout = timeout
+        self.bytes_sent = 0  # request bodies acknowledged with 2xx
 
     def post(self, action, payload):
         """POST {base_url}/{action}; raise DeliveryError unless the app answers 2xx."""
@@ -60,7 +66,8 @@ class WebhookClient:
         except urllib3.exceptions.HTTPError as exc:
             raise DeliveryError(f"POST /{action} failed: {exc.__class__.__name__}") from None
         if not 200 <= response.status < 300:
-            raise DeliveryError(f"POST /{action} → HTTP {response.status}")
+            raise DeliveryError(f"POST /{action} → HTTP {response.status}", response.status)
+        self.bytes_sent += len(body)
 
 
 def file_payloads(repository, commit_sha, path, sha, data, previous_sha=None):

@@ -1,20 +1,46 @@
 """The snapshot job: claim a link, fetch and scan its repository, deliver the difference to the
-app, record the outcome. What a retry queues."""
+app, record how the attempt ended. What a retry queues.
+
+How an attempt ends decides what happens to the link, always in one statement with its
+attempt-log row (repositories.snapshot_links):
+- delivered → synced;
+- the app, git or the data failed → retry_count + 1; failed at MAX_RETRY_ATTEMPTS, else a new job
+  scheduled after the backoff;
+- an outage of our own (PostgreSQL or Redis) cut it short → given back to pending_snapshot and
+  queued again, not counted: an outage is not the app's fault.
+PostgreSQL being down when the job starts or ends is waited out here, with backoff, for up to
+JOB_LEASE_SECONDS; past that the sweeper finds the link (services/sweeper.py).
+"""
 import logging
 import time
+from dataclasses import dataclass
+
+import redis
 
 from .. import crypto, db, runtime
 from ..repositories import delivered_files, snapshot_links
-from . import file_scan, git_fetch, retry
+from . import bulk_progress, file_scan, git_fetch, job_queue, leases
 from .delivery import DeliveryError, WebhookClient, file_payloads
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 3600
+# Our own services failing: wait and try again rather than count an attempt against the app.
+TRANSIENT = (db.DatabaseUnavailable, redis.ConnectionError, redis.TimeoutError)
 
 
 class SnapshotError(Exception):
     """A failure to record on the link as last_error."""
+
+
+@dataclass
+class Sent:
+    """What one attempt delivered before it ended."""
+    files: int = 0
+    deletes: int = 0
+    creates: int = 0
+    updates: int = 0
+    bytes: int = 0
 
 
 def backoff_seconds(attempt, base):
@@ -22,45 +48,137 @@ def backoff_seconds(attempt, base):
     return min(base * 2 ** max(0, attempt - 1), MAX_BACKOFF_S)
 
 
-def run_snapshot(app_id, repository_id, operation_id=None):
-    """Sync one link; return its new status, or None when there was nothing to claim."""
-    with db.connection() as conn:
-        if snapshot_links.claim(conn, app_id, repository_id) is None:
-            return None
-        context = snapshot_links.delivery_context(conn, app_id, repository_id)
+def _patiently(action, what):
+    """Run `action`; while PostgreSQL or Redis is unavailable, try again with backoff (0.5 s
+    doubling to 8 s) for up to JOB_LEASE_SECONDS, then let the error out."""
+    deadline = time.monotonic() + runtime.settings().job_lease_seconds
+    delay = 0.5
+    while True:
+        try:
+            return action()
+        except TRANSIENT as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s unavailable, trying again in %.1f s", what,
+                        "database" if isinstance(exc, db.DatabaseUnavailable) else "Redis", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 8)
+
+
+def run_snapshot(app_id, repository_id, operation_id=None, generation=None):
+    """Sync one link for the job queued for `generation`; return the link's new status, or None
+    when there was nothing to claim (a stale or duplicate job)."""
+    lease = runtime.settings().job_lease_seconds
+
+    def claim():
+        with db.connection() as conn:
+            claimed = snapshot_links.claim(conn, app_id, repository_id, generation, lease)
+            return claimed, (snapshot_links.delivery_context(conn, app_id, repository_id)
+                             if claimed else None)
+
+    claimed, context = _patiently(claim, f"snapshot {app_id}/{repository_id}")
+    if claimed is None:
+        return None
+    leases.hold(claimed)
     try:
-        sent = _sync(context)
+        return _attempt(claimed, context)
+    finally:
+        leases.release(claimed)
+
+
+def _attempt(claimed, context):
+    sent = Sent()
+    where = f"snapshot {context['app_id']}/{context['repository_id']}"
+    try:
+        _sync(context, sent)
+    except TRANSIENT as exc:
+        return _interrupted(claimed, context, sent, exc, where)
     except (SnapshotError, DeliveryError, git_fetch.GitError, crypto.DecryptionError) as exc:
-        return _record_failure(context, str(exc), operation_id)
+        return _failed(claimed, context, sent, str(exc), getattr(exc, "http_status", None), where)
     except Exception as exc:  # never leave a link in `scanning`
-        log.exception("snapshot %s/%s failed unexpectedly", app_id, repository_id)
-        return _record_failure(context, f"internal error: {exc.__class__.__name__}",
-                               operation_id)
-    with db.connection() as conn:
-        snapshot_links.mark_synced(conn, app_id, repository_id)
-    log.info("snapshot %s/%s synced: %d deletes, %d creates, %d updates", app_id,
-             repository_id, *sent)
-    if operation_id:
-        retry.record_delivery(operation_id, delivered=True)
+        log.exception("%s failed unexpectedly", where)
+        return _failed(claimed, context, sent, f"internal error: {exc.__class__.__name__}", None,
+                       where)
+
+    def record():
+        with db.connection() as conn:
+            return snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes)
+
+    ended = _patiently(record, where)
+    if ended is None:
+        log.warning("%s: delivered, but the claim had been given to another job", where)
+        return None
+    log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,
+              sent.creates, sent.updates)
+    _report_to_operation(ended["retry_operation_id"], delivered=True)
     return "synced"
 
 
-def _record_failure(context, error, operation_id):
+def _failed(claimed, context, sent, error, http_status, where):
     settings = runtime.settings()
-    with db.connection() as conn:
-        status = snapshot_links.mark_attempt_failed(
-            conn, context["app_id"], context["repository_id"], git_fetch.scrub(error)[:500],
-            settings.max_retry_attempts,
-            backoff_seconds(context["retry_count"] + 1, settings.retry_backoff_seconds))
-    log.warning("snapshot %s/%s: %s (now %s)", context["app_id"], context["repository_id"],
-                git_fetch.scrub(error), status)
-    if operation_id:
-        retry.record_delivery(operation_id, delivered=False)
-    return status
+    error = git_fetch.scrub(error)[:500]
+
+    def record():
+        with db.connection() as conn:
+            return snapshot_links.mark_attempt_failed(
+                conn, claimed, error, http_status, settings.max_retry_attempts,
+                backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
+                sent.files, sent.bytes)
+
+    ended = _patiently(record, where)
+    if ended is None:
+        return None
+    log.info("%s: %s (now %s)", where, error, ended["status"])
+    if ended["status"] == "failed":
+        _report_to_operation(ended["retry_operation_id"], delivered=False)
+    else:
+        _best_effort(lambda: job_queue.schedule_snapshot(
+            ended["app_id"], ended["repository_id"], ended["retry_operation_id"],
+            ended["job_generation"], ended["next_attempt_at"]), where)
+    return ended["status"]
 
 
-def _sync(context):
-    """Fetch, scan, diff and deliver. Returns (deletes, creates, updates) sent."""
+def _interrupted(claimed, context, sent, exc, where):
+    reason = ("database unavailable" if isinstance(exc, db.DatabaseUnavailable)
+              else "Redis unavailable")
+    log.warning("%s interrupted: %s; queued again", where, reason)
+
+    def record():
+        with db.connection() as conn:
+            return snapshot_links.mark_interrupted(
+                conn, claimed, f"interrupted: {reason}; queued again", sent.files, sent.bytes)
+
+    requeue = _patiently(record, where)
+    if requeue is not None:
+        _best_effort(lambda: job_queue.push_snapshot_jobs(
+            [(requeue["app_id"], requeue["repository_id"], requeue["retry_operation_id"],
+              requeue["job_generation"])], requeue["stamp"]), where)
+    return "pending_snapshot"
+
+
+def _best_effort(action, where):
+    # Queueing after the commit: should Redis refuse now, the link is due and the sweeper queues
+    # it once Redis answers.
+    try:
+        action()
+    except redis.RedisError as exc:
+        log.warning("%s: not queued (%s); the sweeper will", where, exc.__class__.__name__)
+
+
+def _report_to_operation(operation_id, delivered):
+    """Live counters of the bulk operation whose episode just ended. PostgreSQL holds the truth
+    (the attempt log); the sweeper rewrites these from it, so a lost increment heals."""
+    if not operation_id:
+        return
+    try:
+        bulk_progress.increment_deliveries(operation_id, delivered=int(delivered),
+                                           delivery_failed=int(not delivered))
+    except redis.RedisError:
+        pass
+
+
+def _sync(context, sent):
+    """Fetch, scan, diff and deliver, counting into `sent` as files are acknowledged."""
     settings = runtime.settings()
     if not context["client_auth_key_encrypted"]:
         raise SnapshotError("app has no client auth key")
@@ -86,39 +204,33 @@ def _sync(context):
     client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s)
     repository = {"repository_id": repository_id, "github_url": git_fetch.scrub(
         context["github_url"]), "owner": context["owner"], "name": context["name"]}
-    for path in deletes:
-        client.post("delete", {"repository": repository, "commit_sha": commit_sha,
-                               "file": {"path": path, "sha": already[path]},
-                               "previous_sha": already[path],
-                               "timestamp": int(time.time())})
-        with db.connection() as conn:
-            delivered_files.record_deleted(conn, app_id, repository_id, path)
-    for action, batch in (("create", creates), ("update", updates)):
-        for scanned, data in batch:
-            for payload in file_payloads(repository, commit_sha, scanned.path, scanned.sha, data,
-                                         previous_sha=already.get(scanned.path)
-                                         if action == "update" else None):
-                client.post(action, payload)
-            # Recorded as each file is acknowledged, so a later run resends only what is missing.
+    try:
+        for path in deletes:
+            client.post("delete", {"repository": repository, "commit_sha": commit_sha,
+                                   "file": {"path": path, "sha": already[path]},
+                                   "previous_sha": already[path],
+                                   "timestamp": int(time.time())})
             with db.connection() as conn:
-                delivered_files.record_delivered(conn, app_id, repository_id, scanned.path,
-                                                 scanned.sha)
+                delivered_files.record_deleted(conn, app_id, repository_id, path)
+            sent.files, sent.deletes = sent.files + 1, sent.deletes + 1
+        for action, batch in (("create", creates), ("update", updates)):
+            for scanned, data in batch:
+                for payload in file_payloads(repository, commit_sha, scanned.path, scanned.sha,
+                                             data, previous_sha=already.get(scanned.path)
+                                             if action == "update" else None):
+                    client.post(action, payload)
+                # Recorded as each file is acknowledged, so a later run resends only what is
+                # missing.
+                with db.connection() as conn:
+                    delivered_files.record_delivered(conn, app_id, repository_id, scanned.path,
+                                                     scanned.sha)
+                sent.files += 1
+                if action == "create":
+                    sent.creates += 1
+                else:
+                    sent.updates += 1
+    finally:
+        sent.bytes = client.bytes_sent
     with db.connection() as conn:
         delivered_files.save_snapshot(conn, repository_id, commit_sha,
                                       [(f.path, f.sha, f.size) for f in files])
-    return len(deletes), len(creates), len(updates)
-
-
-def schedule_due(limit=1000):
-    """Queue snapshot jobs for links that are due; free links stuck in `scanning`."""
-    from . import job_queue
-
-    rescan = runtime.settings().rescan_interval_minutes
-    with db.connection() as conn:
-        released = snapshot_links.release_stuck_scans(conn, 30)
-        due = snapshot_links.take_due(conn, limit, rescan)
-    if released:
-        log.warning("released %d links stuck in scanning", len(released))
-    if due:
-        job_queue.enqueue_snapshots([(r["app_id"], r["repository_id"]) for r in due])
-    return len(due)

@@ -1,0 +1,178 @@
+"""The notifications list: failed links, or links in progress (queued, between attempts,
+delivering). Validated query parameters in, one page and the truthful counts around it out.
+
+The filter (app, search, failed-since range) is the same one a bulk retry of "all matching"
+freezes (services/retry.start_selection), so the count next to the button is the number of
+rows the button acts on.
+"""
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .. import db
+from ..errors import ApiError
+from ..repositories import failed_links, in_progress_links
+from . import link_state
+
+PAGE_SIZES = (10, 20, 50, 100)
+DEFAULT_PAGE_SIZE = 20
+VIEWS = ("failed", "in_progress")
+SORT_KEYS = {"failed": tuple(failed_links.SORT_COLUMNS),
+             "in_progress": tuple(in_progress_links.SORT_COLUMNS)}
+DEFAULT_SORT = {"failed": "updated_at", "in_progress": "next_attempt_at"}
+MAX_SEARCH_LENGTH = 200
+MAX_PAGE = 1_000_000
+_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1,
+                                                                         tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page: int = 1
+    limit: int = DEFAULT_PAGE_SIZE
+    sort_by: str = "updated_at"
+    sort_order: str = "desc"
+    search: str = ""
+    app_id: str = ""
+    view: str = "failed"
+    failed_since: datetime | None = None
+    failed_until: datetime | None = None
+
+    @property
+    def filtered(self):
+        return bool(self.search or self.app_id or self.failed_since or self.failed_until)
+
+    def filter_args(self):
+        """The filter alone, as query-string arguments (for the estimate and the bulk panel)."""
+        return {k: v for k, v in {
+            "app_id": self.app_id, "search": self.search,
+            "failed_since": _iso(self.failed_since), "failed_until": _iso(self.failed_until),
+        }.items() if v}
+
+    def as_args(self, **changes):
+        """Query-string arguments for a link to this list with `changes` applied."""
+        values = {"page": self.page, "limit": self.limit, "sort_by": self.sort_by,
+                  "sort_order": self.sort_order, "search": self.search, "app_id": self.app_id,
+                  "view": self.view if self.view != "failed" else "",
+                  "failed_since": _iso(self.failed_since),
+                  "failed_until": _iso(self.failed_until)}
+        values.update(changes)
+        return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+def _iso(moment):
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
+def _int_arg(args, name, default, allowed=None):
+    raw = args.get(name, "")
+    if raw in ("", None):
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"{name} must be a whole number") from None
+    if allowed is not None and value not in allowed:
+        raise ApiError(400, f"{name} must be one of {', '.join(map(str, allowed))}")
+    if value < 1 or value > MAX_PAGE:
+        raise ApiError(400, f"{name} must be between 1 and {MAX_PAGE}")
+    return value
+
+
+def parse_time(raw, name):
+    """An ISO 8601 date and time (UTC unless it names a zone); None for empty. ApiError 400
+    naming the field otherwise."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or len(raw) > 40:
+        raise ApiError(400, f"{name} must be a date and time like 2026-11-29T08:00")
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ApiError(400, f"{name} must be a date and time like 2026-11-29T08:00 "
+                            "(UTC unless a zone is given)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if not _EARLIEST <= moment < _LATEST:
+        raise ApiError(400, f"{name} must be between the years 2000 and 2099")
+    return moment
+
+
+def parse_filter(args):
+    """The list filter from a mapping (query args or a JSON object): {app_id, search,
+    failed_since, failed_until}, empty values as None. ApiError 400 naming a bad field."""
+    search = args.get("search") or ""
+    if not isinstance(search, str) or len(search.strip()) > MAX_SEARCH_LENGTH \
+            or "\x00" in search:
+        raise ApiError(400, f"search must be at most {MAX_SEARCH_LENGTH} characters of text")
+    app_id = args.get("app_id") or ""
+    if not isinstance(app_id, str) or len(app_id.strip()) > 50 or "\x00" in app_id:
+        raise ApiError(400, "app_id is not a valid app id")
+    since = parse_time(args.get("failed_since"), "failed_since")
+    until = parse_time(args.get("failed_until"), "failed_until")
+    if since and until and since >= until:
+        raise ApiError(400, "failed_until must be later than failed_since")
+    return {"app_id": app_id.strip() or None, "search": search.strip() or None,
+            "failed_since": since, "failed_until": until}
+
+
+def parse_query(args):
+    """Validate list parameters from a mapping (request.args); raise ApiError(400) naming the
+    bad one."""
+    view = args.get("view") or "failed"
+    if view not in VIEWS:
+        raise ApiError(400, f"view must be one of {', '.join(VIEWS)}")
+    sort_by = args.get("sort_by") or DEFAULT_SORT[view]
+    if view == "in_progress" and sort_by == "updated_at":
+        sort_by = "next_attempt_at"  # a failed-list link switched to the other view
+    if sort_by not in SORT_KEYS[view]:
+        raise ApiError(400, f"sort_by must be one of {', '.join(SORT_KEYS[view])}")
+    default_order = "desc" if view == "failed" else "asc"
+    sort_order = (args.get("sort_order") or default_order).lower()
+    if sort_order not in ("asc", "desc"):
+        raise ApiError(400, "sort_order must be asc or desc")
+    chosen = parse_filter(args)
+    return ListQuery(
+        page=_int_arg(args, "page", 1),
+        limit=_int_arg(args, "limit", DEFAULT_PAGE_SIZE, PAGE_SIZES),
+        sort_by=sort_by, sort_order=sort_order, search=chosen["search"] or "",
+        app_id=chosen["app_id"] or "", view=view, failed_since=chosen["failed_since"],
+        failed_until=chosen["failed_until"])
+
+
+def _filter_kwargs(query):
+    return {"app_id": query.app_id or None, "search": query.search or None,
+            "since": query.failed_since, "until": query.failed_until}
+
+
+def list_page(query, max_attempts):
+    """Rows, pagination and the counts of both views for a ListQuery:
+    {"rows", "pagination", "counts": {"failed", "in_progress"}}. Each row carries its state in
+    words (services/link_state.py)."""
+    kwargs = _filter_kwargs(query)
+    offset = (query.page - 1) * query.limit
+    descending = query.sort_order == "desc"
+    with db.connection() as conn:
+        counts = {"failed": failed_links.count_failed(conn, **kwargs),
+                  "in_progress": in_progress_links.count_in_progress(conn, **kwargs)}
+        total = counts[query.view]
+        if offset >= total:
+            rows = []  # past the end: say so, do not run the query
+        elif query.view == "failed":
+            rows = failed_links.list_failed(conn, sort_by=query.sort_by, descending=descending,
+                                            limit=query.limit, offset=offset, **kwargs)
+        else:
+            rows = in_progress_links.list_in_progress(
+                conn, sort_by=query.sort_by, descending=descending, limit=query.limit,
+                offset=offset, **kwargs)
+    rows = [dict(row, max_attempts=max_attempts, **link_state.describe(row, max_attempts))
+            for row in rows]
+    return {"rows": rows, "counts": counts, "pagination": {
+        "page": query.page, "limit": query.limit, "total": total,
+        "total_pages": max(1, math.ceil(total / query.limit))}}
+
+
+def apps_with_failures():
+    """Apps that have failed links, for the filter drop-down."""
+    with db.connection() as conn:
+        return failed_links.failed_count_by_app(conn)

@@ -1,0 +1,69 @@
+"""The consumer's housekeeping thread: what must happen within seconds, not once a minute.
+
+Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
+- renew the leases of the snapshot jobs running in this process;
+- resume bulk operations whose heartbeat stopped for BULK_STALL_SECONDS (the database decides
+  which process resumes one: claim_stalled bumps the heartbeat under a row lock);
+- once per interval across all processes (a Redis lock): the sweeper's pass (lost jobs, expired
+  leases, re-scans) and the recount of unsettled bulk operations.
+Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
+window plus 60 s, and a lost job the scheduler's ten minutes.
+
+Each step survives the failure of any other and of PostgreSQL or Redis: it logs one line and
+tries again next tick.
+"""
+import logging
+import threading
+import time
+
+from .. import runtime
+from . import bulk_runner, leases, outcomes, sweeper
+
+log = logging.getLogger(__name__)
+
+_started = threading.Lock()
+_thread = None
+SWEEP_LOCK_KEY = "docora:watchdog:sweep"
+
+
+def start():
+    """Start this process's watchdog thread (once; later calls do nothing)."""
+    global _thread
+    with _started:
+        if _thread is None:
+            _thread = threading.Thread(target=_run, name="docora-watchdog", daemon=True)
+            _thread.start()
+
+
+def _run():
+    while True:
+        interval = runtime.settings().watchdog_interval_seconds
+        started = time.monotonic()
+        tick()
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def _step(name, action):
+    try:
+        return action()
+    except Exception as exc:  # an outage, mostly: next tick tries again
+        log.warning("watchdog: %s failed: %s: %s", name, exc.__class__.__name__,
+                    str(exc).splitlines()[0] if str(exc) else "")
+        return None
+
+
+def tick():
+    """One round of housekeeping (also called directly by tests)."""
+    settings = runtime.settings()
+    _step("lease renewal", leases.renew)
+    _step("resume of stalled bulk retries",
+          lambda: bulk_runner.resume_stalled(settings.bulk_stall_seconds))
+    if _step("sweep lock", lambda: _take_sweep_turn(settings.watchdog_interval_seconds)):
+        _step("sweep", sweeper.sweep)
+        _step("outcome recount", outcomes.settle_all)
+
+
+def _take_sweep_turn(interval):
+    # Expires a little before the next tick, so one process or another sweeps every interval.
+    return bool(runtime.redis_client().set(SWEEP_LOCK_KEY, "1", nx=True,
+                                           px=max(500, int(interval * 900))))

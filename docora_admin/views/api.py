@@ -1,13 +1,14 @@
 """JSON endpoints under /admin/api/ for scripts (and the same URLs answered with fragments for
 htmx where the UI needs them). Thin: parse, call a service, shape the answer."""
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from .. import auth
 from ..errors import ApiError
 from ..extensions import htmx
-from ..services import failed_list, retry
+from .. import runtime
+from ..services import links, notification_list, operations, retry, selection
 from . import fragments
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api")
@@ -26,6 +27,24 @@ def request_fields(*names):
         value = body.get(name)
         values[name] = value if isinstance(value, str) else None
     return values
+
+
+def request_body():
+    """The whole body as a dict: a JSON object, or a form (the console's own). A form's repeated
+    `link` fields ("<app_id> <repository_id>", from the list's checkboxes) become `links`."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "Request body must be a JSON object")
+        return body
+    form = request.form
+    body = {name: form.get(name) for name in form if name not in ("link", "csrf_token")}
+    chosen = form.getlist("link")
+    if chosen:
+        pairs = [value.split(" ", 1) for value in chosen]
+        body["links"] = [{"app_id": pair[0], "repository_id": pair[1]} if len(pair) == 2
+                         else {} for pair in pairs]
+    return body
 
 
 @bp.after_request
@@ -79,27 +98,81 @@ def _failed_row_json(row):
     }
 
 
+def _list_row_json(row):
+    return dict(_failed_row_json(row), state=row["state"], state_text=row["text"],
+                next_attempt_at=row["next_attempt_at"].isoformat()
+                if row.get("next_attempt_at") and row["status"] == "pending_snapshot" else None)
+
+
+def _notifications(view):
+    query = notification_list.parse_query({**request.args.to_dict(), "view": view})
+    page = notification_list.list_page(query, runtime.settings().max_retry_attempts)
+    return jsonify(data=[_list_row_json(r) for r in page["rows"]],
+                   pagination=page["pagination"], counts=page["counts"])
+
+
 @bp.get("/notifications/failed")
 def failed_notifications():
-    page = failed_list.failed_page(failed_list.parse_query(request.args))
-    return jsonify(data=[_failed_row_json(r) for r in page["rows"]],
-                   pagination=page["pagination"])
+    return _notifications("failed")
+
+
+@bp.get("/notifications/in-progress")
+def in_progress_notifications():
+    return _notifications("in_progress")
+
+
+@bp.get("/links/<app_id>/<repository_id>")
+def link_detail(app_id, repository_id):
+    link, attempts, total = links.detail(app_id, repository_id)
+    return jsonify(data={**links.link_json(link, attempts), "attempts_total": total})
 
 
 # Retry endpoints. An htmx request gets the fragment of the UI piece it drives; see
 # views/fragments.py. Everyone else gets JSON.
 
+def _link_fields():
+    fields = request_fields("app_id", "repository_id")
+    return (fields["app_id"] or "").strip(), (fields["repository_id"] or "").strip()
+
+
+def _on_link_page():
+    # The same retry answers the list (a row) and the link page (its status section).
+    return request.headers.get("HX-Target") == "link-status"
+
+
 @bp.post("/retry")
 def retry_one():
-    fields = request_fields("app_id", "repository_id")
-    app_id, repository_id = (fields["app_id"] or "").strip(), (fields["repository_id"] or "").strip()
+    app_id, repository_id = _link_fields()
     job_id = retry.retry_one(app_id, repository_id)
     if htmx:
-        return fragments.retried_row(app_id, repository_id)
+        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page())
     return jsonify(data={"message": "Retry queued", "job_id": job_id})
 
 
-def _bulk_started(result):
+@bp.post("/retry/now")
+def retry_now():
+    app_id, repository_id = _link_fields()
+    job_id = retry.retry_now(app_id, repository_id)
+    if htmx:
+        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page())
+    return jsonify(data={"message": "Attempt queued now", "job_id": job_id})
+
+
+def _bulk_started(start, to_page=False):
+    """Run a bulk start; htmx gets the panel of the operation that covers the scope: the new
+    one, or the one already running when the scope is busy (a 409 shows state, not an
+    error). `to_page` sends htmx on to the new operation's page instead."""
+    try:
+        result = start()
+    except ApiError as exc:
+        if htmx and exc.status == 409 and exc.extra.get("operation_id"):
+            return fragments.bulk_panel(exc.extra["operation_id"], notice=exc.message)
+        raise
+    if htmx and to_page:
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = url_for("pages.operation_detail",
+                                                  operation_id=result["operation_id"])
+        return response
     if htmx:
         return fragments.bulk_panel(result["operation_id"])
     return jsonify(data={"message": "Bulk retry started", **result})
@@ -107,24 +180,39 @@ def _bulk_started(result):
 
 @bp.post("/retry/app/<app_id>")
 def retry_app(app_id):
-    return _bulk_started(retry.start_bulk_retry(app_id, current_user.username))
+    return _bulk_started(lambda: retry.start_bulk_retry(app_id, current_user.username))
 
 
 @bp.post("/retry/all")
 def retry_all():
-    return _bulk_started(retry.start_bulk_retry(None, current_user.username))
+    return _bulk_started(lambda: retry.start_bulk_retry(None, current_user.username))
+
+
+@bp.post("/retry/selection")
+def retry_selection():
+    body = request_body()
+    # The console's "Retry the N that failed again" goes on to the new operation's page.
+    then = body.pop("then", None)
+    return _bulk_started(lambda: retry.start_selection(selection.parse(body),
+                                                       current_user.username),
+                         to_page=then == "operation_page")
 
 
 @bp.get("/retry/progress/<operation_id>")
 def retry_progress(operation_id):
     if htmx:
-        return fragments.bulk_panel(operation_id, announce_end="settled" not in request.args)
-    return jsonify(data=retry.progress(operation_id))
+        return fragments.bulk_panel(operation_id, seen=request.args.get("seen"))
+    return jsonify(data=operations.progress(operation_id))
 
 
 @bp.post("/retry/cancel/<operation_id>")
 def retry_cancel(operation_id):
-    retry.cancel(operation_id)
+    try:
+        retry.cancel(operation_id)
+    except ApiError as exc:
+        if htmx and exc.status == 409:  # too late: show how it ended
+            return fragments.bulk_panel(operation_id, notice=f"Not cancelled: {exc.message}.")
+        raise
     if htmx:
         return fragments.bulk_panel(operation_id)
     return jsonify(data={"message": "Cancellation requested"})
@@ -132,12 +220,32 @@ def retry_cancel(operation_id):
 
 @bp.get("/retry/estimate")
 def retry_estimate():
-    app_id = request.args.get("app_id") or None
+    chosen = notification_list.parse_filter(request.args)
     if htmx:
-        return fragments.bulk_panel(app_id=app_id, confirm=True)
-    return jsonify(data={"total": retry.estimate(app_id)})
+        return fragments.bulk_panel(scope=chosen, confirm=True)
+    return jsonify(data={"total": retry.estimate(
+        chosen["app_id"], chosen["search"], chosen["failed_since"], chosen["failed_until"])})
 
 
 @bp.get("/retry/operations")
 def retry_operations():
-    return jsonify(data=retry.recent_operations())
+    return jsonify(data=operations.recent_operations())
+
+
+@bp.get("/retry/operations/<operation_id>")
+def retry_operation(operation_id):
+    """One operation with its outcome and a page of the links that failed again
+    (?after=<cursor> for the next page)."""
+    op = operations.progress(operation_id)
+    after = request.args.get("after") or None
+    if after is not None and not after.isdigit():
+        raise ApiError(400, "after must be the next_cursor of a previous page")
+    rows, cursor = operations.failed_again(operation_id, int(after) if after else None)
+    return jsonify(data={**op, "failed_again": {
+        "links": [{"app_id": r["app_id"], "app_name": r["app_name"],
+                   "repository_id": r["repository_id"],
+                   "repository": f"{r['owner']}/{r['name']}" if r["owner"] else None,
+                   "error": r["error"], "http_status": r["http_status"],
+                   "failed_at": r["finished_at"].isoformat(),
+                   "current_status": r["current_status"]} for r in rows],
+        "next_cursor": str(cursor) if cursor else None}})

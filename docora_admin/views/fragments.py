@@ -1,38 +1,129 @@
 """HTML fragments for htmx: one template per piece of UI, each holding all of its states."""
-from flask import make_response, render_template
+from datetime import datetime, timezone
+
+from flask import make_response, render_template, url_for
 
 from .. import db
+from ..errors import ApiError
 from ..repositories import apps as apps_repo
-from ..repositories import retry_links
-from ..services import retry
+from ..services import links, operations, retry
+
+# A followed row polls every ROW_POLL_S seconds for at most ROW_POLLS times (3 minutes), then
+# says it stopped watching and links to the link page.
+ROW_POLL_S = 2
+ROW_POLLS = 90
+# A link whose next attempt is further away than this is shown waiting; the row stops polling.
+ROW_FOLLOW_WAIT_S = 60
 
 
-def retried_row(app_id, repository_id):
-    """The failed-list row after its retry was queued."""
-    with db.connection() as conn:
-        status = retry_links.link_status(conn, app_id, repository_id)
-    return render_template("notifications/_row_queued.html", app_id=app_id,
-                           repository_id=repository_id, status=status)
+def followed_row(app_id, repository_id, poll=0, as_status=False):
+    """The list row of a link being retried (or, `as_status`, the link page's status section),
+    polled until its attempt resolves: Queued → Delivering → Delivered, Failed again, or
+    Retrying at a time. When it resolves (or stops watching), `counts-changed` lets the page
+    refresh its counts."""
+    context = followed_context(app_id, repository_id, poll)
+    response = make_response(render_template(
+        "links/_status.html" if as_status and context["link"] else
+        "notifications/_followed_row.html", **context))
+    if poll > 0 and not context["follow"]:
+        response.headers["HX-Trigger"] = "counts-changed"
+    return response
 
 
-def bulk_panel(operation_id=None, app_id=None, confirm=False, announce_end=True):
-    """The bulk-retry panel: idle (or confirming) when operation_id is None, else the
-    operation's state. The first time an ended state is served it triggers `bulk-finished`, so
-    lists on the page refresh."""
-    operation = retry.progress(operation_id) if operation_id else None
-    if operation is not None:
-        app_id = operation["app_id"]
-    # Only the idle and confirm states show the failed count and the app's name: the polled
-    # states skip those queries, which would otherwise run on every poll of every open panel.
-    idle = operation is None
-    body = render_template("partials/_bulk_panel.html", operation=operation, confirm=confirm,
-                           scope_app_id=app_id,
-                           scope_app_name=_app_name(app_id) if idle else None,
-                           failed_total=_failed_total(app_id) if idle else None)
-    response = make_response(body)
-    if operation and operation["status"] not in ("running", "cancelling") and announce_end:
+def followed_context(app_id, repository_id, poll=0):
+    """Template context of a link that follows its attempt by polling itself."""
+    try:
+        link = links.load(app_id, repository_id)
+    except ApiError:
+        link = None
+    follow = link is not None and _still_moving(link) and poll < ROW_POLLS
+    return {"link": link, "app_id": app_id, "repository_id": repository_id, "follow": follow,
+            "gave_up": poll >= ROW_POLLS, "next_poll": poll + 1, "poll_seconds": ROW_POLL_S}
+
+
+def _still_moving(link):
+    """Whether something will happen to the link soon enough to keep watching."""
+    if link["state"] in ("queued", "delivering"):
+        return True
+    if link["state"] == "retrying":
+        due = link["next_attempt_at"]
+        return due is None or (due - datetime.now(timezone.utc)).total_seconds() \
+            <= ROW_FOLLOW_WAIT_S
+    return False
+
+
+def bulk_panel(operation_id=None, scope=None, confirm=False, seen=None, notice=None):
+    """The bulk-retry panel: idle (or confirming) for a scope (a filter: app_id, search,
+    failed_since, failed_until) when operation_id is None, else the operation's state.
+
+    Each time an operation's panel is first served in a new phase after its reset (delivering,
+    then settled; `seen` is the phase the polling panel last showed) it triggers
+    `bulk-finished`, so lists on the page refresh: reset links leave the failed list, links
+    that failed again come back."""
+    operation = operations.progress(operation_id) if operation_id else None
+    if operation is not None and scope is None:
+        scope = scope_of(operation)
+    context = panel_context(scope or {}, operation=operation, confirm=confirm)
+    context["notice"] = notice
+    response = make_response(render_template("partials/_bulk_panel.html", **context))
+    if operation and operation["phase"] != "resetting" and operation["phase"] != seen:
         response.headers["HX-Trigger"] = "bulk-finished"
     return response
+
+
+def scope_of(operation):
+    """The list filter an operation was started on (its app, and a selection's filter)."""
+    chosen = operation.get("filter") or {}
+    return {"app_id": operation["app_id"], "search": chosen.get("search"),
+            "failed_since": chosen.get("failed_since"),
+            "failed_until": chosen.get("failed_until")}
+
+
+def panel_context(scope, operation=None, confirm=False, counted=None):
+    """Template context of the bulk panel. `scope` is the list's filter; `counted` the number of
+    failed links it matches when the page already counted them."""
+    scope = {k: v for k, v in scope.items() if v}
+    app_id = scope.get("app_id")
+    idle = operation is None
+    failed_total = None
+    if idle:
+        failed_total = counted if counted is not None else retry.estimate(
+            app_id, scope.get("search"), scope.get("failed_since"), scope.get("failed_until"))
+    return {"operation": operation, "confirm": confirm, "scope": scope,
+            "scope_args": _scope_args(scope), "scope_app_id": app_id,
+            # Only the idle and confirm states show the app's name: the polled states skip the
+            # query, which would otherwise run on every poll of every open panel.
+            "scope_app_name": _app_name(app_id) if idle else None,
+            "filtered": any(k != "app_id" for k in scope), "failed_total": failed_total,
+            "operation_url": url_for("pages.operation_detail",
+                                     operation_id=operation["operation_id"])
+            if operation else None}
+
+
+def _scope_args(scope):
+    args = {}
+    for key, value in scope.items():
+        if isinstance(value, str) and key.startswith("failed_"):
+            value = datetime.fromisoformat(value)  # as a selection's filter stores it
+        args[key] = (value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M")
+                     if hasattr(value, "strftime") else value)
+    return args
+
+
+def page_panel(scope, counted=None):
+    """The panel a full page starts with: the running operation that covers this scope (so a
+    reload re-attaches, and an app page shows a global run), or the idle state."""
+    running = operations.running_for_scope(scope.get("app_id"))
+    notice = None
+    if running and running["app_id"] != scope.get("app_id"):
+        notice = ("A bulk retry of all apps is running; it covers this app's failed links."
+                  if running["scope"] == "all" else
+                  "A bulk retry of a selection across apps is running.")
+    own = running is not None and running["app_id"] == scope.get("app_id")
+    context = panel_context(scope_of(running) if own else scope, operation=running,
+                            counted=counted)
+    context["notice"] = notice
+    return context
 
 
 def _app_name(app_id):
@@ -41,20 +132,3 @@ def _app_name(app_id):
     with db.connection() as conn:
         app = apps_repo.get_app(conn, app_id)
     return app["app_name"] if app else app_id
-
-
-def _failed_total(app_id):
-    return retry.estimate(app_id)
-
-
-def idle_panel_context(app_id=None, failed_total=None):
-    """Context for including the panel in a full page: the running operation for this scope
-    (so a reload re-attaches) or the idle state. Pass failed_total when the page has already
-    counted the failed links of this scope."""
-    running = [op for op in retry.active_operations()
-               if op["app_id"] == app_id or (app_id is None and op["scope"] == "all")]
-    operation = retry.progress(running[0]["operation_id"]) if running else None
-    return {"operation": operation, "scope_app_id": app_id, "scope_app_name": _app_name(app_id),
-            "failed_total": (failed_total if failed_total is not None else _failed_total(app_id))
-            if operation is None else None}
-

@@ -2,11 +2,13 @@
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import auth, db
-from . import fragments
+from .. import auth, db, runtime
+from ..errors import ApiError
 from ..repositories import apps as apps_repo
-from ..services import failed_list, retry
+from ..services import link_state, links, notification_list
+from ..services import operations as ops_service
 from ..services import overview as overview_service
+from . import fragments
 
 bp = Blueprint("pages", __name__, url_prefix="/admin")
 
@@ -46,15 +48,17 @@ def overview():
 
 @bp.get("/notifications")
 def notifications():
-    query = failed_list.parse_query(request.args)
-    page = failed_list.failed_page(query)
+    query = notification_list.parse_query(request.args)
+    max_attempts = runtime.settings().max_retry_attempts
+    page = notification_list.list_page(query, max_attempts)
+    scope = {"app_id": query.app_id, "search": query.search,
+             "failed_since": query.failed_since, "failed_until": query.failed_until}
     return render_template("notifications/list.html", query=query, page=page,
-                           page_sizes=failed_list.PAGE_SIZES, sort_keys=failed_list.SORT_KEYS,
-                           apps=failed_list.apps_with_failures(),
-                           # Without a search the list's total is the scope's failed count.
-                           panel=fragments.idle_panel_context(
-                               query.app_id or None,
-                               None if query.search else page["pagination"]["total"]))
+                           page_sizes=notification_list.PAGE_SIZES,
+                           apps=notification_list.apps_with_failures(),
+                           # The list counted the failed links of this filter: the button
+                           # offers exactly those.
+                           panel=fragments.page_panel(scope, counted=page["counts"]["failed"]))
 
 
 @bp.get("/apps")
@@ -70,26 +74,70 @@ def app_detail(app_id):
         app = apps_repo.get_app(conn, app_id)
         if app is None:
             abort(404)
-        links = apps_repo.list_app_links(conn, app_id)
-    return render_template("apps/detail.html", app=app, links=links,
-                           panel=fragments.idle_panel_context(app_id))
+        rows = apps_repo.list_app_links(conn, app_id)
+    max_attempts = runtime.settings().max_retry_attempts
+    rows = [dict(row, **link_state.describe(row, max_attempts)) for row in rows]
+    return render_template("apps/detail.html", app=app, links=rows,
+                           panel=fragments.page_panel({"app_id": app_id}))
+
+
+@bp.get("/apps/<app_id>/links/<repository_id>")
+def link_detail(app_id, repository_id):
+    link, attempts, total = links.detail(app_id, repository_id)
+    return render_template("links/detail.html", attempts=attempts, attempts_total=total,
+                           **fragments.followed_context(app_id, repository_id))
+
+
+def _poll_arg():
+    poll = request.args.get("poll", "1")
+    if not poll.isdigit():
+        raise ApiError(400, "poll must be a whole number")
+    return min(int(poll), 10_000)
+
+
+@bp.get("/links/<app_id>/<repository_id>/row")
+def link_row(app_id, repository_id):
+    """The followed row of a link being retried (polled by the row itself)."""
+    return fragments.followed_row(app_id, repository_id, poll=_poll_arg())
+
+
+@bp.get("/links/<app_id>/<repository_id>/status")
+def link_status(app_id, repository_id):
+    """The link page's status section (polled by itself while the link moves)."""
+    links.load(app_id, repository_id)  # 404 for an unknown link
+    return fragments.followed_row(app_id, repository_id, poll=_poll_arg(), as_status=True)
 
 
 @bp.get("/queue")
 def queue():
     return render_template("queue.html", stats=overview_service.queue_stats(),
                            jobs=overview_service.queue_contents(),
-                           operations=retry.active_operations())
+                           operations=ops_service.active_operations())
 
 
 @bp.get("/operations")
 def operations():
-    return render_template("operations.html", operations=retry.recent_operations(100))
+    return render_template("operations.html", operations=ops_service.recent_operations(100))
+
+
+@bp.get("/operations/<operation_id>")
+def operation_detail(operation_id):
+    op = ops_service.progress(operation_id)
+    after = request.args.get("after") or None
+    if after is not None and not after.isdigit():
+        raise ApiError(400, "after must be the next_cursor of a previous page")
+    rows, cursor = ops_service.failed_again(operation_id, int(after) if after else None)
+    retryable = (ops_service.count_failed_again_still_failed(operation_id)
+                 if op["delivery_failed"] else 0)
+    return render_template("operations/detail.html", op=op, failed_again=rows,
+                           next_cursor=cursor, retryable=retryable,
+                           panel=fragments.panel_context({}, operation=op))
 
 
 @bp.get("/bulk-panel")
 def bulk_panel():
-    """The bulk panel for a scope (?app_id=): the running operation, or idle."""
-    app_id = request.args.get("app_id") or None
-    return render_template("partials/_bulk_panel.html", **fragments.idle_panel_context(app_id),
-                           confirm=False)
+    """The bulk panel for a scope (?app_id=&search=&failed_since=&failed_until=): the running
+    operation, or idle."""
+    scope = notification_list.parse_filter(request.args)
+    context = fragments.page_panel(scope)
+    return render_template("partials/_bulk_panel.html", **context)

@@ -101,5 +101,5 @@ def test_apps_pages(client, logged_in, seed):
     assert "Acme &lt;Docs&gt;" in listing
     detail = client.get(f"/admin/apps/{app_id}")
     assert detail.status_code == 200
-    assert detail.get_data(as_text=True).count("failed</span>") == 2
+    assert detail.get_data(as_text=True).count('class="badge badge-failed"') == 2
     assert client.get("/admin/apps/app_unknown").status_code == 404

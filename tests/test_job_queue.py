@@ -11,20 +11,25 @@ from docora_admin.tasks import run_bulk_retry, snapshot
 pytestmark = pytest.mark.usefixtures("empty_queue")
 
 
+STAMP = 1_800_000_000_000_000  # a queue place in µs
+
+
 def test_pipelined_jobs_dequeue_as_snapshot_tasks_in_order():
-    links = [(f"app_{i}", f"repo_{i}") for i in range(2500)]  # more than one batch
-    assert job_queue.enqueue_snapshots(links, "bulk_0123456789abcdef") == 2500
+    jobs = [(f"app_{i}", f"repo_{i}", "bulk_0123456789abcdef", i) for i in range(2500)]
+    ids = job_queue.push_snapshot_jobs(jobs, STAMP)  # more than one batch
+    assert len(ids) == len(set(ids)) == 2500
     assert huey.pending_count() == 2500
     first, second = huey.dequeue(), huey.dequeue()
-    assert first.name == "snapshot" and first.args == ("app_0", "repo_0", "bulk_0123456789abcdef")
+    assert first.name == "snapshot"
+    assert first.args == ("app_0", "repo_0", "bulk_0123456789abcdef", 0)
     assert second.args[:2] == ("app_1", "repo_1")
-    assert first.id != second.id
+    assert (first.id, second.id) == tuple(ids[:2])
 
 
 def test_pipelined_job_is_hueys_own_message_but_for_its_id():
-    job_queue.enqueue_snapshots([("app_a", "repo_a")], "bulk_0123456789abcdef")
+    job_queue.push_snapshot_jobs([("app_a", "repo_a", "bulk_0123456789abcdef", 3)], STAMP)
     pushed = huey.dequeue()
-    expected = snapshot.s("app_a", "repo_a", "bulk_0123456789abcdef")
+    expected = snapshot.s("app_a", "repo_a", "bulk_0123456789abcdef", 3)
     for attribute in ("name", "args", "kwargs", "eta", "retries", "retry_delay", "priority",
                       "expires", "timeout", "on_complete", "on_error"):
         assert getattr(pushed, attribute) == getattr(expected, attribute), attribute
@@ -32,13 +37,31 @@ def test_pipelined_job_is_hueys_own_message_but_for_its_id():
 
 
 def test_admin_tasks_run_before_queued_snapshot_jobs():
-    job_queue.enqueue_snapshots([("app_a", "repo_a"), ("app_b", "repo_b")])
+    job_queue.push_snapshot_jobs([("app_a", "repo_a", None, 1), ("app_b", "repo_b", None, 1)],
+                                 STAMP)
     run_bulk_retry("bulk_0123456789abcdef")  # queued last, higher priority
     assert huey.dequeue().name == "run_bulk_retry"
     assert huey.dequeue().name == "snapshot"
 
 
-def test_single_enqueue_returns_the_job_id():
-    job_id = job_queue.queue_snapshot("app_a", "repo_a")
-    task = huey.dequeue()
-    assert task.id == job_id and task.args == ("app_a", "repo_a", None)
+def test_oldest_waiting_stamp_is_the_queue_place_of_the_next_snapshot_job():
+    assert job_queue.oldest_waiting_stamp() is None
+    job_queue.push_snapshot_jobs([("app_b", "repo_b", None, 1)], STAMP + 50)
+    job_queue.push_snapshot_jobs([("app_a", "repo_a", None, 1)], STAMP)
+    run_bulk_retry("bulk_0123456789abcdef")  # admin tasks do not count
+    assert job_queue.oldest_waiting_stamp() == STAMP
+    assert huey.dequeue().name == "run_bulk_retry"
+    assert huey.dequeue().args[0] == "app_a"  # the oldest place runs first
+    assert job_queue.oldest_waiting_stamp() == STAMP + 50
+    huey.dequeue()
+    assert job_queue.oldest_waiting_stamp() is None
+
+
+def test_a_backoff_job_is_scheduled_not_queued():
+    from datetime import datetime, timedelta, timezone
+
+    job_queue.schedule_snapshot("app_a", "repo_a", None, 4,
+                                datetime.now(timezone.utc) + timedelta(minutes=5))
+    assert huey.pending_count() == 0 and huey.scheduled_count() == 1
+    [task] = huey.scheduled()
+    assert task.args == ("app_a", "repo_a", None, 4)

@@ -43,8 +43,15 @@ def test_bulk_panel_states_poll_only_while_running(client, logged_in, seed):
     done = client.get(f"/admin/api/retry/progress/{operation_id}", headers=HX)
     html = done.get_data(as_text=True)
     assert 'data-state="completed"' in html and "load delay:1s" not in html
-    assert "3 / 3 completed (3 succeeded, 0 failed, 0 skipped)" in html
+    # Reset and queued, not delivered: the panel waits for the deliveries, polling slower.
+    assert 'data-phase="delivering"' in html and 'hx-trigger="load delay:2s"' in html
+    assert "Waiting for deliveries" in html and "✓" not in html
+    assert "3 / 3 processed (3 queued, 0 skipped)" in html
+    assert "Deliveries: 0 delivered, 0 failed again, 3 in progress" in html
     assert done.headers["HX-Trigger"] == "bulk-finished"
+    # The next poll of the same phase does not announce it again.
+    again = client.get(f"/admin/api/retry/progress/{operation_id}?seen=delivering", headers=HX)
+    assert "HX-Trigger" not in again.headers
     # The same URL without HX-Request is JSON.
     assert client.get(f"/admin/api/retry/progress/{operation_id}").is_json
 
@@ -72,7 +79,8 @@ def test_pages_reattach_to_a_running_operation(client, logged_in, seed):
     assert operation_id in queue and "run bulk retry" in queue
     run_queued_admin_tasks()
     history = client.get("/admin/operations").get_data(as_text=True)
-    assert f'id="op-{operation_id}"' in history and "completed" in history
+    assert f'id="op-{operation_id}" data-phase="delivering"' in history
+    assert "Waiting for deliveries" in history
 
 
 def test_htmx_request_from_expired_session_redirects_whole_page(client):

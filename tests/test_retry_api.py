@@ -6,7 +6,7 @@ import redis
 
 from docora_admin import db
 from docora_admin.huey_app import huey
-from docora_admin.services import bulk_progress, retry
+from docora_admin.services import bulk_progress, bulk_runner
 from tests.conftest import TEST_REDIS_URL
 
 
@@ -57,7 +57,7 @@ def test_retry_one_resets_and_queues_snapshot(client, logged_in, seed):
                                               "last_error": None}
     [task] = queued_tasks()
     assert task.name == "snapshot" and task.id == body["data"]["job_id"]
-    assert task.args == (app_id, repo, None)
+    assert task.args == (app_id, repo, None, 1)  # the link's first job generation
 
 
 def test_retry_one_accepts_a_form(client, logged_in, seed):
@@ -181,8 +181,8 @@ def test_cancel_after_chunks_leaves_the_rest_failed(client, logged_in, seed):
     seed.failed_links(app_id, 10)
     operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
     set_chunk_size(operation_id, 3)
-    assert retry._run_one_chunk(operation_id) == 3
-    assert retry._run_one_chunk(operation_id) == 3
+    assert bulk_runner.run_one_chunk(operation_id) == 3
+    assert bulk_runner.run_one_chunk(operation_id) == 3
     response = logged_in.post(f"/admin/api/retry/cancel/{operation_id}")
     assert response.status_code == 200
     assert response.get_json() == {"data": {"message": "Cancellation requested"}}
@@ -193,13 +193,14 @@ def test_cancel_after_chunks_leaves_the_rest_failed(client, logged_in, seed):
     assert (data["completed"], data["succeeded"]) == (6, 6)
     again = logged_in.post(f"/admin/api/retry/cancel/{operation_id}")
     assert again.status_code == 409
+    assert again.get_json() == {"error": "Operation already cancelled", "operation_status": "cancelled"}
 
 
 def test_a_cancel_flagged_only_in_redis_stops_the_task(client, logged_in, seed):
     seed.failed_links(seed.app(), 10)
     operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
     set_chunk_size(operation_id, 4)
-    assert retry._run_one_chunk(operation_id) == 4
+    assert bulk_runner.run_one_chunk(operation_id) == 4
     assert bulk_progress.cancel_progress(operation_id)  # the hash alone, not the database
     run_queued_admin_tasks()
     assert failed_count() == 6
@@ -218,7 +219,7 @@ def test_two_runners_at_once_reset_each_row_exactly_once(client, logged_in, seed
     def runner():
         barrier.wait()
         try:
-            retry.run_bulk_retry(operation_id)
+            bulk_runner.run_bulk_retry(operation_id)
         except Exception as exc:  # a thread's exception would otherwise only be printed
             errors.append(exc)
 
@@ -295,20 +296,25 @@ def test_twenty_concurrent_retry_all_create_one_operation(app, client, logged_in
         assert conn.execute("SELECT count(*) AS n FROM bulk_operations").fetchone()["n"] == 1
 
 
-def test_deliveries_reported_by_snapshot_jobs_are_counted(client, logged_in, seed):
-    seed.failed_links(seed.app(), 3)
+def test_cancel_of_an_ended_operation_changes_nothing(client, logged_in, seed):
+    seed.failed_links(seed.app(), 2)
     operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
     run_queued_admin_tasks()
-    retry.record_delivery(operation_id, delivered=True)
-    retry.record_delivery(operation_id, delivered=True)
-    retry.record_delivery(operation_id, delivered=False)
-    data = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
-    assert (data["delivered"], data["delivery_failed"]) == (2, 1)
+    before = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
+    response = logged_in.post(f"/admin/api/retry/cancel/{operation_id}")
+    assert (response.status_code, response.get_json()) == (
+        409, {"error": "Operation already completed", "operation_status": "completed"})
+    after = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
+    assert after == before and after["cancelled"] is False
+    with db.connection() as conn:
+        row = conn.execute("SELECT cancel_requested, status FROM bulk_operations WHERE id = %s",
+                           (operation_id,)).fetchone()
+    assert row == {"cancel_requested": False, "status": "completed"}
 
 
 def test_busy_scope_is_409_even_when_nothing_is_left_failed(client, logged_in, seed):
     seed.failed_links(seed.app(), 2)
     first = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]
-    retry._run_one_chunk(first)  # all targets reset, operation not finished yet
+    bulk_runner.run_one_chunk(first)  # all targets reset, operation not finished yet
     again = logged_in.post("/admin/api/retry/all")
     assert again.status_code == 409 and again.get_json()["operation_id"] == first

@@ -9,7 +9,7 @@ import pytest
 
 from docora_admin import db, runtime
 from docora_admin.huey_app import huey
-from docora_admin.services import job_queue, snapshot
+from docora_admin.services import job_queue, snapshot, sweeper
 from tests.webhook_receiver import Receiver
 
 
@@ -164,14 +164,30 @@ def test_partial_delivery_resends_only_what_is_missing(seed, receiver, repo):
     assert receiver.actions() == [("create", "img/logo.bin")]
 
 
-def test_duplicate_jobs_deliver_once_through_huey(seed, receiver, repo):
+def _generation(app_id, repository_id, value):
+    with db.connection() as conn:
+        conn.execute("UPDATE app_repositories SET job_generation = %s, next_attempt_at = now() "
+                     "WHERE app_id = %s AND repository_id = %s", (value, app_id, repository_id))
+
+
+def test_duplicate_jobs_of_one_generation_deliver_once_through_huey(seed, receiver, repo):
     app_id, repository_id = link(seed, receiver, repo)
-    job_queue.queue_snapshot(app_id, repository_id)
-    job_queue.queue_snapshot(app_id, repository_id)
+    _generation(app_id, repository_id, 7)
+    # A chunk redone after a database crash queues a second job for the same generation.
+    job_queue.push_snapshot_jobs([(app_id, repository_id, None, 7)] * 2, 1)
     while (task := huey.dequeue()) is not None:
         huey.execute(task)
     assert receiver.actions() == [("create", "README.md"), ("create", "docs/guide.md"),
                                   ("create", "img/logo.bin")]
+
+
+def test_a_job_of_an_older_generation_does_nothing(seed, receiver, repo):
+    app_id, repository_id = link(seed, receiver, repo)
+    _generation(app_id, repository_id, 2)
+    assert snapshot.run_snapshot(app_id, repository_id, None, 1) is None
+    assert seed.link_status(app_id, repository_id)["status"] == "pending_snapshot"
+    assert receiver.requests == []
+    assert snapshot.run_snapshot(app_id, repository_id, None, 2) == "synced"
 
 
 def test_deleted_app_ends_the_job_cleanly(seed, receiver, repo):
@@ -203,15 +219,16 @@ def test_token_never_reaches_last_error(seed, receiver, tmp_path):
     assert error.startswith("git:") and "s3cr3t" not in error
 
 
-def test_scheduler_queues_due_links_never_failed_ones(seed, receiver, repo):
-    app_id, repository_id = link(seed, receiver, repo)  # pending, due now
+def test_sweeper_queues_pending_links_without_a_job_never_failed_ones(seed, receiver, repo):
+    app_id, repository_id = link(seed, receiver, repo)  # pending, never queued
     other = seed.repo(url=repo.url + "-x")
     seed.link(app_id, other, status="failed")
-    assert snapshot.schedule_due() == 1
+    assert sweeper.requeue_lost_jobs() == 1
     task = huey.dequeue()
     assert task.name == "snapshot" and task.args[:2] == (app_id, repository_id)
-    assert snapshot.schedule_due() == 0  # not queued twice
+    assert sweeper.requeue_lost_jobs() == 0  # just queued: not lost, not queued twice
     assert huey.dequeue() is None
+    assert snapshot.run_snapshot(*task.args) == "synced"
 
 
 def test_one_repository_is_fetched_by_one_job_at_a_time(seed, receiver, repo):

@@ -63,6 +63,7 @@ CREATE INDEX IF NOT EXISTS delivery_attempts_finished_brin
     ON delivery_attempts USING brin (finished_at);
 
 -- Bulk operations gain selections (a filter or a list of links) and a delivery outcome.
+ALTER TABLE bulk_operations ALTER COLUMN scope TYPE varchar(16);
 ALTER TABLE bulk_operations DROP CONSTRAINT IF EXISTS bulk_operations_scope_check;
 ALTER TABLE bulk_operations DROP CONSTRAINT IF EXISTS bulk_operations_check;
 ALTER TABLE bulk_operations DROP CONSTRAINT IF EXISTS bulk_operations_scope_valid;

@@ -111,6 +111,16 @@ def _password_hash(env):
 def load_settings(env=None):
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if env is None else env
+    settings = _load(env)
+    if settings.job_lease_seconds < 3 * settings.watchdog_interval_seconds:
+        raise ConfigError(
+            f"JOB_LEASE_SECONDS ({settings.job_lease_seconds}) must be at least three times "
+            f"WATCHDOG_INTERVAL_SECONDS ({settings.watchdog_interval_seconds}): the watchdog "
+            "renews leases once per interval")
+    return settings
+
+
+def _load(env):
     secret_key = _required(env, "SECRET_KEY", "set it to a long random string, e.g. "
                            "`python -c 'import secrets; print(secrets.token_hex(32))'`")
     if len(secret_key) < 16:

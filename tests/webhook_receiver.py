@@ -13,6 +13,9 @@ class Receiver:
         self.auth_key = auth_key
         self.app_id = app_id
         self.requests = []  # (action, payload)
+        # (app id, repository id, action, path, sha) of every acknowledged file, to prove that
+        # nothing is delivered twice
+        self.deliveries = []
         self.bad_signatures = 0
         self.status = 200
         self.delay = 0.0
@@ -46,6 +49,10 @@ class Receiver:
                     return
                 if receiver.status == 200:
                     receiver.requests.append((action, payload))
+                    receiver.deliveries.append((
+                        self.headers.get("X-Docora-App-Id"),
+                        payload["repository"]["repository_id"], action,
+                        payload["file"]["path"], payload["file"]["sha"]))
                 self._answer(receiver.status)
 
             def _answer(self, status):

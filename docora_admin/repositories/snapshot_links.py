@@ -125,6 +125,29 @@ def mark_interrupted(conn, claim_row, error, files=0, bytes_sent=0):
     """, _attempt_params(claim_row, "interrupted", error, None, files, bytes_sent)).fetchone()
 
 
+def release_claim(conn, claim_row, delay_seconds):
+    """Give a claimed link back untried (its repository was busy): pending_snapshot for a new
+    generation, due after `delay_seconds`, nothing logged. Returns what to schedule, or None
+    when the claim was lost meanwhile."""
+    return conn.execute("""
+        UPDATE app_repositories
+        SET status = 'pending_snapshot', updated_at = now(),
+            next_attempt_at = now() + make_interval(secs => %(delay)s),
+            job_generation = job_generation + 1
+        WHERE id = %(link_id)s AND status = 'scanning' AND job_generation = %(generation)s
+        RETURNING app_id, repository_id, retry_operation_id, job_generation, next_attempt_at
+    """, {"link_id": claim_row["id"], "generation": claim_row["job_generation"],
+          "delay": delay_seconds}).fetchone()
+
+
+def holds_claim(conn, claim_row):
+    """Whether the job that made this claim still holds the link."""
+    return conn.execute("""
+        SELECT EXISTS (SELECT FROM app_repositories
+                       WHERE id = %s AND status = 'scanning' AND job_generation = %s) AS held
+    """, (claim_row["id"], claim_row["job_generation"])).fetchone()["held"]
+
+
 def renew_leases(conn, claims, lease_seconds):
     """Extend the leases of the links this process is delivering ([(link id, generation)])."""
     if not claims:

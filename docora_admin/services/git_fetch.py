@@ -11,12 +11,22 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from .. import runtime
 
 GIT_TIMEOUT_S = 300
-LOCK_TIMEOUT_S = 900  # longer than any fetch + scan; a dead holder frees it by expiry
+# The lock's time to live: renewed by the watchdog while its holder lives (services/leases.py),
+# so a holder that dies frees the repository within this, not after its longest fetch.
+LOCK_TTL_S = 15
+# How long a job waits for another job's fetch of the same repository before it gives its
+# worker back (the link is queued again a little later): a worker never sits out a long fetch.
+LOCK_WAIT_S = 5
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class GitError(Exception):
     """git failed; the message is short, human readable and free of credentials."""
+
+
+class RepositoryBusy(Exception):
+    """Another job held the repository's checkout for longer than LOCK_WAIT_S: nothing was
+    attempted, so nothing is counted or logged against the app."""
 
 
 def scrub(text):
@@ -42,13 +52,19 @@ def authenticated_url(url, token):
 @contextmanager
 def repository_lock(repository_id):
     """Across processes and machines, one job at a time works on a repository's checkout."""
-    lock = runtime.redis_client().lock(f"docora:git-lock:{repository_id}",
-                                       timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_TIMEOUT_S)
+    from . import leases
+
+    # Not thread-local: the watchdog thread renews it for the job's thread.
+    ttl = max(LOCK_TTL_S, 3 * runtime.settings().watchdog_interval_seconds)
+    lock = runtime.redis_client().lock(f"docora:git-lock:{repository_id}", timeout=ttl,
+                                       blocking_timeout=LOCK_WAIT_S, thread_local=False)
     if not lock.acquire():
-        raise GitError("git: repository is busy (lock not acquired)")
+        raise RepositoryBusy(f"repository {repository_id} is busy")
+    leases.hold_lock(lock)
     try:
         yield
     finally:
+        leases.release_lock(lock)
         try:
             lock.release()
         except Exception:  # expired meanwhile: nothing left to release

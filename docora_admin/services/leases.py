@@ -1,4 +1,5 @@
-"""The links this process is delivering right now, and the renewal of their leases.
+"""The links this process is delivering right now and the repository locks it holds, and the
+renewal of both.
 
 A claimed link (status scanning) holds a lease: its next_attempt_at is the time by which the job
 must renew it. The watchdog thread of each consumer process renews the leases of the jobs running
@@ -12,6 +13,7 @@ from ..repositories import snapshot_links
 
 _lock = threading.Lock()
 _held = {}  # link id → generation
+_locks = set()  # redis-py locks of repository checkouts (services/git_fetch.py)
 
 
 def hold(claim_row):
@@ -29,10 +31,29 @@ def held():
         return list(_held.items())
 
 
+def hold_lock(lock):
+    with _lock:
+        _locks.add(lock)
+
+
+def release_lock(lock):
+    with _lock:
+        _locks.discard(lock)
+
+
 def renew():
-    """Extend the lease of every link this process is delivering; return how many."""
+    """Extend the lease of every link this process is delivering and the time to live of every
+    repository lock it holds; return how many leases."""
+    with _lock:
+        locks = list(_locks)
+    for lock in locks:
+        try:
+            lock.reacquire()
+        except Exception:  # released meanwhile, or expired: its job finds out itself
+            pass
     claims = held()
-    if not claims:
-        return 0
     with db.connection() as conn:
+        if not claims:  # still proves that PostgreSQL answers (the watchdog relies on it)
+            conn.execute("SELECT 1")
+            return 0
         return snapshot_links.renew_leases(conn, claims, runtime.settings().job_lease_seconds)

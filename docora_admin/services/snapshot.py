@@ -25,6 +25,8 @@ from .delivery import DeliveryError, WebhookClient, file_payloads
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 3600
+BUSY_DELAY_S = 3  # a link whose repository another job is fetching is tried again after this
+PATIENCE_S = 600  # how long a job waits out an outage of PostgreSQL or Redis
 # Our own services failing: wait and try again rather than count an attempt against the app.
 TRANSIENT = (db.DatabaseUnavailable, redis.ConnectionError, redis.TimeoutError)
 
@@ -48,21 +50,34 @@ def backoff_seconds(attempt, base):
     return min(base * 2 ** max(0, attempt - 1), MAX_BACKOFF_S)
 
 
-def _patiently(action, what):
-    """Run `action`; while PostgreSQL or Redis is unavailable, try again with backoff (0.5 s
-    doubling to 8 s) for up to JOB_LEASE_SECONDS, then let the error out."""
-    deadline = time.monotonic() + runtime.settings().job_lease_seconds
-    delay = 0.5
+def _patiently(action, what, waited=None):
+    """Run `action`; while PostgreSQL or Redis is unavailable, try again every 0.25 s doubling
+    to 2 s for up to PATIENCE_S, then let the error out. `waited` (a list) is told whether it
+    had to wait.
+
+    A job waits out an outage rather than give up: what it holds (a message taken off the
+    queue, a file the app acknowledged but not yet recorded) is safest with it, and every worker
+    waiting keeps the queue in Redis until PostgreSQL is back."""
+    deadline = time.monotonic() + PATIENCE_S
+    delay, told = 0.25, False
     while True:
         try:
             return action()
         except TRANSIENT as exc:
             if time.monotonic() + delay > deadline:
                 raise
-            log.warning("%s: %s unavailable, trying again in %.1f s", what,
-                        "database" if isinstance(exc, db.DatabaseUnavailable) else "Redis", delay)
+            if not told:
+                log.warning("%s: %s unavailable, trying again", what,
+                            "database" if isinstance(exc, db.DatabaseUnavailable) else "Redis")
+                told = True
+            if waited is not None:
+                waited.append(delay)
             time.sleep(delay)
-            delay = min(delay * 2, 8)
+            delay = min(delay * 2, 2)
+
+
+class ClaimLost(Exception):
+    """The job's link was given to another job while this one waited out an outage."""
 
 
 def run_snapshot(app_id, repository_id, operation_id=None, generation=None):
@@ -90,7 +105,12 @@ def _attempt(claimed, context):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
-        _sync(context, sent)
+        _sync(claimed, context, sent, where)
+    except ClaimLost:
+        log.warning("%s: stopped, its link was given to another job during an outage", where)
+        return None
+    except git_fetch.RepositoryBusy:
+        return _later(claimed, where)
     except TRANSIENT as exc:
         return _interrupted(claimed, context, sent, exc, where)
     except (SnapshotError, DeliveryError, git_fetch.GitError, crypto.DecryptionError) as exc:
@@ -156,6 +176,21 @@ def _interrupted(claimed, context, sent, exc, where):
     return "pending_snapshot"
 
 
+def _later(claimed, where):
+    """Another job is fetching the same repository: give the link back, due a little later
+    (a new generation, scheduled), and free this worker."""
+    def record():
+        with db.connection() as conn:
+            return snapshot_links.release_claim(conn, claimed, BUSY_DELAY_S)
+
+    due = _patiently(record, where)
+    if due is not None:
+        _best_effort(lambda: job_queue.schedule_snapshot(
+            due["app_id"], due["repository_id"], due["retry_operation_id"],
+            due["job_generation"], due["next_attempt_at"]), where)
+    return "pending_snapshot"
+
+
 def _best_effort(action, where):
     # Queueing after the commit: should Redis refuse now, the link is due and the sweeper queues
     # it once Redis answers.
@@ -177,8 +212,12 @@ def _report_to_operation(operation_id, delivered):
         pass
 
 
-def _sync(context, sent):
-    """Fetch, scan, diff and deliver, counting into `sent` as files are acknowledged."""
+def _sync(claimed, context, sent, where):
+    """Fetch, scan, diff and deliver, counting into `sent` as files are acknowledged.
+
+    What the app acknowledged is recorded at once, waiting out a database outage (a file the
+    app has, recorded late, is not sent again by the next job); after such a wait the job goes
+    on only if its claim still holds."""
     settings = runtime.settings()
     if not context["client_auth_key_encrypted"]:
         raise SnapshotError("app has no client auth key")
@@ -186,8 +225,16 @@ def _sync(context, sent):
     token = (crypto.decrypt(settings.encryption_key, context["github_token_encrypted"])
              if context["github_token_encrypted"] else None)
     app_id, repository_id = context["app_id"], context["repository_id"]
-    with db.connection() as conn:
-        already = delivered_files.delivered(conn, app_id, repository_id)
+
+    def record(write):
+        waited = []
+        _patiently(lambda: _in_transaction(write), where, waited)
+        if waited and not _patiently(lambda: _in_transaction(
+                lambda conn: snapshot_links.holds_claim(conn, claimed)), where):
+            raise ClaimLost()
+
+    already = _patiently(lambda: _in_transaction(
+        lambda conn: delivered_files.delivered(conn, app_id, repository_id)), where)
 
     # The checkout is shared by every app of the repository: read what must be sent while
     # holding the lock, deliver after releasing it.
@@ -210,8 +257,8 @@ def _sync(context, sent):
                                    "file": {"path": path, "sha": already[path]},
                                    "previous_sha": already[path],
                                    "timestamp": int(time.time())})
-            with db.connection() as conn:
-                delivered_files.record_deleted(conn, app_id, repository_id, path)
+            record(lambda conn: delivered_files.record_deleted(conn, app_id, repository_id,
+                                                               path))
             sent.files, sent.deletes = sent.files + 1, sent.deletes + 1
         for action, batch in (("create", creates), ("update", updates)):
             for scanned, data in batch:
@@ -221,9 +268,8 @@ def _sync(context, sent):
                     client.post(action, payload)
                 # Recorded as each file is acknowledged, so a later run resends only what is
                 # missing.
-                with db.connection() as conn:
-                    delivered_files.record_delivered(conn, app_id, repository_id, scanned.path,
-                                                     scanned.sha)
+                record(lambda conn: delivered_files.record_delivered(
+                    conn, app_id, repository_id, scanned.path, scanned.sha))
                 sent.files += 1
                 if action == "create":
                     sent.creates += 1
@@ -231,6 +277,10 @@ def _sync(context, sent):
                     sent.updates += 1
     finally:
         sent.bytes = client.bytes_sent
+    _patiently(lambda: _in_transaction(lambda conn: delivered_files.save_snapshot(
+        conn, repository_id, commit_sha, [(f.path, f.sha, f.size) for f in files])), where)
+
+
+def _in_transaction(work):
     with db.connection() as conn:
-        delivered_files.save_snapshot(conn, repository_id, commit_sha,
-                                      [(f.path, f.sha, f.size) for f in files])
+        return work(conn)

@@ -71,7 +71,9 @@ def queue_rescans():
                   "due for a re-scan", logging.INFO)
 
 
-def sweep():
-    """One full pass; returns {what: count}."""
-    return {"lost": requeue_lost_jobs(), "leases": release_expired_leases(),
+def sweep(release_leases=True):
+    """One full pass; returns {what: count}. `release_leases` is False while this process has
+    not yet had PostgreSQL for a whole lease (services/watchdog.py says why)."""
+    return {"lost": requeue_lost_jobs(),
+            "leases": release_expired_leases() if release_leases else 0,
             "rescans": queue_rescans()}

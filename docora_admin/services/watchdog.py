@@ -11,6 +11,11 @@ window plus 60 s, and a lost job the scheduler's ten minutes.
 
 Each step survives the failure of any other and of PostgreSQL or Redis: it logs one line and
 tries again next tick.
+
+Leases are released only by a process that has reached PostgreSQL for at least a whole lease:
+after an outage longer than a lease every lease looks expired, and a job that lived through it
+must first get the chance to renew its own (it does on its process's first tick back), or its
+link would be given to a second job while the first still delivers.
 """
 import logging
 import threading
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 
 _started = threading.Lock()
 _thread = None
+_database_since = None  # monotonic time since which this process has reached PostgreSQL
 SWEEP_LOCK_KEY = "docora:watchdog:sweep"
 
 
@@ -54,12 +60,18 @@ def _step(name, action):
 
 def tick():
     """One round of housekeeping (also called directly by tests)."""
+    global _database_since
     settings = runtime.settings()
-    _step("lease renewal", leases.renew)
+    if _step("lease renewal", lambda: leases.renew() >= 0) is None:
+        _database_since = None
+    elif _database_since is None:
+        _database_since = time.monotonic()
+    may_release_leases = _database_since is not None and (
+        time.monotonic() - _database_since >= settings.job_lease_seconds)
     _step("resume of stalled bulk retries",
           lambda: bulk_runner.resume_stalled(settings.bulk_stall_seconds))
     if _step("sweep lock", lambda: _take_sweep_turn(settings.watchdog_interval_seconds)):
-        _step("sweep", sweeper.sweep)
+        _step("sweep", lambda: sweeper.sweep(release_leases=may_release_leases))
         _step("outcome recount", outcomes.settle_all)
 
 

@@ -1,4 +1,6 @@
 """A real Huey consumer killed with SIGKILL in the middle of a bulk retry; a new one resumes it."""
+import time
+
 import redis
 
 from docora_admin import db
@@ -65,13 +67,20 @@ def test_sigkill_mid_bulk_retry_resumes_and_resets_each_row_once(tmp_path, clien
         wait_for(lambda: _operation(operation_id)["completed"] >= 200, 60,
                  message="the first consumer to get going")
         first.kill()
+        killed = time.monotonic()
         killed_at = _operation(operation_id)
         assert killed_at["status"] == "running"
         assert 200 <= killed_at["completed"] < TARGETS
 
-        second = start_consumer(tmp_path, name="second", BULK_STALL_SECONDS=2)
+        second = start_consumer(tmp_path, name="second", BULK_STALL_SECONDS=2,
+                                WATCHDOG_INTERVAL_SECONDS=1)
         consumers.append(second)
-        # The periodic resume runs once a minute.
+        # The watchdog resumes it within the stall window and a tick or two (it used to be a
+        # once-a-minute periodic task).
+        wait_for(lambda: _operation(operation_id)["completed"] > killed_at["completed"], 15,
+                 interval=0.1, message="the resume")
+        resumed_after = time.monotonic() - killed
+        assert resumed_after < 2 + 5, resumed_after  # stall + consumer start-up + a tick
         done = wait_for(lambda: _operation(operation_id)["status"] == "completed"
                         and _operation(operation_id), 150, interval=0.5,
                         message="the resumed operation to complete")

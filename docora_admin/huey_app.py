@@ -6,6 +6,7 @@ snapshot jobs a bulk retry queues: each task declares its priority (higher runs 
 import logging
 import os
 import sys
+import threading
 
 from huey import PriorityRedisHuey
 
@@ -14,6 +15,7 @@ from .config import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
 
+_logging_once = threading.Lock()
 PRIORITY_ADMIN = 100
 PRIORITY_SNAPSHOT = 0
 
@@ -37,4 +39,24 @@ def start_worker_runtime():
         os._exit(2)
     from .services import watchdog
 
+    _log_like_huey()
     watchdog.start()
+
+
+def _log_like_huey():
+    """Our modules' log lines in the consumer's format (huey_consumer configures only the `huey`
+    logger; without this they would print bare through logging's last-resort handler)."""
+    ours = logging.getLogger("docora_admin")
+    with _logging_once:  # every worker thread runs the start-up hook
+        if ours.handlers:
+            return
+        _add_handler(ours)
+
+
+def _add_handler(ours):
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(
+        "[%(asctime)s] %(levelname)s:%(name)s:%(threadName)s:%(message)s"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False

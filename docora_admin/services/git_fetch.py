@@ -1,7 +1,6 @@
 """Fetching a repository with git into a cache folder, one job per repository at a time."""
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -9,19 +8,14 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .. import runtime
+from ..redact import scrub
 
 GIT_TIMEOUT_S = 300
 LOCK_TIMEOUT_S = 900  # longer than any fetch + scan; a dead holder frees it by expiry
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class GitError(Exception):
     """git failed; the message is short, human readable and free of credentials."""
-
-
-def scrub(text):
-    """Remove user:token@ from any URL in `text`."""
-    return _CREDENTIALS.sub("***@", text)
 
 
 def cache_root():

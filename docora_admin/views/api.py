@@ -7,6 +7,7 @@ from flask_wtf.csrf import generate_csrf
 from .. import auth
 from ..errors import ApiError
 from ..extensions import htmx
+from ..redact import scrub
 from ..services import failed_list, retry
 from . import fragments
 
@@ -71,7 +72,8 @@ def _failed_row_json(row):
         "app_name": row["app_name"],
         "repository_id": row["repository_id"],
         "repository": f"{row['owner']}/{row['name']}",
-        "github_url": row["github_url"],
+        # Docora stores private repositories' URLs with user:token@ in them.
+        "github_url": scrub(row["github_url"]),
         "status": row["status"],
         "last_error": row["last_error"],
         "retry_count": row["retry_count"],

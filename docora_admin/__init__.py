@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from . import auth, cli, errors, runtime, templating
+from . import auth, cli, errors, log_format, runtime, templating
 from .config import ConfigError, load_settings
 from .extensions import htmx
 
@@ -37,7 +37,7 @@ def create_app(config=None):
         WTF_CSRF_HEADERS=["X-CSRFToken"],
         TESTING=bool(env.get("TESTING")),
     )
-    logging.basicConfig(level=logging.INFO)
+    log_format.install(logging.INFO)
     runtime.start(settings, pool_size=int(env.get("WEB_POOL_SIZE", "10")))
 
     htmx.init_app(app)

@@ -9,7 +9,7 @@ import sys
 
 from huey import PriorityRedisHuey
 
-from . import runtime
+from . import log_format, runtime
 from .config import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ huey = PriorityRedisHuey(
 @huey.on_startup()
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use."""
+    log_format.install()  # huey_consumer has set up its handler by now
     try:
         runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
     except ConfigError as exc:

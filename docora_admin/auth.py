@@ -61,7 +61,8 @@ def is_api_request():
 def safe_next_path(candidate):
     """Return `candidate` if it is a local path under /admin, else the overview."""
     fallback = url_for("pages.overview")
-    if not candidate or not candidate.startswith("/") or candidate.startswith("//"):
+    if (not candidate or not candidate.startswith("/") or candidate.startswith("//")
+            or not candidate.isprintable()):  # CR/LF would break the Location header
         return fallback
     parts = urlsplit(candidate)
     if parts.scheme or parts.netloc or "\\" in candidate or not parts.path.startswith("/admin"):

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
-from .. import auth
+from .. import auth, request_guard
 from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
@@ -17,9 +17,7 @@ bp = Blueprint("api", __name__, url_prefix="/admin/api")
 def request_fields(*names):
     """Values of `names` from a JSON object body or a form; ApiError(400) for a malformed body."""
     if request.is_json:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise ApiError(400, "Request body must be a JSON object")
+        body = request_guard.json_object_body()
     else:
         body = request.form
     values = {}

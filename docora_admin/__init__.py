@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-from . import auth, cli, errors, log_format, request_guard, runtime, templating
+from . import (auth, cli, errors, log_format, request_guard, runtime, security_headers,
+               templating)
 from .config import ConfigError, load_settings
 from .extensions import htmx
 
@@ -50,6 +51,7 @@ def create_app(config=None):
     errors.init_app(app)
     cli.init_app(app)
     templating.init_app(app)
+    security_headers.init_app(app)
 
     from .views import api, pages
     app.register_blueprint(pages.bp)

@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-from . import (auth, cli, errors, log_format, request_guard, runtime, security_headers,
-               templating)
+from . import (auth, cli, errors, log_format, request_guard, runtime, same_origin,
+               security_headers, templating)
 from .config import ConfigError, load_settings
 from .extensions import htmx
 
@@ -47,6 +47,7 @@ def create_app(config=None):
 
     htmx.init_app(app)
     request_guard.init_app(app)  # first: hostile input never reaches auth, CSRF or a view
+    same_origin.init_app(app)  # before CSRF: a leaked token does not help another site
     auth.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

@@ -45,9 +45,9 @@ def login():
     fields = request_fields("username", "password")
     if not (fields["username"] or "").strip() or not fields["password"]:
         raise ApiError(400, "username and password are required")
-    if auth.login_blocked():
-        raise ApiError(429, "Too many failed logins; try again in a minute")
     username = fields["username"].strip()
+    if (blocked := auth.reserve_login_attempt(username)) is not None:
+        raise ApiError(429, blocked)
     if not auth.check_credentials(username, fields["password"]):
         raise ApiError(401, "Invalid credentials")
     return jsonify(success=True, csrf_token=auth.start_session(username))

@@ -27,8 +27,8 @@ def login():
         password = request.form.get("password") or ""
         if not username or not password:
             error, status = "Enter your username and password.", 400
-        elif auth.login_blocked():
-            error, status = "Too many failed logins. Wait a minute and try again.", 429
+        elif (blocked := auth.reserve_login_attempt(username)) is not None:
+            error, status = blocked, 429
         elif not auth.check_credentials(username, password):
             error, status = "Invalid credentials.", 401
         else:

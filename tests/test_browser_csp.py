@@ -8,9 +8,9 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-# `servers` is a fixture (gunicorn + a Huey consumer), imported to be used, not called.
-from tests.test_browser_smoke import (CHROMEDRIVER, CHROMIUM, attribute, log_in,  # noqa: F401
-                                      panel_state, seed_failed, servers, start_bulk_retry, wait)
+# `servers` is the smoke tests' fixture (gunicorn + a Huey consumer, one pair per module).
+from tests.test_browser_smoke import (CHROMEDRIVER, CHROMIUM, attribute, log_in, panel_state,
+                                      seed_failed, servers, start_bulk_retry, wait)
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,8 @@ bp = Blueprint("pages", __name__, url_prefix="/admin")
 
 @bp.route("/login", methods=["GET", "POST"])
 # No CSRF token: rendering one would store a session for every anonymous visitor. Login CSRF is
-# still refused: same_origin rejects a POST a browser marks cross-site, the session cookie is
-# SameSite=Lax, and a forged login could only log someone in as the one admin, whose password
-# the forger would need.
+# still refused by same_origin (a POST a browser marks cross-site is a 403), and with one admin
+# account a forged login has nothing to gain: it needs the admin's password to succeed.
 @auth.csrf.exempt
 def login():
     next_path = auth.safe_next_path(request.values.get("next"))

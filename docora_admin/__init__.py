@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-from . import auth, cli, errors, runtime, templating
+from . import (auth, cli, errors, log_format, request_guard, runtime, same_origin,
+               security_headers, templating)
 from .config import ConfigError, load_settings
 from .extensions import htmx
 
@@ -35,16 +36,23 @@ def create_app(config=None):
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
         WTF_CSRF_HEADERS=["X-CSRFToken"],
+        # One limit for the whole body and for form fields held in memory, so a 413 always
+        # means the same thing (request_guard answers it).
+        MAX_CONTENT_LENGTH=settings.max_request_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_request_body_bytes,
         TESTING=bool(env.get("TESTING")),
     )
-    logging.basicConfig(level=logging.INFO)
+    log_format.install(logging.INFO)
     runtime.start(settings, pool_size=int(env.get("WEB_POOL_SIZE", "10")))
 
     htmx.init_app(app)
+    request_guard.init_app(app)  # first: hostile input never reaches auth, CSRF or a view
+    same_origin.init_app(app)  # before CSRF: a leaked token does not help another site
     auth.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     templating.init_app(app)
+    security_headers.init_app(app)
 
     from .views import api, pages
     app.register_blueprint(pages.bp)

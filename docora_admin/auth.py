@@ -12,7 +12,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import runtime, sessions
+from . import login_limit, runtime, sessions
 from .errors import error_response
 
 login_manager = LoginManager()
@@ -20,8 +20,6 @@ csrf = CSRFProtect()
 
 # Endpoints reachable without a login. Everything else under /admin is refused.
 PUBLIC_ENDPOINTS = {"pages.login", "api.login", "static"}
-
-LOGIN_ATTEMPTS_PER_MINUTE = 5
 
 # Checked when the username is wrong, so a bad username costs as much time as a bad password.
 _DUMMY_HASH = generate_password_hash("not-the-password")
@@ -61,7 +59,8 @@ def is_api_request():
 def safe_next_path(candidate):
     """Return `candidate` if it is a local path under /admin, else the overview."""
     fallback = url_for("pages.overview")
-    if not candidate or not candidate.startswith("/") or candidate.startswith("//"):
+    if (not candidate or not candidate.startswith("/") or candidate.startswith("//")
+            or not candidate.isprintable()):  # CR/LF would break the Location header
         return fallback
     parts = urlsplit(candidate)
     if parts.scheme or parts.netloc or "\\" in candidate or not parts.path.startswith("/admin"):
@@ -97,36 +96,26 @@ def refuse_anonymous():
     return redirect(login_url_for_current_request())
 
 
-def _rate_limit_key():
-    return f"docora:login-failures:{request.remote_addr or 'unknown'}"
+def _client_address():
+    return request.remote_addr or "unknown"
 
 
-def login_blocked():
-    """True when this client has used up its failed logins for the current minute."""
-    count = runtime.redis_client().get(_rate_limit_key())
-    return count is not None and int(count) >= LOGIN_ATTEMPTS_PER_MINUTE
-
-
-def _record_failed_login():
-    key = _rate_limit_key()
-    # The first failure opens a one-minute window; later ones only count (SET NX, not EXPIRE NX,
-    # so Redis 6 servers work too).
-    pipe = runtime.redis_client().pipeline()
-    pipe.set(key, 0, ex=60, nx=True)
-    pipe.incr(key)
-    pipe.execute()
+def reserve_login_attempt(username):
+    """Count this attempt against the per-address and per-username limits before the password
+    is checked (atomically, see login_limit). None when it may go ahead, else why not."""
+    return login_limit.reserve(_client_address(), username)
 
 
 def check_credentials(username, password):
-    """Constant-time check of the one admin; records a failure for the rate limit."""
+    """Constant-time check of the one admin, after reserve_login_attempt(); a correct password
+    forgives the reserved attempt."""
     settings = runtime.settings()
     name_ok = hmac.compare_digest(username.encode(), settings.admin_username.encode())
     password_ok = check_password_hash(settings.admin_password_hash if name_ok else _DUMMY_HASH,
                                       password)
     if name_ok and password_ok:
-        runtime.redis_client().delete(_rate_limit_key())
+        login_limit.forgive(_client_address(), username)
         return True
-    _record_failed_login()
     return False
 
 

@@ -18,6 +18,10 @@ from werkzeug.security import generate_password_hash
 # at once.
 DEFAULT_BULK_CHUNK_SIZE = 1000
 
+# Our largest legitimate body is a login or a retry form of a few hundred bytes; 1 MiB leaves
+# room for any future form while an anonymous client can no longer make a worker buffer 200 MiB.
+DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
@@ -28,6 +32,7 @@ class Settings:
     database_url: str
     redis_url: str
     secret_key: str
+    max_request_body_bytes: int
     admin_username: str
     admin_password_hash: str
     encryption_key: bytes
@@ -131,6 +136,8 @@ def _load(env):
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix"),
                        "set it to e.g. redis://127.0.0.1:6379/0"),
         secret_key=secret_key,
+        max_request_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", DEFAULT_MAX_REQUEST_BODY_BYTES,
+                                    1024, 100 * 1024 * 1024),
         admin_username=_required(env, "ADMIN_USERNAME", "set it to the admin's login name"),
         admin_password_hash=_password_hash(env),
         encryption_key=_encryption_key(env),

@@ -10,7 +10,7 @@ import threading
 
 from huey import PriorityRedisHuey
 
-from . import runtime
+from . import log_format, runtime
 from .config import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ huey = PriorityRedisHuey(
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use; the process
     needs its watchdog thread (started once, whichever worker comes first)."""
+    log_format.install()  # huey_consumer has set up its handler by now
     try:
         runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
     except ConfigError as exc:

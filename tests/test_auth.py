@@ -1,6 +1,7 @@
 import pytest
+import redis
 
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_REDIS_URL
 
 
 def test_api_login_good_returns_csrf_and_session_works(client, auth):
@@ -66,12 +67,13 @@ def test_session_cookie_flags(client, auth):
     assert "Expires=" in header
 
 
-def _form_login(client, next_path):
-    page = client.get("/admin/login").get_data(as_text=True)
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
-    return client.post("/admin/login", data={
-        "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "csrf_token": token,
-        "next": next_path})
+def _form_login(client, next_path, headers=None):
+    """What a browser does: load the form (which carries no CSRF token, see pages.login), post
+    it from the same origin."""
+    assert client.get("/admin/login").status_code == 200
+    return client.post("/admin/login", headers=headers or {"Sec-Fetch-Site": "same-origin"},
+                       data={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD,
+                             "next": next_path})
 
 
 @pytest.mark.parametrize("next_path,landing", [
@@ -84,11 +86,48 @@ def test_form_login_redirects_to_local_next_only(client, next_path, landing):
     assert response.headers["Location"] == landing
 
 
-def test_form_login_without_csrf_is_refused(client):
-    response = client.post("/admin/login", data={"username": ADMIN_USERNAME,
-                                                 "password": ADMIN_PASSWORD})
-    assert response.status_code == 400
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"},
+                                     {"Origin": "https://evil.example"}, {"Origin": "null"}])
+def test_cross_site_form_login_is_refused(client, headers):
+    response = _form_login(client, "/admin/", headers=headers)
+    assert response.status_code == 403
     assert client.get("/admin/api/session").status_code == 401
+
+
+def test_form_login_session_works_for_htmx_and_forms(client):
+    assert _form_login(client, "/admin/").status_code == 302
+    page = client.get("/admin/").get_data(as_text=True)
+    token = page.split('<meta name="csrf-token" content="')[1].split('"')[0]
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/admin/api/session").status_code == 401
+
+
+def _session_keys():
+    return redis.Redis.from_url(TEST_REDIS_URL).keys("docora:session:*")
+
+
+@pytest.mark.parametrize("path", ["/admin/login", "/admin/login?next=/admin/queue",
+                                  "/admin/notifications", "/admin/nowhere", "/admin/apps/%00",
+                                  "/admin/api/session"])
+def test_anonymous_visits_write_no_session(app, path):
+    for _ in range(50):
+        app.test_client().get(path)  # a new client each time: no cookie, like a flood would
+    assert _session_keys() == []
+
+
+def test_failed_form_logins_write_no_session(app):
+    for password in ("", "wrong password"):
+        response = app.test_client().post("/admin/login", data={
+            "username": ADMIN_USERNAME, "password": password})
+        assert response.status_code in (400, 401)
+        assert "Set-Cookie" not in response.headers
+    assert _session_keys() == []
+
+
+def test_login_writes_one_session(client):
+    assert _form_login(client, "/admin/").status_code == 302
+    assert len(_session_keys()) == 1
 
 
 def _sample_url(rule):

@@ -1,7 +1,6 @@
 """Fetching a repository with git into a cache folder, one job per repository at a time."""
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -9,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .. import runtime
+from ..redact import scrub
 
 GIT_TIMEOUT_S = 300
 # The lock's time to live: renewed by the watchdog while its holder lives (services/leases.py),
@@ -17,7 +17,6 @@ LOCK_TTL_S = 15
 # How long a job waits for another job's fetch of the same repository before it gives its
 # worker back (the link is queued again a little later): a worker never sits out a long fetch.
 LOCK_WAIT_S = 5
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 class GitError(Exception):
@@ -27,11 +26,6 @@ class GitError(Exception):
 class RepositoryBusy(Exception):
     """Another job held the repository's checkout for longer than LOCK_WAIT_S: nothing was
     attempted, so nothing is counted or logged against the app."""
-
-
-def scrub(text):
-    """Remove user:token@ from any URL in `text`."""
-    return _CREDENTIALS.sub("***@", text)
 
 
 def cache_root():

@@ -1,10 +1,10 @@
 """One (app, repository) link as the link page and its JSON twin show it: where it is in words,
 its last error, what the app has received, and its attempt log."""
-from .. import db, runtime
+from .. import db, redact, runtime
 from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from ..repositories import delivery_attempts
-from . import git_fetch, link_state
+from . import link_state
 
 ATTEMPTS_SHOWN = 50
 
@@ -26,7 +26,7 @@ def _id_ok(value):
 
 def _with_state(link):
     link = dict(link)
-    link["github_url"] = git_fetch.scrub(link["github_url"])
+    link["github_url"] = redact.scrub(link["github_url"])
     link["max_attempts"] = runtime.settings().max_retry_attempts
     link.update(link_state.describe(link, link["max_attempts"]))
     return link

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from .. import crypto, db, runtime
+from .. import crypto, db, redact, runtime
 from ..repositories import delivered_files, snapshot_links
 from . import bulk_progress, file_scan, git_fetch, job_queue, leases
 from .delivery import DeliveryError, WebhookClient, file_payloads
@@ -136,7 +136,7 @@ def _attempt(claimed, context):
 
 def _failed(claimed, context, sent, error, http_status, where):
     settings = runtime.settings()
-    error = git_fetch.scrub(error)[:500]
+    error = redact.scrub(error)[:500]
 
     def record():
         with db.connection() as conn:
@@ -249,7 +249,7 @@ def _sync(claimed, context, sent, where):
     deletes = sorted(path for path in already if path not in current)
 
     client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s)
-    repository = {"repository_id": repository_id, "github_url": git_fetch.scrub(
+    repository = {"repository_id": repository_id, "github_url": redact.scrub(
         context["github_url"]), "owner": context["owner"], "name": context["name"]}
     try:
         for path in deletes:

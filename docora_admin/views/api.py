@@ -4,10 +4,10 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
-from .. import auth
+from .. import auth, request_guard, runtime
 from ..errors import ApiError
 from ..extensions import htmx
-from .. import runtime
+from ..redact import scrub
 from ..services import links, notification_list, operations, retry, selection
 from . import fragments
 
@@ -17,9 +17,7 @@ bp = Blueprint("api", __name__, url_prefix="/admin/api")
 def request_fields(*names):
     """Values of `names` from a JSON object body or a form; ApiError(400) for a malformed body."""
     if request.is_json:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise ApiError(400, "Request body must be a JSON object")
+        body = request_guard.json_object_body()
     else:
         body = request.form
     values = {}
@@ -33,10 +31,7 @@ def request_body():
     """The whole body as a dict: a JSON object, or a form (the console's own). A form's repeated
     `link` fields ("<app_id> <repository_id>", from the list's checkboxes) become `links`."""
     if request.is_json:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise ApiError(400, "Request body must be a JSON object")
-        return body
+        return request_guard.json_object_body()
     form = request.form
     body = {name: form.get(name) for name in form if name not in ("link", "csrf_token")}
     chosen = form.getlist("link")
@@ -65,9 +60,9 @@ def login():
     fields = request_fields("username", "password")
     if not (fields["username"] or "").strip() or not fields["password"]:
         raise ApiError(400, "username and password are required")
-    if auth.login_blocked():
-        raise ApiError(429, "Too many failed logins; try again in a minute")
     username = fields["username"].strip()
+    if (blocked := auth.reserve_login_attempt(username)) is not None:
+        raise ApiError(429, blocked)
     if not auth.check_credentials(username, fields["password"]):
         raise ApiError(401, "Invalid credentials")
     return jsonify(success=True, csrf_token=auth.start_session(username))
@@ -90,7 +85,8 @@ def _failed_row_json(row):
         "app_name": row["app_name"],
         "repository_id": row["repository_id"],
         "repository": f"{row['owner']}/{row['name']}",
-        "github_url": row["github_url"],
+        # Docora stores private repositories' URLs with user:token@ in them.
+        "github_url": scrub(row["github_url"]),
         "status": row["status"],
         "last_error": row["last_error"],
         "retry_count": row["retry_count"],

@@ -1,0 +1,97 @@
+"""The console works under its Content-Security-Policy: headless Chromium logs no CSP violation
+while an admin logs in through the form, visits every page, retries a row and runs a bulk retry
+(whose panel shows every state of the progress bar).
+
+Same servers and helpers as test_browser_smoke.py; the browser here also keeps its console log."""
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+
+# `servers` is the smoke tests' fixture (gunicorn + a Huey consumer, one pair per module).
+from tests.test_browser_smoke import (CHROMEDRIVER, CHROMIUM, attribute, log_in, panel_state,
+                                      seed_failed, servers, start_bulk_retry, wait)
+
+pytestmark = pytest.mark.browser
+
+CSP_MARKERS = ("Content Security Policy", "Refused to")
+
+
+@pytest.fixture
+def browser(request, tmp_path, servers):
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+        options.add_argument(flag)
+    options.binary_location = CHROMIUM
+    # CSP violations are reported on the console; keep all of it.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
+    driver.base_url = servers.url
+    driver.console = []
+    yield driver
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        driver.save_screenshot(str(tmp_path / "failure.png"))
+        (tmp_path / "failure.html").write_text(driver.page_source)
+        print(f"screenshot saved to {tmp_path / 'failure.png'}")
+        print("browser console:", *driver.console, sep="\n  ")
+    driver.quit()
+
+
+def read_console(driver, where):
+    """Move the browser's console entries (reading empties it) into driver.console, tagged with
+    the step they came from; return the CSP violations among them."""
+    entries = [f"[{where}] {entry['level']}: {entry['message']}"
+               for entry in driver.get_log("browser")]
+    driver.console.extend(entries)
+    return [entry for entry in entries if any(marker in entry for marker in CSP_MARKERS)]
+
+
+def open_page(driver, path):
+    driver.get(f"{driver.base_url}{path}")
+    # htmx has run once its config is read: it processed the page (or the CSP stopped it).
+    wait(driver).until(lambda d: d.execute_script(
+        "return document.readyState === 'complete' && !!window.htmx && "
+        "htmx.config.allowEval === false"))
+
+
+def test_violations_are_seen_at_all(browser, seed):
+    """The check below would pass vacuously if violations never reached the log: show one."""
+    log_in(browser, "/admin/")
+    browser.execute_script(
+        "document.body.insertAdjacentHTML('beforeend', '<p style=\"color: red\">inline</p>')")
+    wait(browser).until(lambda d: read_console(d, "canary"))
+
+
+def test_console_works_without_csp_violations(browser, seed):
+    app_id = seed_failed(seed, 60, app_name="CSP App")
+    violations = []
+    log_in(browser, "/admin/")  # through the form
+    violations += read_console(browser, "login")
+    for path in ("/admin/", "/admin/notifications", "/admin/apps", f"/admin/apps/{app_id}",
+                 "/admin/queue", "/admin/operations"):
+        open_page(browser, path)
+        violations += read_console(browser, path)
+
+    open_page(browser, "/admin/notifications")
+    row = browser.find_element(By.CSS_SELECTOR, "#failed-table tbody tr.failed-row")
+    row_id = row.get_attribute("id")
+    row.find_element(By.CSS_SELECTOR, ".retry-button").click()
+    wait(browser).until(lambda d: attribute(d, row_id, "data-state") == "queued")
+    violations += read_console(browser, "row retry")
+
+    # The bulk panel through running to completed: the progress bar is drawn in every state.
+    start_bulk_retry(browser)
+    violations += read_console(browser, "bulk retry running")
+    wait(browser, 60).until(lambda d: panel_state(d) == "completed")
+    wait(browser).until(EC.element_to_be_clickable((By.ID, "bulk-dismiss-button"))).click()
+    wait(browser).until(lambda d: panel_state(d) in ("idle", None))
+    violations += read_console(browser, "bulk retry completed")
+    for path in ("/admin/queue", "/admin/operations"):
+        open_page(browser, path)
+        violations += read_console(browser, path)
+
+    assert violations == []

@@ -1,0 +1,104 @@
+"""Failed logins are limited per source address and per username, counted atomically."""
+import threading
+
+import pytest
+import redis
+
+from docora_admin import login_limit
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_REDIS_URL
+
+
+def _login(app, password, username=ADMIN_USERNAME, address="127.0.0.1"):
+    client = app.test_client()
+    return client.post("/admin/api/login", json={"username": username, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def _counters():
+    r = redis.Redis.from_url(TEST_REDIS_URL)
+    return {key.decode(): (int(r.get(key)), r.ttl(key))
+            for key in r.keys(f"{login_limit.KEY_PREFIX}*")}
+
+
+def test_parallel_wrong_logins_get_exactly_the_address_limit(app):
+    results = []
+    start = threading.Barrier(40)
+
+    def attempt():
+        start.wait()
+        results.append(_login(app, "wrong password").status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [401] * 5 + [429] * 35
+    response = _login(app, ADMIN_PASSWORD)  # the right password waits out the minute too
+    assert response.status_code == 429
+    assert response.get_json() == {"error": login_limit.ADDRESS_BLOCKED}
+
+
+def test_many_addresses_are_stopped_at_the_username_limit(app):
+    statuses = [_login(app, "wrong password", address=f"10.0.0.{n}").status_code
+                for n in range(10) for _ in range(5)]
+    assert statuses.count(401) == login_limit.USERNAME_LIMIT == 10
+    assert statuses.count(429) == 40
+    blocked = _login(app, "wrong password", address="10.0.1.1")
+    assert blocked.status_code == 429
+    assert blocked.get_json() == {"error": login_limit.USERNAME_BLOCKED}
+    # The price of a per-username lock: the admin waits it out too...
+    assert _login(app, ADMIN_PASSWORD, address="10.0.1.2").status_code == 429
+    # ...while other usernames, from addresses with budget left, are not affected.
+    assert _login(app, "x", username="someone", address="10.0.1.3").status_code == 401
+
+
+def test_windows_expire(app):
+    _login(app, "wrong password")
+    (address_count, address_ttl), (user_count, user_ttl) = sorted(_counters().values(),
+                                                                   key=lambda v: v[1])
+    assert address_count == user_count == 1
+    assert 0 < address_ttl <= login_limit.ADDRESS_WINDOW_S
+    assert login_limit.ADDRESS_WINDOW_S < user_ttl <= login_limit.USERNAME_WINDOW_S
+
+
+def test_success_clears_the_address_and_forgives_only_itself_for_the_username(app):
+    for _ in range(4):
+        assert _login(app, "wrong password").status_code == 401
+    assert _login(app, ADMIN_PASSWORD).status_code == 200
+    counters = _counters()
+    assert [key for key in counters if ":addr:" in key] == []
+    [(user_count, _)] = [value for key, value in counters.items() if ":user:" in key]
+    assert user_count == 4  # the failures stay counted for the username's window
+    for _ in range(5):  # the address has its full budget back
+        assert _login(app, "wrong password").status_code == 401
+    assert _login(app, "wrong password").status_code == 429
+
+
+@pytest.mark.parametrize("body", [
+    '{"username": "\\ud800", "password": "x"}',
+    '{"username": "admin", "password": "\\udc00"}',
+    "[" * 100_000 + "]" * 100_000,
+    '{"username": "admin", "password": ""}',
+    '{"username": "admin", "password": 12345}',
+    "{broken",
+])
+def test_malformed_logins_are_400_and_spend_no_budget(app, body):
+    client = app.test_client()
+    for _ in range(10):
+        response = client.post("/admin/api/login", data=body, content_type="application/json")
+        assert response.status_code == 400
+    assert _counters() == {}
+    assert _login(app, ADMIN_PASSWORD).status_code == 200
+
+
+def test_form_and_api_logins_share_the_limits(app):
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/admin/login", data={"username": ADMIN_USERNAME,
+                                                 "password": "nope"}).status_code == 401
+    assert _login(app, "nope").status_code == 401
+    assert _login(app, "nope").status_code == 401
+    page = client.post("/admin/login", data={"username": ADMIN_USERNAME, "password": "nope"})
+    assert page.status_code == 429
+    assert login_limit.ADDRESS_BLOCKED in page.get_data(as_text=True)

@@ -31,7 +31,7 @@ huey = PriorityRedisHuey(
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use; the process
     needs its watchdog thread (started once, whichever worker comes first)."""
-    log_format.install()  # huey_consumer has set up its handler by now
+    _log_like_huey()  # huey_consumer has set up its handler by now
     try:
         runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
     except ConfigError as exc:
@@ -40,24 +40,19 @@ def start_worker_runtime():
         os._exit(2)
     from .services import watchdog
 
-    _log_like_huey()
     watchdog.start()
 
 
 def _log_like_huey():
-    """Our modules' log lines in the consumer's format (huey_consumer configures only the `huey`
-    logger; without this they would print bare through logging's last-resort handler)."""
-    ours = logging.getLogger("docora_admin")
+    """One-line log messages in the consumer's format, ours included. huey_consumer puts its
+    handler on the `huey` logger only: our modules share that handler (rather than the root
+    logger, through which huey's lines would print twice)."""
+    huey_logger = logging.getLogger("huey")
     with _logging_once:  # every worker thread runs the start-up hook
-        if ours.handlers:
-            return
-        _add_handler(ours)
-
-
-def _add_handler(ours):
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(
-        "[%(asctime)s] %(levelname)s:%(name)s:%(threadName)s:%(message)s"))
-    ours.addHandler(handler)
-    ours.setLevel(logging.INFO)
-    ours.propagate = False
+        log_format.install(logger=huey_logger)
+        ours = logging.getLogger("docora_admin")
+        if not ours.handlers:
+            for handler in huey_logger.handlers:
+                ours.addHandler(handler)
+            ours.setLevel(logging.INFO)
+            ours.propagate = False

@@ -55,10 +55,11 @@ class OneLineFormatter(logging.Formatter):
             record.msg, record.args = msg, args
 
 
-def install(level=logging.INFO):
-    """Make every handler of the root logger write one line per message. With no handler yet,
-    add one on stderr at `level` (what logging.basicConfig would do). Safe to call again."""
-    root = logging.getLogger()
+def install(level=logging.INFO, logger=None):
+    """Make every handler of `logger` (the root logger by default) write one line per message.
+    With no handler yet, add one on stderr at `level` (what logging.basicConfig would do). Safe
+    to call again."""
+    root = logger or logging.getLogger()
     with _install_lock:
         if not root.handlers:
             handler = logging.StreamHandler()

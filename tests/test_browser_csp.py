@@ -80,17 +80,22 @@ def test_console_works_without_csp_violations(browser, seed):
     row = browser.find_element(By.CSS_SELECTOR, "#failed-table tbody tr.failed-row")
     row_id = row.get_attribute("id")
     row.find_element(By.CSS_SELECTOR, ".retry-button").click()
-    wait(browser).until(lambda d: attribute(d, row_id, "data-state") == "queued")
+    wait(browser).until(lambda d: attribute(d, row_id, "data-state") in (
+        "queued", "delivering", "retrying", "failed"))  # the followed row
     violations += read_console(browser, "row retry")
 
     # The bulk panel through running to completed: the progress bar is drawn in every state.
     start_bulk_retry(browser)
+    operation_id = attribute(browser, "bulk-panel", "data-operation-id")
     violations += read_console(browser, "bulk retry running")
     wait(browser, 60).until(lambda d: panel_state(d) == "completed")
     wait(browser).until(EC.element_to_be_clickable((By.ID, "bulk-dismiss-button"))).click()
     wait(browser).until(lambda d: panel_state(d) in ("idle", None))
     violations += read_console(browser, "bulk retry completed")
-    for path in ("/admin/queue", "/admin/operations"):
+    repository_id = row_id.removeprefix(f"link-{app_id}-")
+    for path in ("/admin/queue", "/admin/operations", f"/admin/operations/{operation_id}",
+                 f"/admin/apps/{app_id}/links/{repository_id}",
+                 "/admin/notifications?view=in_progress"):
         open_page(browser, path)
         violations += read_console(browser, path)
 

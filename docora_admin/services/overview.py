@@ -37,5 +37,6 @@ def stats():
         "links": sum(by_status.values()),
         "by_status": dict(sorted(by_status.items())),
         "failed": by_status.get("failed", 0),
+        "in_progress": by_status.get("pending_snapshot", 0) + by_status.get("scanning", 0),
         **queue_stats(),
     }

@@ -4,12 +4,11 @@ while an admin logs in through the form, visits every page, retries a row and ru
 
 Same servers and helpers as test_browser_smoke.py; the browser here also keeps its console log."""
 import pytest
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 # `servers` is the smoke tests' fixture (gunicorn + a Huey consumer, one pair per module).
-from tests.test_browser_smoke import (CHROMEDRIVER, CHROMIUM, attribute, log_in, panel_state,
+from tests.test_browser_smoke import (attribute, chrome, log_in, panel_state, save_failure,
                                       seed_failed, servers, start_bulk_retry, wait)
 
 pytestmark = pytest.mark.browser
@@ -19,24 +18,11 @@ CSP_MARKERS = ("Content Security Policy", "Refused to")
 
 @pytest.fixture
 def browser(request, tmp_path, servers):
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                 f"--user-data-dir={tmp_path / 'chrome-profile'}"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    # CSP violations are reported on the console; keep all of it.
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    driver.base_url = servers.url
+    driver = chrome(tmp_path, servers.url, keep_console=True)
     driver.console = []
     yield driver
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        driver.save_screenshot(str(tmp_path / "failure.png"))
-        (tmp_path / "failure.html").write_text(driver.page_source)
-        print(f"screenshot saved to {tmp_path / 'failure.png'}")
+    save_failure(request, driver, tmp_path)
+    if driver.console:
         print("browser console:", *driver.console, sep="\n  ")
     driver.quit()
 

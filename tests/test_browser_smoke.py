@@ -46,8 +46,8 @@ def servers(tmp_path_factory, migrated_database):
     huey.flush()
 
 
-@pytest.fixture
-def browser(request, tmp_path, servers):
+def chrome(tmp_path, base_url, keep_console=False):
+    """Headless Debian Chromium on a fresh profile, pointed at `base_url`."""
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -58,17 +58,31 @@ def browser(request, tmp_path, servers):
                  f"--user-data-dir={tmp_path / 'chrome-profile'}"):
         options.add_argument(flag)
     options.binary_location = CHROMIUM
+    if keep_console:  # CSP violations, among others, are reported there
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    driver.base_url = servers.url
-    yield driver
+    driver.base_url = base_url
+    return driver
+
+
+def save_failure(request, driver, tmp_path):
+    """A screenshot and the page source of every tab when the test failed."""
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for n, handle in enumerate(driver.window_handles):
-            driver.switch_to.window(handle)
-            name = "failure" if n == 0 else f"failure-tab{n + 1}"
-            driver.save_screenshot(str(tmp_path / f"{name}.png"))
-            (tmp_path / f"{name}.html").write_text(driver.page_source)
-            print(f"screenshot saved to {tmp_path / f'{name}.png'}")
+    if report is None or not report.failed:
+        return
+    for n, handle in enumerate(driver.window_handles):
+        driver.switch_to.window(handle)
+        name = "failure" if n == 0 else f"failure-tab{n + 1}"
+        driver.save_screenshot(str(tmp_path / f"{name}.png"))
+        (tmp_path / f"{name}.html").write_text(driver.page_source)
+        print(f"screenshot saved to {tmp_path / f'{name}.png'}")
+
+
+@pytest.fixture
+def browser(request, tmp_path, servers):
+    driver = chrome(tmp_path, servers.url)
+    yield driver
+    save_failure(request, driver, tmp_path)
     driver.quit()
 
 

@@ -19,13 +19,14 @@ STAMP = "(extract(epoch FROM now()) * 1000000)::bigint"
 
 
 def reset_failed_link(conn, app_id, repository_id):
-    """Reset one failed link (a single retry); return {app_id, repository_id, job_generation,
-    stamp}, or None when it is missing or not failed."""
+    """Reset one failed link (a single retry); return what to queue ({app_id, repository_id,
+    retry_operation_id (None), job_generation, stamp}), or None when it is missing or not
+    failed."""
     return conn.execute(f"""
         UPDATE app_repositories
         SET {_RESET}, retry_cause = 'retry', retry_operation_id = NULL
         WHERE app_id = %s AND repository_id = %s AND status = 'failed'
-        RETURNING app_id, repository_id, job_generation, {STAMP} AS stamp
+        RETURNING app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS stamp
     """, (app_id, repository_id)).fetchone()
 
 

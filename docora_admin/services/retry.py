@@ -32,38 +32,35 @@ def retry_one(app_id, repository_id):
     """Reset one failed link and queue its snapshot job; return the job id.
 
     ApiError 400 for missing ids, 404 for an unknown link, 409 when it is not failed."""
-    if not valid_id(app_id) or not valid_id(repository_id):
-        raise ApiError(400, "app_id and repository_id are required")
-    runtime.redis_client().ping()  # fail before changing anything when the queue is down
-    with db.connection() as conn:
-        reset = retry_links.reset_failed_link(conn, app_id, repository_id)
-        if reset is None:
-            if retry_links.link_status(conn, app_id, repository_id) is None:
-                raise ApiError(404, "App-repository link not found")
-            raise ApiError(409, "Only failed entries can be retried")
-    # Queued after the commit so the job never sees the row still failed. Should the push fail
-    # now, the link is due with no job and the sweeper queues it.
-    [job_id] = job_queue.push_snapshot_jobs(
-        [(app_id, repository_id, None, reset["job_generation"])], reset["stamp"])
-    log.info("retry of %s/%s queued", app_id, repository_id)
-    return job_id
+    return _queue_one(app_id, repository_id, retry_links.reset_failed_link,
+                      "Only failed entries can be retried")
 
 
 def retry_now(app_id, repository_id):
     """Skip the backoff of a link waiting for its next attempt: queue the attempt now. Returns
     the job id. ApiError 404 for an unknown link, 409 when it is not waiting."""
+    return _queue_one(app_id, repository_id, snapshot_links.skip_wait,
+                      "Only a link waiting for its next attempt can be retried now")
+
+
+def _queue_one(app_id, repository_id, make_due, refusal):
+    """Make one link due for a new job generation with `make_due` (one guarded statement) and
+    queue its job after the commit; return the job id."""
     if not valid_id(app_id) or not valid_id(repository_id):
         raise ApiError(400, "app_id and repository_id are required")
-    runtime.redis_client().ping()
+    runtime.redis_client().ping()  # fail before changing anything when the queue is down
     with db.connection() as conn:
-        due = snapshot_links.skip_wait(conn, app_id, repository_id)
+        due = make_due(conn, app_id, repository_id)
         if due is None:
             if retry_links.link_status(conn, app_id, repository_id) is None:
                 raise ApiError(404, "App-repository link not found")
-            raise ApiError(409, "Only a link waiting for its next attempt can be retried now")
+            raise ApiError(409, refusal)
+    # Queued after the commit so the job never sees the row before its change. Should the push
+    # fail now, the link is due with no job and the sweeper queues it.
     [job_id] = job_queue.push_snapshot_jobs(
         [(app_id, repository_id, due["retry_operation_id"], due["job_generation"])],
         due["stamp"])
+    log.info("%s/%s queued (generation %d)", app_id, repository_id, due["job_generation"])
     return job_id
 
 

@@ -138,20 +138,20 @@ def _on_link_page():
 
 @bp.post("/retry")
 def retry_one():
-    app_id, repository_id = _link_fields()
-    job_id = retry.retry_one(app_id, repository_id)
-    if htmx:
-        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page())
-    return jsonify(data={"message": "Retry queued", "job_id": job_id})
+    return _queued_one(retry.retry_one, "Retry queued")
 
 
 @bp.post("/retry/now")
 def retry_now():
+    return _queued_one(retry.retry_now, "Attempt queued now")
+
+
+def _queued_one(queue, message):
     app_id, repository_id = _link_fields()
-    job_id = retry.retry_now(app_id, repository_id)
+    job_id = queue(app_id, repository_id)
     if htmx:
         return fragments.followed_row(app_id, repository_id, as_status=_on_link_page())
-    return jsonify(data={"message": "Attempt queued now", "job_id": job_id})
+    return jsonify(data={"message": message, "job_id": job_id})
 
 
 def _bulk_started(start, to_page=False):

@@ -103,3 +103,46 @@ def test_apps_pages(client, logged_in, seed):
     assert detail.status_code == 200
     assert detail.get_data(as_text=True).count('class="badge badge-failed"') == 2
     assert client.get("/admin/apps/app_unknown").status_code == 404
+
+
+def _in_progress(client, **params):
+    response = client.get("/admin/api/notifications/in-progress", query_string=params)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def test_in_progress_view_filters_searches_and_sorts(client, logged_in, seed):
+    acme, globex = seed.app("Acme Docs"), seed.app("Globex")
+    seed.link(acme, seed.repo("acme", "handbook"), status="pending_snapshot", retry_count=0)
+    seed.link(globex, seed.repo("globex", "website"), status="scanning", retry_count=2)
+    waiting = seed.link(globex, seed.repo("initech", "runbooks"), status="pending_snapshot",
+                        retry_count=1)
+    from docora_admin import db
+    with db.connection() as conn:  # between attempts: an error and a next attempt time
+        conn.execute("UPDATE app_repositories SET last_error = 'timeout after 30 s', "
+                     "next_attempt_at = now() + interval '5 min' WHERE repository_id = %s",
+                     (waiting[1],))
+    seed.failed_links(acme, 2)  # not in progress
+
+    def repositories(**params):
+        return [r["repository"] for r in _in_progress(client, **params)["data"]]
+
+    assert sorted(repositories()) == ["acme/handbook", "globex/website", "initech/runbooks"]
+    assert repositories(search="acme docs") == ["acme/handbook"]  # app name
+    assert repositories(search="globex/web") == ["globex/website"]  # repository
+    assert repositories(search="TIMEOUT") == ["initech/runbooks"]  # error text
+    assert repositories(search="%") == []  # literal, not a wildcard
+    assert sorted(repositories(app_id=globex)) == ["globex/website", "initech/runbooks"]
+    assert repositories(sort_by="retry_count", sort_order="desc")[0] == "globex/website"
+    names = [r["app_name"] for r in _in_progress(client, sort_by="app_name")["data"]]
+    assert names == sorted(names)
+    body = _in_progress(client, search="runbooks")
+    assert body["counts"] == {"failed": None, "in_progress": 1}  # no second search per page
+    [row] = body["data"]
+    assert row["state"] == "retrying" and row["next_attempt_at"]
+    assert row["state_text"].startswith("Retrying — attempt 1 of 5 failed, next attempt at ")
+    assert _in_progress(client)["counts"] == {"failed": 2, "in_progress": 3}
+    bad = client.get("/admin/api/notifications/in-progress?sort_by=updated_at")
+    assert bad.status_code == 200  # the failed list's default maps to next attempt
+    bad = client.get("/admin/api/notifications/in-progress?sort_by=password")
+    assert bad.status_code == 400 and "sort_by must be one of" in bad.get_json()["error"]

@@ -11,8 +11,6 @@ are in migrations 005 and 006):
 Both keep the results of the plain join: app_id and repository_id are NOT NULL foreign keys, so
 every link has exactly one app and one repository.
 """
-import re
-
 from psycopg import sql
 
 from . import link_filters
@@ -38,51 +36,10 @@ _SORT_JOINS = {
 _MATCH_COLUMNS = sql.SQL("ar.id, ar.app_id, ar.repository_id, ar.updated_at, ar.retry_count")
 
 
-def _indexable(search):
-    """Whether pg_trgm can narrow an ILIKE for `search`: it needs a run of three letters or
-    digits to take a trigram from."""
-    return re.search(r"[^\W_]{3}", search) is not None
-
-
-def _scope(app_id, since, until):
-    """Conditions on `ar` for the app and the failed-since range (constants, chosen by which
-    are present)."""
-    return sql.SQL(" ").join(sql.SQL(text) for text, present in (
-        ("AND ar.app_id = %(app_id)s", app_id),
-        ("AND ar.updated_at >= %(since)s::timestamptz", since is not None),
-        ("AND ar.updated_at < %(until)s::timestamptz", until is not None)) if present)
-
-
 def _matching(app_id, search, since=None, until=None, columns=_MATCH_COLUMNS):
     """`columns` of the failed links (of one app, when app_id; failed in [since, until)) whose
     app name, repository owner/name or error text contains %(pattern)s, each link once."""
-    scope = _scope(app_id, since, until)
-    if not _indexable(search):
-        # No trigram to look up: every failed row is read whatever we do, and one (parallel)
-        # pass over the join is cheaper than three.
-        return sql.SQL("""
-            SELECT {columns} FROM app_repositories ar
-            JOIN apps a ON a.app_id = ar.app_id
-            JOIN repositories r ON r.repository_id = ar.repository_id
-            WHERE ar.status = 'failed' {scope}
-              AND (a.app_name ILIKE %(pattern)s OR r.owner ILIKE %(pattern)s
-                   OR r.name ILIKE %(pattern)s OR (r.owner || '/' || r.name) ILIKE %(pattern)s
-                   OR ar.last_error ILIKE %(pattern)s)
-        """).format(columns=columns, scope=scope)
-    # Three indexed look-ups. `owner ILIKE p OR name ILIKE p` needs no branch of its own: p is
-    # %literal%, and whatever contains the literal, its superstring owner || '/' || name
-    # contains it too.
-    return sql.SQL("""
-        SELECT {columns} FROM app_repositories ar
-        WHERE ar.status = 'failed' {scope} AND ar.last_error ILIKE %(pattern)s
-        UNION
-        SELECT {columns} FROM app_repositories ar JOIN apps a ON a.app_id = ar.app_id
-        WHERE ar.status = 'failed' {scope} AND a.app_name ILIKE %(pattern)s
-        UNION
-        SELECT {columns} FROM app_repositories ar
-        JOIN repositories r ON r.repository_id = ar.repository_id
-        WHERE ar.status = 'failed' {scope} AND (r.owner || '/' || r.name) ILIKE %(pattern)s
-    """).format(columns=columns, scope=scope)
+    return link_filters.matching("failed", app_id, search, since, until, columns)
 
 
 def _params(app_id, search, since=None, until=None):
@@ -101,7 +58,7 @@ def _failed_links(app_id, search, since=None, until=None):
         return (sql.SQL("({}) ar").format(_matching(app_id, search, since, until)),
                 sql.SQL("true"))
     return sql.SQL("app_repositories ar"), sql.SQL("ar.status = 'failed' {}").format(
-        _scope(app_id, since, until))
+        link_filters.scope(app_id, since, until))
 
 
 def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset, since=None,

@@ -4,7 +4,18 @@ retry of a selection, so that the count next to a button counts what the button 
 A filter is an app, a search term and a failed-since range. A search matches a link when its app's
 name, its repository's owner/name or its error text contains the term, case-insensitively; the term
 is literal (LIKE wildcards are escaped).
+
+Two ways to evaluate the search, same result: `matching` (indexed look-ups, for the lists and
+their counts) and `conditions` (row by row, where rows are walked in an index order anyway: a
+bulk retry's chunks).
 """
+import re
+
+from psycopg import sql
+
+# The statuses of each list view, as a condition on `ar` (constants).
+VIEW_STATUS = {"failed": "ar.status = 'failed'",
+               "in_progress": "ar.status IN ('pending_snapshot', 'scanning')"}
 
 
 def escape_like(text):
@@ -43,3 +54,53 @@ def conditions(app_id=None, search=None, since=None, until=None):
         sql.append("AND ar.updated_at < %(until)s::timestamptz")
         params["until"] = until
     return "\n".join(sql), params
+
+
+def scope(app_id, since, until):
+    """Conditions on `ar` for the app and the failed-since range (constants, chosen by which
+    are present) as psycopg SQL."""
+    return sql.SQL(" ").join(sql.SQL(text) for text, present in (
+        ("AND ar.app_id = %(app_id)s", app_id),
+        ("AND ar.updated_at >= %(since)s::timestamptz", since is not None),
+        ("AND ar.updated_at < %(until)s::timestamptz", until is not None)) if present)
+
+
+def _indexable(search):
+    """Whether pg_trgm can narrow an ILIKE for `search`: it needs a run of three letters or
+    digits to take a trigram from."""
+    return re.search(r"[^\W_]{3}", search) is not None
+
+
+def matching(view, app_id, search, since, until, columns):
+    """`columns` of the links of a list view (of one app, when app_id; status changed in
+    [since, until)) whose app name, repository owner/name or error text contains %(pattern)s,
+    each link once. The trigram and per-view partial indexes of migrations 005 and 008 serve
+    the three look-ups."""
+    status = sql.SQL(VIEW_STATUS[view])
+    where = scope(app_id, since, until)
+    if not _indexable(search):
+        # No trigram to look up: every row of the view is read whatever we do, and one
+        # (parallel) pass over the join is cheaper than three.
+        return sql.SQL("""
+            SELECT {columns} FROM app_repositories ar
+            JOIN apps a ON a.app_id = ar.app_id
+            JOIN repositories r ON r.repository_id = ar.repository_id
+            WHERE {status} {where}
+              AND (a.app_name ILIKE %(pattern)s OR r.owner ILIKE %(pattern)s
+                   OR r.name ILIKE %(pattern)s OR (r.owner || '/' || r.name) ILIKE %(pattern)s
+                   OR ar.last_error ILIKE %(pattern)s)
+        """).format(columns=columns, status=status, where=where)
+    # Three indexed look-ups. `owner ILIKE p OR name ILIKE p` needs no branch of its own: p is
+    # %literal%, and whatever contains the literal, its superstring owner || '/' || name
+    # contains it too.
+    return sql.SQL("""
+        SELECT {columns} FROM app_repositories ar
+        WHERE {status} {where} AND ar.last_error ILIKE %(pattern)s
+        UNION
+        SELECT {columns} FROM app_repositories ar JOIN apps a ON a.app_id = ar.app_id
+        WHERE {status} {where} AND a.app_name ILIKE %(pattern)s
+        UNION
+        SELECT {columns} FROM app_repositories ar
+        JOIN repositories r ON r.repository_id = ar.repository_id
+        WHERE {status} {where} AND (r.owner || '/' || r.name) ILIKE %(pattern)s
+    """).format(columns=columns, status=status, where=where)

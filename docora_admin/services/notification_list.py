@@ -146,15 +146,22 @@ def _filter_kwargs(query):
 
 
 def list_page(query, max_attempts):
-    """Rows, pagination and the counts of both views for a ListQuery:
-    {"rows", "pagination", "counts": {"failed", "in_progress"}}. Each row carries its state in
-    words (services/link_state.py)."""
+    """Rows, pagination and counts for a ListQuery: {"rows", "pagination", "counts": {"failed",
+    "in_progress"}}. Each row carries its state in words (services/link_state.py).
+
+    The other view's count (for its tab and the empty state) is taken only where it is cheap:
+    without a search or a range, an index counts it; with one, the tab shows no number rather
+    than make every page pay for a second search (None)."""
     kwargs = _filter_kwargs(query)
     offset = (query.page - 1) * query.limit
     descending = query.sort_order == "desc"
+    other = "in_progress" if query.view == "failed" else "failed"
+    counters = {"failed": failed_links.count_failed,
+                "in_progress": in_progress_links.count_in_progress}
     with db.connection() as conn:
-        counts = {"failed": failed_links.count_failed(conn, **kwargs),
-                  "in_progress": in_progress_links.count_in_progress(conn, **kwargs)}
+        counts = {query.view: counters[query.view](conn, **kwargs), other: None}
+        if not (query.search or query.failed_since or query.failed_until):
+            counts[other] = counters[other](conn, **kwargs)
         total = counts[query.view]
         if offset >= total:
             rows = []  # past the end: say so, do not run the query

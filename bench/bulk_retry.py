@@ -1,6 +1,8 @@
 """Benchmark: bulk retry of N failed links, end to end through the JSON API.
 
     .venv/bin/python bench/bulk_retry.py [--rows 100000] [--repeat 3] [--post-rows 1000000]
+                                         [--synced 900000] [--attempt-log 1000000]
+                                         [--only-main | --only-post]
 
 Each run seeds N failed links in a database of its own (then a CHECKPOINT, so that every run
 pays the same full-page writes), starts a real `huey_consumer app.huey -w 1` process, POSTs
@@ -9,6 +11,14 @@ pays the same full-page writes), starts a real `huey_consumer app.huey -w 1` pro
 task until the end, so the snapshot jobs stay queued: this measures "reset and queued". The
 time to completed == total runs from the POST to the operation's finished_at in PostgreSQL (not
 to the poll that saw it).
+
+With the retry-outcome model (migration 007) each reset bumps the link's job generation and the
+jobs are snapshot(app_id, repository_id, operation_id, generation): after each run the bench
+reads the first jobs left in the queue (services/job_queue.py's layout) and checks they carry the
+operation and the link's current generation. The consumer also runs its watchdog thread (sweeper,
+outcome recount) as in production; synced links are seeded as just scanned so that it queues no
+re-scans. --synced and --attempt-log put the 100k failed links among 1M links and an attempt log
+of ~1M rows (issue 9: the log must not slow the bulk retry).
 
 It reports: the POST's answer time, time to completed == total and rows/s at the app's default
 chunk size (--repeat runs and their median), one run at --compare-chunk-size, the same with
@@ -44,10 +54,13 @@ def ensure_database(url):
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def seed(url, failed, other=0):
-    """Fresh tables with `failed` failed links spread over 50 apps, plus `other` synced ones."""
+def seed(url, failed, other=0, attempt_log=0):
+    """Fresh tables with `failed` failed links spread over 50 apps, plus `other` synced ones
+    (scanned just now, so the consumer's sweeper queues no re-scan of them) and `attempt_log`
+    rows in the attempt log (delivery_attempts)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE apps, repositories, app_repositories, bulk_operations CASCADE")
+        conn.execute("TRUNCATE apps, repositories, app_repositories, bulk_operations, "
+                     "delivery_attempts CASCADE")
         conn.execute("""INSERT INTO apps (app_id, app_name, base_url, token_hash)
                         SELECT 'app_bench_' || g, 'Bench app ' || g, 'http://127.0.0.1:9/', 'x'
                         FROM generate_series(1, 50) g""")
@@ -57,19 +70,50 @@ def seed(url, failed, other=0):
                         FROM generate_series(1, %s) g""", (total,))
         conn.execute("""
             INSERT INTO app_repositories (app_id, repository_id, status, last_error,
-                                          retry_count, updated_at)
+                                          retry_count, updated_at, last_scanned_at,
+                                          job_generation, retry_cause)
             SELECT 'app_bench_' || (g %% 50 + 1), 'repo_bench_' || g,
                    CASE WHEN g <= %s THEN 'failed' ELSE 'synced' END,
-                   CASE WHEN g <= %s THEN 'POST /create → HTTP 500' END, 5,
-                   now() - make_interval(secs => g)
-            FROM generate_series(1, %s) g""", (failed, failed, total))
+                   CASE WHEN g <= %s THEN 'POST /create → HTTP 500' END,
+                   CASE WHEN g <= %s THEN 5 ELSE 0 END,
+                   now() - make_interval(secs => g),
+                   CASE WHEN g > %s THEN now() END, 5, 'scheduler'
+            FROM generate_series(1, %s) g""", (failed, failed, failed, failed, total))
+        if attempt_log:
+            seed_attempt_log(conn, total, attempt_log)
         conn.execute("VACUUM ANALYZE app_repositories")
+        if attempt_log:
+            conn.execute("VACUUM ANALYZE delivery_attempts")
         # Every run starts right after a checkpoint, so each pays the same full-page writes
         # (without this, whether one fell inside a run swung its time by a third).
         try:
             conn.execute("CHECKPOINT")
         except psycopg.errors.InsufficientPrivilege:
             pass  # needs superuser or pg_checkpoint; the runs are then noisier
+
+
+def seed_attempt_log(conn, links, rows):
+    """`rows` attempts spread over the links (link k gets attempts while rows last): five failed
+    ones for a failed link's episode, one delivered for a synced link; a third belong to 100
+    earlier bulk operations."""
+    conn.execute("""
+        INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt, cause,
+                                       operation_id, started_at, finished_at, outcome,
+                                       link_status, error, http_status)
+        SELECT ar.id, ar.app_id, ar.repository_id, a,
+               CASE WHEN n %% 3 = 0 THEN 'bulk' ELSE 'scheduler' END,
+               CASE WHEN n %% 3 = 0 THEN 'bulk_0ld0' || lpad(to_hex(n %% 100), 12, '0') END,
+               now() - make_interval(secs => %(rows)s - n + 2),
+               now() - make_interval(secs => %(rows)s - n),
+               CASE WHEN ar.status = 'failed' THEN 'failed' ELSE 'delivered' END,
+               CASE WHEN ar.status = 'synced' THEN 'synced'
+                    WHEN a = 5 THEN 'failed' ELSE 'pending_snapshot' END,
+               ar.last_error, CASE WHEN ar.status = 'failed' THEN 500 END
+        FROM (SELECT n, a, (n - 1) %% %(links)s + 1 AS g
+              FROM generate_series(1, %(rows)s) n, LATERAL (SELECT 1 + (n - 1) / %(links)s) s(a)
+             ) attempts
+        JOIN app_repositories ar ON ar.repository_id = 'repo_bench_' || attempts.g
+    """, {"rows": rows, "links": links})
 
 
 def app_env(url, redis_url, chunk_size):
@@ -132,10 +176,33 @@ def finished_at(url, operation_id):
                             "WHERE id = %s", (operation_id,)).fetchone()[0]
 
 
-def run(url, redis_url, rows, chunk_size, cancel_after=None):
+def check_queued_job(url, operation_id):
+    """The first snapshot job left in the queue is the new code's: snapshot(app_id,
+    repository_id, operation_id, generation) for the link's current generation (the layout
+    services/job_queue.py writes: 8-byte place + Huey's message, in the priority queue)."""
+    from docora_admin.huey_app import huey
+    from docora_admin.services import job_queue
+
+    storage = job_queue._storage()
+    first = storage.conn.zrange(storage.queue_key, 0, 99)
+    snapshots = [m for m in (huey.serializer.deserialize(member[8:]) for member in first)
+                 if m.name.endswith("snapshot")]
+    if not snapshots:
+        return None
+    app_id, repository_id, job_operation, generation = snapshots[0].args
+    with psycopg.connect(url) as conn:
+        current = conn.execute(
+            "SELECT job_generation, retry_operation_id, status FROM app_repositories "
+            "WHERE app_id = %s AND repository_id = %s", (app_id, repository_id)).fetchone()
+    assert job_operation == operation_id, (job_operation, operation_id)
+    assert current == (generation, operation_id, "pending_snapshot"), (current, generation)
+    return len(snapshots)
+
+
+def run(url, redis_url, rows, chunk_size, cancel_after=None, other=0, attempt_log=0):
     from docora_admin.huey_app import huey
 
-    seed(url, rows)
+    seed(url, rows, other, attempt_log)
     redis.Redis.from_url(redis_url).flushdb()
     _, client, headers = build_app(url, redis_url, chunk_size)
     consumer = start_consumer(url, redis_url, chunk_size)
@@ -159,6 +226,8 @@ def run(url, redis_url, rows, chunk_size, cancel_after=None):
             break
         time.sleep(POLL_S)
     stop_consumer(consumer)
+    if progress["completed"]:
+        assert check_queued_job(url, operation_id), "no snapshot job left in the queue"
     # The end as PostgreSQL recorded it, not as the next poll saw it.
     seconds = float(finished_at(url, operation_id)) - started
     result.update(seconds=seconds, completed=progress["completed"], status=progress["status"],
@@ -171,8 +240,8 @@ def run(url, redis_url, rows, chunk_size, cancel_after=None):
     return result
 
 
-def time_post_only(url, redis_url, failed):
-    seed(url, failed)
+def time_post_only(url, redis_url, failed, other=0, attempt_log=0):
+    seed(url, failed, other, attempt_log)
     redis.Redis.from_url(redis_url).flushdb()
     _, client, headers = build_app(url, redis_url, 100)
     samples = []
@@ -206,6 +275,13 @@ def main():
     parser.add_argument("--post-rows", type=int, default=1_000_000)
     parser.add_argument("--only-post", action="store_true",
                         help="only time the POST with --post-rows failed links")
+    parser.add_argument("--only-main", action="store_true",
+                        help="only the --repeat main runs (no comparison, cancel or POST runs)")
+    parser.add_argument("--synced", type=int, default=0,
+                        help="synced links beside the failed ones in the main runs (e.g. "
+                             "900000 for 1M links)")
+    parser.add_argument("--attempt-log", type=int, default=0,
+                        help="rows in the attempt log (delivery_attempts) in the main runs")
     args = parser.parse_args()
     # Before anything imports docora_admin.huey_app: its huey object reads REDIS_URL at import,
     # and the POSTs must queue where the consumer listens.
@@ -218,7 +294,10 @@ def main():
           "client), the task in a real huey_consumer process, PostgreSQL and Redis real")
     if args.only_post:
         return report_post(args)
-    runs = [run(args.database_url, args.redis_url, args.rows, args.chunk_size)
+    print(f"main runs: {args.rows:,} failed + {args.synced:,} synced links, "
+          f"{args.attempt_log:,} attempt-log rows")
+    runs = [run(args.database_url, args.redis_url, args.rows, args.chunk_size,
+                other=args.synced, attempt_log=args.attempt_log)
             for _ in range(args.repeat)]
     for i, main_run in enumerate(runs, 1):
         print(f"run {i}: {args.rows:,} failed, chunk {args.chunk_size}: POST answered in "
@@ -228,7 +307,12 @@ def main():
               f"(its worker takes them once the bulk task ends); progress poll median "
               f"{main_run['poll_ms_median']:.1f} ms")
     seconds = statistics.median(r["seconds"] for r in runs)
-    print(f"median of {len(runs)}: {seconds:.2f} s = {args.rows / seconds:,.0f} rows/s")
+    print(f"median of {len(runs)}: {seconds:.2f} s = {args.rows / seconds:,.0f} rows/s "
+          f"(min {min(r['seconds'] for r in runs):.2f}, max "
+          f"{max(r['seconds'] for r in runs):.2f}); POST median "
+          f"{statistics.median(r['post_ms'] for r in runs):.1f} ms")
+    if args.only_main:
+        return
     other = run(args.database_url, args.redis_url, args.rows, args.compare_chunk_size)
     print(f"{args.rows:,} failed, chunk {args.compare_chunk_size}: {other['seconds']:.2f} s = "
           f"{other['rows_per_s']:,.0f} rows/s")

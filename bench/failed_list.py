@@ -37,6 +37,13 @@ The data set (deterministic apart from the link uuids):
 - failed rows carry one of a dozen error texts; "certificate has expired" is on 1% of them,
   "HTTP 500" on 24%.
 - updated_at spreads over the last 30 days with millisecond resolution.
+- the other 900,000: 88% synced, 10% pending_snapshot, 2% scanning (~108,000 in progress, the
+  in-progress view's rows: bench/in_progress_list.py uses this data set). As the retry-outcome
+  model (migration 007) keeps them: a pending link with retry_count 0 is queued and became due
+  in the last 10 minutes; one with retry_count 1..4 (80% of them) waits out a backoff due within
+  the next hour, its last_error drawn from the failed rows' texts by another hash; a scanning
+  link holds a lease ending within 60 s. Half of them belong to one of 20 bulk operations
+  (retry_cause 'bulk').
 """
 import argparse
 import hashlib
@@ -141,15 +148,32 @@ def counts(conn):
     """).fetchone()
 
 
-def _error_case_sql():
-    """CASE expression picking an error text for row n from ERRORS (h, host, n in scope)."""
+def _error_case_sql(hash_column="h"):
+    """CASE expression picking an error text for row n from ERRORS (`hash_column`, host, n in
+    scope)."""
     parts = []
     for bound, text in ERRORS:
         literal = "'" + text.replace("'", "''") + "'"
         literal = literal.replace("{host}", "' || host || '").replace(
             "{rid}", "' || substr(md5(n::text), 1, 12) || '")
-        parts.append(f"WHEN h < {bound} THEN {literal}")
+        parts.append(f"WHEN {hash_column} < {bound} THEN {literal}")
     return "CASE " + " ".join(parts) + " END"
+
+
+def _next_attempt_sql():
+    """next_attempt_at of link n as the retry-outcome model (migration 007) keeps it: a queued
+    link (retry_count 0) became due up to 10 minutes ago; one waiting out a backoff after a
+    failed attempt is due within the next hour; a delivering (scanning) link's lease ends within
+    60 s; failed and synced links have none."""
+    return """CASE WHEN status = 'pending_snapshot' AND h % 5 = 0
+                        THEN now() - (abs(hashint4(n + 17)::bigint) % 600000)
+                                     * interval '1 millisecond'
+                   WHEN status = 'pending_snapshot'
+                        THEN now() + (abs(hashint4(n + 17)::bigint) % 3600000)
+                                     * interval '1 millisecond'
+                   WHEN status = 'scanning'
+                        THEN now() + (abs(hashint4(n + 17)::bigint) % 60000)
+                                     * interval '1 millisecond' END"""
 
 
 def load(conn):
@@ -183,7 +207,8 @@ def load(conn):
         conn.execute(f"""
             INSERT INTO app_repositories (app_id, repository_id, github_token_encrypted, status,
                                           retry_count, last_error, last_scanned_at, created_at,
-                                          updated_at)
+                                          updated_at, next_attempt_at, job_generation,
+                                          retry_cause, retry_operation_id)
             SELECT 'app_' || substr(md5('bench-app-' || a), 1, 24),
                    'repo_' || substr(md5('bench-repo-' || r), 1, 24),
                    CASE WHEN r % 10 < 3 THEN md5(n::text) || ':' || md5(r::text) || ':'
@@ -192,12 +217,18 @@ def load(conn):
                    CASE status WHEN 'failed' THEN 5 WHEN 'pending_snapshot' THEN h % 5 ELSE 0 END,
                    CASE WHEN status = 'failed' THEN {_error_case_sql()}
                         WHEN status = 'pending_snapshot' AND h % 5 > 0
-                             THEN 'timeout after 30 s waiting for POST /update' END,
+                             THEN {_error_case_sql("h2")} END,
                    CASE WHEN status = 'synced' THEN changed END,
                    changed - interval '30 days',
-                   changed
+                   changed,
+                   {_next_attempt_sql()},
+                   CASE status WHEN 'synced' THEN 1 ELSE 1 + h % 5 END,
+                   CASE WHEN status = 'synced' THEN 'scheduler'
+                        ELSE (ARRAY['bulk', 'bulk', 'scheduler', 'retry'])[n % 4 + 1] END,
+                   CASE WHEN status <> 'synced' AND n % 4 < 2
+                        THEN 'bulk_' || lpad(to_hex(n % 20), 16, '0') END
             FROM (
-                SELECT n, r, a, h, ({hosts})[a + 1] AS host, changed,
+                SELECT n, r, a, h, h2, ({hosts})[a + 1] AS host, changed,
                        CASE WHEN (m * 7919) % 1000 < CASE WHEN a < {HEAVY_APPS}
                                                           THEN {HEAVY_PER_MILLE}
                                                           ELSE {LIGHT_PER_MILLE} END
@@ -210,6 +241,7 @@ def load(conn):
                            (n % {LINKS_PER_REPO}) * 5 + (n / {LINKS_PER_REPO}) % 5 AS a,
                            n / {LINKS_PER_REPO} / 5 AS m,
                            abs(hashint4(n)::bigint) % 1000 AS h,
+                           abs(hashint4(n + 31)::bigint) % 1000 AS h2,
                            now() - (abs(hashint4(n + 7919)::bigint) % {30 * 86400 * 1000})
                                    * interval '1 millisecond' AS changed
                     FROM generate_series(0, {ROWS - 1}) AS n
@@ -231,6 +263,13 @@ def prepare_database(url, reload):
         # The cases name apps by id: a database loaded by another version of this script has
         # the right counts but other ids.
         ours = conn.execute("SELECT 1 FROM apps WHERE app_id = %s", (app_id_of(0),)).fetchone()
+        # Loaded before the retry-outcome model: in-progress links without a due time, or all
+        # with the same error text.
+        ours = ours and not conn.execute(
+            "SELECT 1 FROM app_repositories WHERE status IN ('pending_snapshot', 'scanning') "
+            "AND next_attempt_at IS NULL LIMIT 1").fetchone() and conn.execute(
+            "SELECT 1 FROM app_repositories WHERE status = 'pending_snapshot' "
+            "AND last_error LIKE 'TLS%' LIMIT 1").fetchone()
         if reload or tuple(have) != expected or not ours:
             log(f"loading data (found apps/repos/links/failed = {have}, want {expected})")
             load(conn)

@@ -12,6 +12,7 @@ Each test prints how long the recovery took (`pytest -s` shows it)."""
 import collections
 import signal
 import time
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
@@ -157,6 +158,20 @@ def rig(tmp_path, private_postgres, private_redis):  # noqa: F811
     made.close()
 
 
+def _requeued_after(log, since_wall_clock):
+    """(seconds from `since_wall_clock` (time.time()) to the first sweeper line in a consumer's
+    log that queued links whose job was lost, how many such lines queued in all)."""
+    first, total = None, 0
+    for line in log.splitlines():
+        if "their job was lost" in line and line.startswith("["):
+            stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(
+                tzinfo=timezone.utc)
+            if first is None:
+                first = stamp.timestamp() - since_wall_clock
+            total += int(line.split("queued ")[1].split(" ")[0])
+    return first, total
+
+
 def _wait_for_reset(rig, operation_id, at_least):
     return wait_for(lambda: rig.operation(operation_id)["succeeded"] >= at_least and
                     rig.operation(operation_id), 60, interval=0.05,
@@ -172,17 +187,18 @@ def test_sigkill_between_a_chunks_commit_and_its_push(rig):
     at_pause = rig.operation(operation_id)["succeeded"]
     _wait_for_reset(rig, operation_id, at_pause + 20)  # ...after a chunk has committed
     first.stop(signal.SIGKILL)
-    killed_at = time.monotonic()
+    killed_at, killed_wall = time.monotonic(), time.time()
     unpushed = rig.operation(operation_id)["succeeded"] - at_pause
     control.execute_command("CLIENT", "UNPAUSE")
     control.close()
-    rig.consumer("second")
+    second = rig.consumer("second")
     took = rig.assert_everything_delivered_once(operation_id, killed_at)
-    print(f"\nSIGKILL between commit and push: {unpushed} links committed without a job; "
-          f"all {rig.links} delivered once and settled {took:.1f} s after the kill")
-    second_log = rig.consumers[1].log()
-    assert "resuming stalled bulk retry" in second_log
-    assert "their job was lost" in second_log
+    jobless_for, requeued = _requeued_after(second.log(), killed_wall)
+    print(f"\nSIGKILL between commit and push: {unpushed} links committed without a job, "
+          f"{requeued} queued again {jobless_for:.1f} s after the kill; all {rig.links} "
+          f"delivered once and settled {took:.1f} s after the kill")
+    assert "resuming stalled bulk retry" in second.log()
+    assert requeued >= unpushed and jobless_for is not None and jobless_for < 60
 
 
 def test_redis_restarted_empty_mid_bulk(rig):
@@ -192,10 +208,14 @@ def test_redis_restarted_empty_mid_bulk(rig):
     rig.redis.kill()  # the queue, the progress hash, the sessions: all gone
     time.sleep(3)
     rig.redis.restart_empty()
-    back_at = time.monotonic()
+    back_at, back_wall = time.monotonic(), time.time()
+    jobless = rig.statuses().get("pending_snapshot", 0)
     took = rig.assert_everything_delivered_once(operation_id, back_at)
-    print(f"\nRedis restarted empty: all {rig.links} delivered once and settled "
-          f"{took:.1f} s after Redis was back")
+    jobless_for, requeued = _requeued_after(rig.consumers[0].log(), back_wall)
+    print(f"\nRedis restarted empty: {jobless} queued links lost their job, queued again "
+          f"{jobless_for:.1f} s after Redis was back; all {rig.links} delivered once and "
+          f"settled {took:.1f} s after Redis was back")
+    assert jobless_for is not None and jobless_for < 60
 
 
 def test_postgres_crash_mid_bulk(rig):

@@ -514,3 +514,13 @@ def test_sweeper_releases_an_expired_lease(seed, repo, receivers):
         log = conn.execute("SELECT outcome, error FROM delivery_attempts ORDER BY id").fetchall()
     assert [r["outcome"] for r in log] == ["interrupted", "delivered"]
     assert "lease expired" in log[0]["error"]
+
+
+def test_a_filter_with_no_match_and_an_empty_in_progress_view_say_so(client, logged_in, seed):
+    app_id = seed.app("Acme")
+    seed.failed_links(app_id, 2)
+    page = client.get("/admin/notifications?failed_since=2099-01-01T00:00").get_data(as_text=True)
+    assert "No failed notifications match this filter" in page
+    assert "Look among the in progress" in page  # not counted with a range: offered, not hidden
+    empty = client.get("/admin/notifications?view=in_progress").get_data(as_text=True)
+    assert "Nothing in progress" in empty and ">2 failed</a>" in empty

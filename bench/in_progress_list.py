@@ -52,7 +52,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import failed_list  # noqa: E402  (the data set, its loader and the timing helpers)
-from failed_list import TARGET_P95_MS, app_id_of, log, p95, time_requests  # noqa: E402
+from failed_list import TARGET_P95_MS, app_id_of, log, p95  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/docora_bench_outcomes_list"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"

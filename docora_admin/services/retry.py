@@ -15,7 +15,6 @@ from ..errors import ApiError
 from ..repositories import bulk_operations as ops_repo
 from ..repositories import failed_links, retry_links, snapshot_links
 from . import bulk_progress, job_queue
-from .bulk_runner import resume_stalled, run_bulk_retry  # noqa: F401  (the tasks' entry points)
 from .operations import operation_json
 
 log = logging.getLogger(__name__)

@@ -86,6 +86,11 @@ COMMENT ON COLUMN bulk_operations.delivered IS
     'links reset by this operation whose delivery episode ended synced';
 COMMENT ON COLUMN bulk_operations.delivery_failed IS
     'links reset by this operation that failed again up to the attempt limit';
+-- Operations that ended before this migration have no episodes to follow: they are settled as
+-- they stand (their delivered / delivery_failed were reported per attempt, not per link), instead
+-- of being recounted from an attempt log they never wrote and reported as "gone".
+UPDATE bulk_operations SET settled_at = coalesce(finished_at, now())
+WHERE settled_at IS NULL AND status NOT IN ('running', 'cancelling');
 CREATE INDEX IF NOT EXISTS bulk_operations_unsettled_idx
     ON bulk_operations (created_at) WHERE settled_at IS NULL;
 

@@ -69,21 +69,9 @@ def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset, sin
         sql.SQL("{} {}").format(col, direction)
         for col in SORT_COLUMNS[sort_by] + [sql.SQL("ar.id")])
     links, where = _failed_links(app_id, search, since, until)
-    # The same ORDER BY twice: inside it picks the page's ids, outside it orders those rows
-    # (same aliases, same statement snapshot, so the same values).
-    query = sql.SQL("""
-        SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
-               ar.status, ar.last_error, ar.retry_count, ar.updated_at
-        FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}
-              ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) page
-        JOIN app_repositories ar ON ar.id = page.id
-        JOIN apps a ON a.app_id = ar.app_id
-        JOIN repositories r ON r.repository_id = ar.repository_id
-        ORDER BY {order}
-    """).format(links=links, sort_join=_SORT_JOINS[sort_by], where=where, order=order)
     params = _params(app_id, search, since, until)
     params.update(limit=limit, offset=offset)
-    return conn.execute(query, params).fetchall()
+    return link_filters.page(conn, links, _SORT_JOINS[sort_by], where, order, params)
 
 
 def count_failed(conn, *, app_id, search, since=None, until=None):

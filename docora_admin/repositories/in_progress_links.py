@@ -44,18 +44,8 @@ def list_in_progress(conn, *, app_id, search, since, until, sort_by, descending,
     """One page of in-progress links with their app and repository."""
     links, where, params = _links(app_id, search, since, until)
     order = sql.SQL(SORT_COLUMNS[sort_by].format(dir="DESC" if descending else "ASC"))
-    query = sql.SQL("""
-        SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
-               ar.status, ar.last_error, ar.retry_count, ar.updated_at, ar.next_attempt_at,
-               ar.retry_cause, ar.retry_operation_id
-        FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}
-              ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) page
-        JOIN app_repositories ar ON ar.id = page.id
-        JOIN apps a ON a.app_id = ar.app_id
-        JOIN repositories r ON r.repository_id = ar.repository_id
-        ORDER BY {order}
-    """).format(links=links, sort_join=sql.SQL(_SORT_JOINS[sort_by]), where=where, order=order)
-    return conn.execute(query, {**params, "limit": limit, "offset": offset}).fetchall()
+    return link_filters.page(conn, links, sql.SQL(_SORT_JOINS[sort_by]), where, order,
+                             {**params, "limit": limit, "offset": offset})
 
 
 def count_in_progress(conn, *, app_id=None, search=None, since=None, until=None):

@@ -56,6 +56,25 @@ def conditions(app_id=None, search=None, since=None, until=None):
     return "\n".join(sql), params
 
 
+def page(conn, links, sort_join, where, order, params):
+    """One page of a list view with each link's app and repository. `links` is the FROM item
+    named `ar` the page is chosen from (joined only to `sort_join`, the table the order needs),
+    `where` its condition, `order` the ORDER BY; params hold limit and offset. The same ORDER BY
+    twice: inside it picks the page's ids, outside it orders those rows (same aliases, same
+    statement snapshot, so the same values)."""
+    return conn.execute(sql.SQL("""
+        SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
+               ar.status, ar.last_error, ar.retry_count, ar.updated_at, ar.next_attempt_at,
+               ar.retry_cause, ar.retry_operation_id
+        FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}
+              ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) page
+        JOIN app_repositories ar ON ar.id = page.id
+        JOIN apps a ON a.app_id = ar.app_id
+        JOIN repositories r ON r.repository_id = ar.repository_id
+        ORDER BY {order}
+    """).format(links=links, sort_join=sort_join, where=where, order=order), params).fetchall()
+
+
 def scope(app_id, since, until):
     """Conditions on `ar` for the app and the failed-since range (constants, chosen by which
     are present) as psycopg SQL."""

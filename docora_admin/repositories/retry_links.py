@@ -41,14 +41,6 @@ def link_status(conn, app_id, repository_id):
 CURSOR_START = ("-infinity", "00000000-0000-0000-0000-000000000000")
 
 
-def count_failed(conn, app_id=None):
-    """Failed links in scope (all apps when app_id is None)."""
-    where, params = link_filters.conditions(app_id=app_id)
-    return conn.execute(f"""
-        SELECT count(*) AS n FROM app_repositories ar WHERE ar.status = 'failed' {where}
-    """, params).fetchone()["n"]
-
-
 def filter_of(op):
     """The filter keyword arguments (link_filters.conditions) of an operation row."""
     chosen = op.get("filter") or {}

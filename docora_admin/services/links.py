@@ -5,23 +5,20 @@ from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from ..repositories import delivery_attempts
 from . import link_state
+from .retry import valid_id
 
 ATTEMPTS_SHOWN = 50
 
 
 def load(app_id, repository_id):
     """The link row with its state; ApiError 404 when there is no such link."""
-    if not (_id_ok(app_id) and _id_ok(repository_id)):
+    if not (valid_id(app_id) and valid_id(repository_id)):
         raise ApiError(404, "App-repository link not found")
     with db.connection() as conn:
         link = apps_repo.get_link(conn, app_id, repository_id)
     if link is None:
         raise ApiError(404, "App-repository link not found")
     return _with_state(link)
-
-
-def _id_ok(value):
-    return isinstance(value, str) and 0 < len(value) <= 50
 
 
 def _with_state(link):

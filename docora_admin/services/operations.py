@@ -43,7 +43,9 @@ def progress(operation_id):
 
 def operation_json(op):
     """The public shape of an operation (progress endpoint, history, fragments)."""
-    left = outcomes.in_progress(op)
+    # Settled means none is left in progress (an operation older than the attempt log is
+    # settled as it stood).
+    left = 0 if op["settled_at"] else outcomes.in_progress(op)
     active = op["status"] in ops_repo.ACTIVE
     return {
         "operation_id": op["id"],

@@ -81,7 +81,7 @@ def start_bulk_retry(app_id, requested_by):
         raise ApiError(404, "No failed notifications for this app")
 
     def count(conn, operation_id):
-        return retry_links.count_failed(conn, app_id)
+        return failed_links.count_failed(conn, app_id=app_id, search=None)
 
     return _start(scope="app" if app_id else "all", app_id=app_id, filter=None, count=count,
                   requested_by=requested_by,

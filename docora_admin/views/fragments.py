@@ -21,21 +21,23 @@ def followed_row(app_id, repository_id, poll=0, as_status=False):
     polled until its attempt resolves: Queued → Delivering → Delivered, Failed again, or
     Retrying at a time. When it resolves (or stops watching), `counts-changed` lets the page
     refresh its counts."""
-    context = followed_context(app_id, repository_id, poll)
+    try:
+        link = links.load(app_id, repository_id)
+    except ApiError:
+        if as_status:
+            raise  # the link page of an unknown link is a 404
+        link = None  # removed meanwhile: the row says so
+    context = followed_context(link, app_id, repository_id, poll)
     response = make_response(render_template(
-        "links/_status.html" if as_status and context["link"] else
-        "notifications/_followed_row.html", **context))
+        "links/_status.html" if as_status else "notifications/_followed_row.html", **context))
     if poll > 0 and not context["follow"]:
         response.headers["HX-Trigger"] = "counts-changed"
     return response
 
 
-def followed_context(app_id, repository_id, poll=0):
-    """Template context of a link that follows its attempt by polling itself."""
-    try:
-        link = links.load(app_id, repository_id)
-    except ApiError:
-        link = None
+def followed_context(link, app_id, repository_id, poll=0):
+    """Template context of a link (as links.load gives it, or None) that follows its attempt by
+    polling itself."""
     follow = link is not None and _still_moving(link) and poll < ROW_POLLS
     return {"link": link, "app_id": app_id, "repository_id": repository_id, "follow": follow,
             "gave_up": poll >= ROW_POLLS, "next_poll": poll + 1, "poll_seconds": ROW_POLL_S}

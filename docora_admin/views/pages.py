@@ -57,12 +57,13 @@ def notifications():
     page = notification_list.list_page(query, max_attempts)
     scope = {"app_id": query.app_id, "search": query.search,
              "failed_since": query.failed_since, "failed_until": query.failed_until}
+    # Only the failed view has the bulk panel. The list counted the failed links of this
+    # filter: the button offers exactly those.
+    panel = (fragments.page_panel(scope, counted=page["counts"]["failed"])
+             if query.view == "failed" else None)
     return render_template("notifications/list.html", query=query, page=page,
                            page_sizes=notification_list.PAGE_SIZES,
-                           apps=notification_list.apps_with_failures(),
-                           # The list counted the failed links of this filter: the button
-                           # offers exactly those.
-                           panel=fragments.page_panel(scope, counted=page["counts"]["failed"]))
+                           apps=notification_list.apps_with_failures(), panel=panel)
 
 
 @bp.get("/apps")
@@ -89,7 +90,7 @@ def app_detail(app_id):
 def link_detail(app_id, repository_id):
     link, attempts, total = links.detail(app_id, repository_id)
     return render_template("links/detail.html", attempts=attempts, attempts_total=total,
-                           **fragments.followed_context(app_id, repository_id))
+                           **fragments.followed_context(link, app_id, repository_id))
 
 
 def _poll_arg():
@@ -108,7 +109,6 @@ def link_row(app_id, repository_id):
 @bp.get("/links/<app_id>/<repository_id>/status")
 def link_status(app_id, repository_id):
     """The link page's status section (polled by itself while the link moves)."""
-    links.load(app_id, repository_id)  # 404 for an unknown link
     return fragments.followed_row(app_id, repository_id, poll=_poll_arg(), as_status=True)
 
 

@@ -48,6 +48,13 @@ class Settings:
     lost_job_grace_seconds: int
     watchdog_interval_seconds: int
     attempt_log_retention_days: int
+    # Delivery control (services/delivery_control.py, services/app_limits.py).
+    circuit_failure_threshold: int = 10
+    circuit_probe_seconds: int = 30
+    circuit_probe_max_seconds: int = 600
+    app_rate_per_second: int = 200
+    app_max_concurrency: int = 8
+    retry_after_max_seconds: int = 3600
 
 
 def _required(env, name, hint):
@@ -153,4 +160,10 @@ def _load(env):
         lost_job_grace_seconds=_int(env, "LOST_JOB_GRACE_SECONDS", 20, 1, 3600),
         watchdog_interval_seconds=_int(env, "WATCHDOG_INTERVAL_SECONDS", 5, 1, 60),
         attempt_log_retention_days=_int(env, "ATTEMPT_LOG_RETENTION_DAYS", 30, 1, 3650),
+        circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 10, 1, 10_000),
+        circuit_probe_seconds=_int(env, "CIRCUIT_PROBE_SECONDS", 30, 1, 86_400),
+        circuit_probe_max_seconds=_int(env, "CIRCUIT_PROBE_MAX_SECONDS", 600, 1, 86_400),
+        app_rate_per_second=_int(env, "APP_RATE_PER_SECOND", 200, 0, 1_000_000),
+        app_max_concurrency=_int(env, "APP_MAX_CONCURRENCY", 8, 0, 10_000),
+        retry_after_max_seconds=_int(env, "RETRY_AFTER_MAX_SECONDS", 3600, 1, 86_400),
     )

@@ -54,7 +54,8 @@ def create_app(config=None):
     templating.init_app(app)
     security_headers.init_app(app)
 
-    from .views import api, pages
+    from .views import api, control_api, pages
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(control_api.bp)
     return app

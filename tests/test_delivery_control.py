@@ -292,3 +292,23 @@ def test_bad_delivery_control_requests_change_nothing(client, logged_in, seed):
     assert reset.get_json()["data"]["delivery"]["limits_overridden"] is False
     assert logged_in.post("/admin/api/links/resync", json={"app_id": app_id}).status_code == 400
     assert logged_in.post("/admin/api/retry/pause/bulk_0000000000000000").status_code == 404
+
+
+def test_only_a_failed_probe_pushes_the_next_probe_out(seed):
+    """Attempts already under way when the circuit opens fail too; they add to the streak but do
+    not count as failed probes (else the first probe would wait the capped maximum)."""
+    from docora_admin.repositories import delivery_control as control_repo
+
+    app_id = seed.app()
+    with db.connection() as conn:
+        for _ in range(THRESHOLD):
+            row = control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600)
+        assert row["opened"] and row["probe_failures"] == 0
+        first_probe = row["probe_at"]
+        for _ in range(5):  # in flight when it opened
+            row = control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600)
+        assert (row["probe_failures"], row["probe_at"]) == (0, first_probe)
+        assert row["consecutive_failures"] == THRESHOLD + 5 and not row["opened"]
+        row = control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600,
+                                         was_probe=True)
+        assert row["probe_failures"] == 1 and row["probe_at"] > first_probe

@@ -98,11 +98,12 @@ def record_delivered(conn, app_id):
     """, {"app_id": app_id}).fetchone()
 
 
-def record_failed(conn, app_id, error, threshold, probe_seconds, probe_max_seconds):
+def record_failed(conn, app_id, error, threshold, probe_seconds, probe_max_seconds,
+                  was_probe=False):
     """One more failed attempt in the app's streak. At `threshold` in a row the circuit opens
-    (first probe after probe_seconds); a failure while open (a probe, or an attempt that was
-    already under way) pushes the next probe out, doubling up to probe_max_seconds. Returns the
-    row after, with `opened` true when this failure opened the circuit."""
+    (first probe after probe_seconds). A failed probe pushes the next one out, doubling up to
+    probe_max_seconds; an attempt that was already under way when the circuit opened only adds
+    to the streak. Returns the row after, with `opened` true when this failure opened it."""
     return conn.execute(f"""
         INSERT INTO app_delivery_control AS c (app_id, consecutive_failures, last_error,
                                                last_failure_at)
@@ -110,20 +111,21 @@ def record_failed(conn, app_id, error, threshold, probe_seconds, probe_max_secon
         ON CONFLICT (app_id) DO UPDATE
         SET consecutive_failures = c.consecutive_failures + 1, last_error = %(error)s,
             last_failure_at = now(), updated_at = now(),
-            probe_failures = CASE WHEN c.circuit_opened_at IS NULL THEN 0
-                                  ELSE c.probe_failures + 1 END,
+            probe_failures = CASE WHEN c.circuit_opened_at IS NOT NULL AND %(probe)s
+                                  THEN c.probe_failures + 1 ELSE c.probe_failures END,
             probe_at = CASE
-                WHEN c.circuit_opened_at IS NOT NULL THEN now() + make_interval(secs => least(
-                    %(probe_max)s, %(probe)s * power(2, least(c.probe_failures + 1, 20))))
-                WHEN c.consecutive_failures + 1 >= %(threshold)s
-                    THEN now() + make_interval(secs => %(probe)s)
+                WHEN c.circuit_opened_at IS NOT NULL AND %(probe)s
+                    THEN now() + make_interval(secs => least(
+                        %(probe_max)s, %(probe_s)s * power(2, least(c.probe_failures + 1, 20))))
+                WHEN c.circuit_opened_at IS NULL AND c.consecutive_failures + 1 >= %(threshold)s
+                    THEN now() + make_interval(secs => %(probe_s)s)
                 ELSE c.probe_at END,
             circuit_opened_at = CASE
                 WHEN c.circuit_opened_at IS NULL AND c.consecutive_failures + 1 >= %(threshold)s
                     THEN now() ELSE c.circuit_opened_at END
         RETURNING {_COLUMNS}, (circuit_opened_at = now()) AS opened
-    """, {"app_id": app_id, "error": error, "threshold": threshold, "probe": probe_seconds,
-          "probe_max": probe_max_seconds}).fetchone()
+    """, {"app_id": app_id, "error": error, "threshold": threshold, "probe_s": probe_seconds,
+          "probe_max": probe_max_seconds, "probe": was_probe}).fetchone()
 
 
 def defer(conn, app_id, seconds):

@@ -74,13 +74,14 @@ def record_delivered(conn, app_id):
     return before is not None and before["circuit_opened_at"] is not None
 
 
-def record_failed(conn, app_id, error):
+def record_failed(conn, app_id, error, was_probe=False):
     """In the transaction that marks an attempt failed because of the app: one more failure in
-    its streak; the circuit opens at the threshold."""
+    its streak; the circuit opens at the threshold. `was_probe`: the attempt was the open
+    circuit's probe (its failure pushes the next probe out)."""
     settings = runtime.settings()
     row = control_repo.record_failed(conn, app_id, error, settings.circuit_failure_threshold,
                                      settings.circuit_probe_seconds,
-                                     settings.circuit_probe_max_seconds)
+                                     settings.circuit_probe_max_seconds, was_probe)
     if row is not None and row["opened"]:
         log.warning("circuit opened for %s after %d failed attempts in a row: %s", app_id,
                     row["consecutive_failures"], error)

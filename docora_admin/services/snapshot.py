@@ -130,7 +130,7 @@ def _attempt(claimed, context, admission):
         if wait is not None:
             return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where)
         return _failed(claimed, context, sent, str(exc), exc.http_status, where,
-                       app_at_fault=True)
+                       app_at_fault=True, probe=admission.probe)
     except (SnapshotError, git_fetch.GitError, crypto.DecryptionError) as exc:
         return _failed(claimed, context, sent, str(exc), None, where)
     except Exception as exc:  # never leave a link in `scanning`
@@ -158,9 +158,10 @@ def _attempt(claimed, context, admission):
     return "synced"
 
 
-def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False):
+def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False):
     """Count the attempt against the link; `app_at_fault` (the app answered badly or not at all,
-    rather than git or our data failing) also counts it in the app's circuit breaker."""
+    rather than git or our data failing) also counts it in the app's circuit breaker, `probe`
+    says the attempt was the open circuit's probe."""
     settings = runtime.settings()
     error = redact.scrub(error)[:500]
 
@@ -171,7 +172,7 @@ def _failed(claimed, context, sent, error, http_status, where, app_at_fault=Fals
                 backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
                 sent.files, sent.bytes)
             if ended is not None and app_at_fault:
-                delivery_control.record_failed(conn, context["app_id"], error)
+                delivery_control.record_failed(conn, context["app_id"], error, probe)
             return ended
 
     ended = _patiently(record, where)

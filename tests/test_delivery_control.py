@@ -300,15 +300,19 @@ def test_only_a_failed_probe_pushes_the_next_probe_out(seed):
     from docora_admin.repositories import delivery_control as control_repo
 
     app_id = seed.app()
-    with db.connection() as conn:
-        for _ in range(THRESHOLD):
-            row = control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600)
-        assert row["opened"] and row["probe_failures"] == 0
-        first_probe = row["probe_at"]
-        for _ in range(5):  # in flight when it opened
-            row = control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600)
-        assert (row["probe_failures"], row["probe_at"]) == (0, first_probe)
-        assert row["consecutive_failures"] == THRESHOLD + 5 and not row["opened"]
-        row = control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600,
-                                         was_probe=True)
-        assert row["probe_failures"] == 1 and row["probe_at"] > first_probe
+
+    def fail(was_probe=False):  # each attempt's outcome is its own transaction
+        with db.connection() as conn:
+            return control_repo.record_failed(conn, app_id, "HTTP 500", THRESHOLD, 30, 600,
+                                              was_probe)
+
+    for _ in range(THRESHOLD):
+        row = fail()
+    assert row["opened"] and row["probe_failures"] == 0
+    first_probe = row["probe_at"]
+    for _ in range(5):  # in flight when it opened
+        row = fail()
+    assert (row["probe_failures"], row["probe_at"]) == (0, first_probe)
+    assert row["consecutive_failures"] == THRESHOLD + 5 and not row["opened"]
+    row = fail(was_probe=True)
+    assert row["probe_failures"] == 1 and row["probe_at"] > first_probe

@@ -208,6 +208,7 @@ def test_a_paused_bulk_retry_keeps_its_cursor_and_resumes_each_target_once(
     panel = client.get(f"/admin/api/retry/progress/{operation_id}", headers=HX)
     html = panel.get_data(as_text=True)
     assert 'data-state="paused"' in html and "bulk-resume-button" in html
+    assert "⏸ Paused" in client.get("/admin/operations").get_data(as_text=True)
     busy = logged_in.post("/admin/api/retry/all")
     assert busy.status_code == 409 and busy.get_json()["operation_id"] == operation_id
     again = logged_in.post(f"/admin/api/retry/pause/{operation_id}")

@@ -127,12 +127,27 @@ EXPORT_COLUMNS = ("app_id", "app_name", "repository_id", "repository", "github_u
                   "next_attempt_at")
 
 
-@bp.get("/notifications/<any(failed, 'in-progress'):view>.<any(csv, jsonl):file_format>")
-def export_notifications(view, file_format):
+EXPORT_FORMATS = ("csv", "jsonl")
+
+
+@bp.get("/notifications/failed.<file_format>")
+def export_failed(file_format):
+    """The failed list for the filter and sort given, as a file (see _export)."""
+    return _export("failed", file_format)
+
+
+@bp.get("/notifications/in-progress.<file_format>")
+def export_in_progress(file_format):
+    """The in-progress view for the filter and sort given, as a file (see _export)."""
+    return _export("in_progress", file_format)
+
+
+def _export(view, file_format):
     """Every link of the list for the filter and sort given (no paging), streamed as CSV or
     JSON Lines: a million rows pass through a batch at a time."""
+    if file_format not in EXPORT_FORMATS:
+        raise ApiError(404, f"No such export: use .{' or .'.join(EXPORT_FORMATS)}")
     notification_list.refuse_unknown(request.args, notification_list.EXPORT_PARAMS)
-    view = view.replace("-", "_")
     query = notification_list.parse_query({**request.args.to_dict(), "view": view})
     rows = notification_list.export_rows(query, runtime.settings().max_retry_attempts)
     # The first row is read here, so that a database outage is still a 503, not a cut download.

@@ -33,8 +33,10 @@ def _args(driver):
 
 
 def _app_column(driver):
-    return [cell.text for cell in driver.find_elements(
-        By.CSS_SELECTOR, "#failed-table tbody tr td:nth-child(2)")]
+    # One script call: htmx may swap the table between two Selenium calls.
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('#failed-table tbody tr td:nth-child(2)'))"
+        ".map(cell => cell.innerText.trim());")
 
 
 def test_headers_sort_and_reverse(browser, seed):

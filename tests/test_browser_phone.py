@@ -162,3 +162,13 @@ def test_every_page_is_walked(app):
              if rule.endpoint.startswith("pages.") and "GET" in rule.methods}
     missing = pages - walked - FRAGMENT_ENDPOINTS - COVERED_ELSEWHERE
     assert not missing, f"pages not in PAGES of {__name__}: {sorted(missing)}"
+
+
+def test_filters_fold_away_on_a_phone_unless_a_filter_is_on(phone, phone_data):
+    log_in(phone, "/admin/notifications")
+    assert phone.execute_script("return document.getElementById('filters-panel').open") is False
+    phone.find_element(By.CSS_SELECTOR, "#filters-panel > summary").click()
+    assert phone.find_element(By.NAME, "search").is_displayed()
+    phone.get(phone.base_url + f"/admin/notifications?app_id={phone_data['app_id']}")
+    wait(phone).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert phone.execute_script("return document.getElementById('filters-panel').open") is True

@@ -15,4 +15,13 @@
     }
     form.requestSubmit();
   });
+
+  // On a phone the filter form starts folded, unless a filter is on.
+  document.addEventListener("DOMContentLoaded", function () {
+    var panel = document.getElementById("filters-panel");
+    if (panel && panel.getAttribute("data-filtered") === "false" &&
+        window.matchMedia("(max-width: 700px)").matches) {
+      panel.open = false;
+    }
+  });
 })();

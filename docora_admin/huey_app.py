@@ -27,6 +27,29 @@ huey = PriorityRedisHuey(
 )
 
 
+class _FormatBeforeFirstLine(logging.Filter):
+    """huey_consumer adds its handler to the `huey` logger after importing this module, and
+    logs its start-up lines (one of them spread over several lines) before our start-up hook
+    runs. On the first record that reaches a logger it watches, with the handler in place, this
+    gives that handler our format (LOG_FORMAT: one-line text or JSON), then steps aside."""
+
+    WATCHED = ("huey", "huey.consumer")
+
+    def filter(self, record):
+        huey_logger = logging.getLogger("huey")
+        if huey_logger.handlers:
+            json_lines = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+            log_format.install(logger=huey_logger, json_lines=json_lines)
+            for name in self.WATCHED:
+                logging.getLogger(name).removeFilter(self)
+        return True
+
+
+_first_line_filter = _FormatBeforeFirstLine()
+for _name in _FormatBeforeFirstLine.WATCHED:
+    logging.getLogger(_name).addFilter(_first_line_filter)
+
+
 @huey.on_startup()
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use; the process

@@ -151,3 +151,12 @@ def test_queue_shows_names_not_ids(logged_in, client, seed, empty_queue):
     waiting = page.split('id="jobs-waiting"')[1].split("</table>")[0]
     assert "Named App" in waiting and "acme/widgets" in waiting
     assert 'id="queue-explained"' in page
+
+
+def test_history_shows_how_long_a_running_operation_has_taken(logged_in, client, seed):
+    app_id = seed.app()
+    seed.failed_links(app_id, 2)
+    assert logged_in.post(f"/admin/api/retry/app/{app_id}").status_code == 200
+    page = client.get("/admin/operations").get_data(as_text=True)
+    row = page.split('id="op-')[1].split("</tr>")[0]
+    assert " s so far</td>" in row and " UTC</time>" in row

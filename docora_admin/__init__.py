@@ -61,8 +61,9 @@ def create_app(config=None):
     templating.init_app(app)
     security_headers.init_app(app)
 
-    from .views import api, ops, pages
+    from .views import api, exports, ops, pages
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(exports.bp)
     app.register_blueprint(api.bp)
     return app

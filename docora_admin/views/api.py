@@ -1,13 +1,10 @@
 """JSON endpoints under /admin/api/ for scripts (and the same URLs answered with fragments for
 htmx where the UI needs them). Thin: parse, call a service, shape the answer."""
-import itertools
-from datetime import datetime, timezone
-
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
-from .. import auth, export_format, request_guard, runtime
+from .. import auth, request_guard, runtime
 from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
@@ -97,7 +94,8 @@ def _failed_row_json(row):
     }
 
 
-def _list_row_json(row):
+def list_row_json(row):
+    """A row of a list (failed or in progress) as the API and the exports give it."""
     return dict(_failed_row_json(row), state=row["state"], state_text=row["text"],
                 next_attempt_at=row["next_attempt_at"].isoformat()
                 if row.get("next_attempt_at") and row["status"] == "pending_snapshot" else None)
@@ -107,7 +105,7 @@ def _notifications(view):
     notification_list.refuse_unknown(request.args, notification_list.LIST_PARAMS)
     query = notification_list.parse_query({**request.args.to_dict(), "view": view})
     page = notification_list.list_page(query, runtime.settings().max_retry_attempts)
-    return jsonify(data=[_list_row_json(r) for r in page["rows"]],
+    return jsonify(data=[list_row_json(r) for r in page["rows"]],
                    pagination=page["pagination"], counts=page["counts"])
 
 
@@ -119,49 +117,6 @@ def failed_notifications():
 @bp.get("/notifications/in-progress")
 def in_progress_notifications():
     return _notifications("in_progress")
-
-
-# The columns of an export, in order; the JSON Lines twin carries the same fields.
-EXPORT_COLUMNS = ("app_id", "app_name", "repository_id", "repository", "github_url", "status",
-                  "state", "state_text", "last_error", "retry_count", "updated_at",
-                  "next_attempt_at")
-
-
-EXPORT_FORMATS = ("csv", "jsonl")
-
-
-@bp.get("/notifications/failed.<file_format>")
-def export_failed(file_format):
-    """The failed list for the filter and sort given, as a file (see _export)."""
-    return _export("failed", file_format)
-
-
-@bp.get("/notifications/in-progress.<file_format>")
-def export_in_progress(file_format):
-    """The in-progress view for the filter and sort given, as a file (see _export)."""
-    return _export("in_progress", file_format)
-
-
-def _export(view, file_format):
-    """Every link of the list for the filter and sort given (no paging), streamed as CSV or
-    JSON Lines: a million rows pass through a batch at a time."""
-    if file_format not in EXPORT_FORMATS:
-        raise ApiError(404, f"No such export: use .{' or .'.join(EXPORT_FORMATS)}")
-    notification_list.refuse_unknown(request.args, notification_list.EXPORT_PARAMS)
-    query = notification_list.parse_query({**request.args.to_dict(), "view": view})
-    rows = notification_list.export_rows(query, runtime.settings().max_retry_attempts)
-    # The first row is read here, so that a database outage is still a 503, not a cut download.
-    first = next(rows, None)
-    records = (_list_row_json(row) for row in itertools.chain([first] if first else [], rows))
-    if file_format == "csv":
-        body, mimetype = export_format.csv_lines(records, EXPORT_COLUMNS), "text/csv"
-    else:
-        body, mimetype = export_format.json_lines(records), "application/x-ndjson"
-    response = current_app.response_class(body, mimetype=mimetype)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="docora-{view.replace("_", "-")}-{stamp}.{file_format}"')
-    return response
 
 
 @bp.get("/links/<app_id>/<repository_id>")

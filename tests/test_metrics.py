@@ -2,14 +2,18 @@
 with it; bounded labels; request timings merged across gunicorn workers (multi-process mode)."""
 import concurrent.futures
 import dataclasses
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from docora_admin import runtime
+from tests.conftest import TEST_DATABASE_URL
 from tests.processes import start_web
+from tests.tcp_proxy import TcpProxy
 
 TOKEN = "metrics-token-" + "x" * 16
 
@@ -96,7 +100,8 @@ def test_multiprocess_gunicorn_merges_every_worker(tmp_path, migrated_database):
     counts every request, whichever worker served it."""
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
-    web = start_web(tmp_path, workers=2, METRICS_TOKEN=TOKEN,
+    # One thread each: a busy worker leaves the next connection to the other one.
+    web = start_web(tmp_path, workers=2, threads=1, METRICS_TOKEN=TOKEN,
                     PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     try:
         requests = 0
@@ -121,3 +126,24 @@ def test_multiprocess_gunicorn_merges_every_worker(tmp_path, migrated_database):
         assert _get(web.url + "/metrics")[0] == 401
     finally:
         web.stop()
+
+
+def test_a_source_down_is_reported_not_made_up(tmp_path, migrated_database):
+    """PostgreSQL unreachable: the scrape still answers, says so, and leaves its gauges out."""
+    pg = urllib.parse.urlsplit(TEST_DATABASE_URL)
+    proxy = TcpProxy(pg.hostname, pg.port or 5432)
+    web = start_web(tmp_path, METRICS_TOKEN=TOKEN,
+                    DATABASE_URL=TEST_DATABASE_URL.replace(f":{pg.port or 5432}/",
+                                                           f":{proxy.port}/"))
+    try:
+        proxy.cut()
+        started = time.monotonic()
+        status, text = _get(web.url + "/metrics", TOKEN)
+        assert status == 200 and time.monotonic() - started < 5
+        families = _families(text)
+        assert _value(families, "docora_metrics_source_up", source="postgresql") == 0
+        assert _value(families, "docora_metrics_source_up", source="redis") == 1
+        assert "docora_links" not in families and "docora_queue_jobs" in families
+    finally:
+        web.stop()
+        proxy.close()

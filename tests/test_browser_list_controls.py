@@ -84,6 +84,9 @@ def test_freshness_line_counts_and_refresh_works(browser, seed):
     seed.failed_links(seed.app(name="Newer"), 1)
     browser.find_element(By.CSS_SELECTOR, "#failed-list [data-refresh]").click()
     wait(browser).until(lambda d: len(_app_column(d)) == 2)  # quietly, no page load
+    # The count in the heading came along in the same response.
+    wait(browser).until(lambda d: d.execute_script(
+        "return document.getElementById('failed-total').innerText") == "2")
     assert "just now" in browser.find_element(By.CSS_SELECTOR,
                                               "#failed-list [data-age]").text
     assert age is not None

@@ -100,6 +100,16 @@ def phone_data(seed, logged_in):
     huey.flush()
 
 
+def _save_full_page(driver, path):
+    """The whole page, not just the screen (Chrome DevTools' capture beyond the viewport)."""
+    import base64
+
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"captureBeyondViewport": True,
+                                                             "format": "png"})
+    with open(path, "wb") as out:
+        out.write(base64.b64decode(shot["data"]))
+
+
 def _overflow(driver):
     """(document scroll width, viewport width, [interactive elements reaching past it])."""
     return driver.execute_script("""
@@ -140,7 +150,7 @@ def test_no_page_scrolls_sideways_at_390_px(phone, phone_data):
         # grows past 390 too, so both are compared with the phone's width.
         scroll_width, width, outside = _overflow(phone)
         if SCREENSHOTS:  # for a person to look at the pages: PHONE_SCREENSHOTS=<folder>
-            phone.save_screenshot(f"{SCREENSHOTS}/{name.replace(' ', '-').replace(',', '')}.png")
+            _save_full_page(phone, f"{SCREENSHOTS}/{name.replace(' ', '-').replace(',', '')}.png")
         if max(scroll_width, width) > PHONE_WIDTH or outside:
             problems.append(f"{name} ({path}): scrollWidth {scroll_width}, innerWidth {width}")
             problems.extend(f"    {item}" for item in outside[:5])

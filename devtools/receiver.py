@@ -2,6 +2,8 @@
 
     python -m devtools.receiver [--port 8765]     serve
     python -m devtools.receiver fix [APP_ID ...]  make broken apps answer 200 again
+    flask --app app demo-break                    break them again (and make their links
+                                                  deliver again), to replay fix → retry all
 
 Apps live under /apps/<app_id>/ (create|update|delete). Each app's behaviour comes from
 var/receiver.json, written by the demo data: "ok" (200 after checking the signature), "error"
@@ -28,6 +30,12 @@ def load():
 
 
 class Handler(BaseHTTPRequestHandler):
+    def log_request(self, code="-", size="-"):
+        # Deliveries that succeed are the normal case: one line per failed answer only, so the
+        # run's terminal is not a line per delivered file.
+        if not (isinstance(code, int) and 200 <= code < 300):
+            super().log_request(code, size)
+
     def log_message(self, fmt, *args):
         sys.stderr.write("receiver: " + fmt % args + "\n")
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from . import (auth, cli, errors, log_format, request_guard, runtime, same_origin,
+from . import (auth, cli, errors, log_format, metrics, request_guard, runtime, same_origin,
                security_headers, templating)
 from .config import ConfigError, load_settings
 from .extensions import htmx
@@ -42,10 +42,17 @@ def create_app(config=None):
         MAX_FORM_MEMORY_SIZE=settings.max_request_body_bytes,
         TESTING=bool(env.get("TESTING")),
     )
-    log_format.install(logging.INFO)
+    log_format.install(getattr(logging, settings.log_level),
+                       json_lines=settings.log_format == "json")
+    for name in ("gunicorn.error", "gunicorn.access"):
+        # Under gunicorn, its own lines (start-up, worker exits, access) in the same format.
+        if logging.getLogger(name).handlers:
+            log_format.install(logger=logging.getLogger(name),
+                               json_lines=settings.log_format == "json")
     runtime.start(settings, pool_size=int(env.get("WEB_POOL_SIZE", "10")))
 
     htmx.init_app(app)
+    metrics.init_app(app)  # first: its timing covers every other hook
     request_guard.init_app(app)  # first: hostile input never reaches auth, CSRF or a view
     same_origin.init_app(app)  # before CSRF: a leaked token does not help another site
     auth.init_app(app)
@@ -54,8 +61,10 @@ def create_app(config=None):
     templating.init_app(app)
     security_headers.init_app(app)
 
-    from .views import api, control_api, pages
+    from .views import api, control_api, exports, ops, pages
+    app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(exports.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(control_api.bp)
     return app

@@ -19,7 +19,9 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 # Endpoints reachable without a login. Everything else under /admin is refused.
-PUBLIC_ENDPOINTS = {"pages.login", "api.login", "static"}
+PUBLIC_ENDPOINTS = {"pages.login", "api.login", "static",
+                    # probes and the scrape (views/ops.py; /metrics has its own token)
+                    "ops.healthz", "ops.readyz", "ops.metrics_endpoint"}
 
 # Checked when the username is wrong, so a bad username costs as much time as a bad password.
 _DUMMY_HASH = generate_password_hash("not-the-password")

@@ -36,6 +36,30 @@ def init_app(app):
         click.echo(f"demo data: created {created} links" if created
                    else "demo data: database already has apps, left as it is")
 
+    @app.cli.command("demo-break")
+    @click.option("--receiver-config", type=click.Path(dir_okay=False),
+                  default="var/receiver.json", show_default=True,
+                  help="The demo receiver's config (scripts/run writes it there).")
+    def demo_break_command(receiver_config):
+        """Break the demo's broken apps again (after `python -m devtools.receiver fix`): their
+        webhooks fail again and their links deliver again, so they land in the failed list."""
+        path = Path(receiver_config)
+        if not path.exists():
+            raise click.ClickException(f"{path} not found: the live demo (scripts/run with "
+                                       "devtools/) writes it on an empty database")
+        config = json.loads(path.read_text())
+        modes = demo_data.broken_demo_apps()
+        for app_id, mode in modes.items():
+            if app_id in config:
+                config[app_id]["mode"] = mode
+        # The receiver reads its file on every request: broken before any link delivers again.
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)  # holds the demo apps' signing keys
+        queued = demo_data.redeliver(modes)
+        kinds = ", ".join(sorted(set(modes.values()))) or "none found"
+        click.echo(f"demo: {len(modes)} app(s) broken again ({kinds}); {queued} link(s) "
+                   "delivering again: they fail within a few minutes, then fix and retry")
+
     @app.cli.command("hash-password")
     @click.password_option()
     def hash_password_command(password):

@@ -48,6 +48,9 @@ class Settings:
     lost_job_grace_seconds: int
     watchdog_interval_seconds: int
     attempt_log_retention_days: int
+    metrics_token: str
+    log_format: str
+    log_level: str
     # Delivery control (services/delivery_control.py, services/app_limits.py).
     circuit_failure_threshold: int = 10
     circuit_probe_seconds: int = 30
@@ -120,10 +123,37 @@ def _password_hash(env):
     return generate_password_hash(password)
 
 
+def _metrics_token(env):
+    token = env.get("METRICS_TOKEN", "").strip()
+    if token and (len(token) < 16 or not token.isprintable() or " " in token):
+        raise ConfigError("METRICS_TOKEN must be at least 16 printable characters without "
+                          "spaces, e.g. `python -c 'import secrets; print(secrets.token_hex(24))'`"
+                          "; leave it unset to turn /metrics off")
+    return token
+
+
+def _choice(env, name, default, choices):
+    raw = env.get(name, "").strip()
+    value = raw.lower() if name != "LOG_LEVEL" else raw.upper()
+    if not value:
+        return default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def _multiprocess_dir(env):
+    path = env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if path and not (os.path.isdir(path) and os.access(path, os.W_OK)):
+        raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR must be an existing, writable directory "
+                          f"(empty it before the web processes start), got {path!r}")
+
+
 def load_settings(env=None):
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if env is None else env
     settings = _load(env)
+    _multiprocess_dir(env)
     if settings.job_lease_seconds < 3 * settings.watchdog_interval_seconds:
         raise ConfigError(
             f"JOB_LEASE_SECONDS ({settings.job_lease_seconds}) must be at least three times "
@@ -160,6 +190,9 @@ def _load(env):
         lost_job_grace_seconds=_int(env, "LOST_JOB_GRACE_SECONDS", 20, 1, 3600),
         watchdog_interval_seconds=_int(env, "WATCHDOG_INTERVAL_SECONDS", 5, 1, 60),
         attempt_log_retention_days=_int(env, "ATTEMPT_LOG_RETENTION_DAYS", 30, 1, 3650),
+        metrics_token=_metrics_token(env),
+        log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
+        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 10, 1, 10_000),
         circuit_probe_seconds=_int(env, "CIRCUIT_PROBE_SECONDS", 30, 1, 86_400),
         circuit_probe_max_seconds=_int(env, "CIRCUIT_PROBE_MAX_SECONDS", 600, 1, 86_400),

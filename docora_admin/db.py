@@ -79,15 +79,53 @@ def autocommit_connection(synchronous_commit=True):
                 conn.autocommit = False
 
 
+# A migration whose first line is this marker runs outside a transaction, one statement at a
+# time: what CREATE INDEX CONCURRENTLY (building an index without blocking writes to a big table)
+# requires. Its statements end with ";" at the end of a line (no function bodies), and it must be
+# safe to run again: a statement that fails leaves the migration unrecorded, and a failed
+# concurrent build leaves an INVALID index, so drop it first
+# (DROP INDEX CONCURRENTLY IF EXISTS …; CREATE INDEX CONCURRENTLY …).
+NO_TRANSACTION_MARKER = "-- docora:no-transaction"
+
+
 def _migration_files():
     folder = resources.files("docora_admin") / "migrations"
     return sorted((f.name, f.read_text()) for f in folder.iterdir() if f.name.endswith(".sql"))
 
 
-def migrate(database_url):
+def _statements(sql):
+    """The statements of a no-transaction migration: split at ";" ending a line, comments
+    dropped."""
+    statements, current = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements
+
+
+def _apply(conn, name, sql):
+    if sql.lstrip().startswith(NO_TRANSACTION_MARKER):
+        for statement in _statements(sql):
+            conn.execute(statement)  # autocommit: each statement on its own
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (name,))
+        return
+    with conn.transaction():
+        conn.execute(sql)
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (name,))
+
+
+def migrate(database_url, files=None):
     """Apply every migration not yet recorded in schema_migrations, in order, each in its own
-    transaction. An advisory lock makes concurrent runs (web and worker starting together) safe.
-    Returns the names applied by this call."""
+    transaction (or, marked NO_TRANSACTION_MARKER, statement by statement outside one). An
+    advisory lock makes concurrent runs (web and worker starting together) safe. `files`
+    ([(name, sql)], tests only) replaces the package's migrations. Returns the names applied
+    by this call."""
     applied_now = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(hashtext('docora_admin.migrate'))")
@@ -98,12 +136,10 @@ def migrate(database_url):
                     applied_at timestamptz NOT NULL DEFAULT now()
                 )""")
             done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for name, sql in _migration_files():
+            for name, sql in (_migration_files() if files is None else files):
                 if name in done:
                     continue
-                with conn.transaction():
-                    conn.execute(sql)
-                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (name,))
+                _apply(conn, name, sql)
                 applied_now.append(name)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext('docora_admin.migrate'))")

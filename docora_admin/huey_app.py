@@ -27,32 +27,81 @@ huey = PriorityRedisHuey(
 )
 
 
+class _FormatBeforeFirstLine(logging.Filter):
+    """huey_consumer adds its handler to the `huey` logger after importing this module, and
+    logs its start-up lines (one of them spread over several lines) before our start-up hook
+    runs. On the first record that reaches a logger it watches, with the handler in place, this
+    gives that handler our format (LOG_FORMAT: one-line text or JSON), then steps aside."""
+
+    WATCHED = ("huey", "huey.consumer")
+
+    def filter(self, record):
+        huey_logger = logging.getLogger("huey")
+        if huey_logger.handlers:
+            json_lines = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+            log_format.install(logger=huey_logger, json_lines=json_lines)
+            for name in self.WATCHED:
+                logging.getLogger(name).removeFilter(self)
+        return True
+
+
+_first_line_filter = _FormatBeforeFirstLine()
+for _name in _FormatBeforeFirstLine.WATCHED:
+    logging.getLogger(_name).addFilter(_first_line_filter)
+
+
 @huey.on_startup()
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use; the process
     needs its watchdog thread (started once, whichever worker comes first)."""
-    _log_like_huey()  # huey_consumer has set up its handler by now
     try:
-        runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
+        settings = load_settings()
     except ConfigError as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")
         sys.stderr.flush()
         os._exit(2)
+    _log_like_huey(settings)  # huey_consumer has set up its handler by now
+    runtime.start(settings, pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
     from .services import watchdog
 
     watchdog.start()
 
 
-def _log_like_huey():
-    """One-line log messages in the consumer's format, ours included. huey_consumer puts its
-    handler on the `huey` logger only: our modules share that handler (rather than the root
-    logger, through which huey's lines would print twice)."""
+# Huey's INFO lines for every task it runs ("Executing …", "… executed in 0.05s", "Added task
+# … to schedule"). A bulk retry or a demo with broken apps runs hundreds of snapshot jobs a
+# minute, and these lines buried everything else; each attempt that matters is in the attempt
+# log (and the link page) anyway. They are shown with LOG_LEVEL=DEBUG.
+_PER_TASK_MESSAGES = frozenset({"Executing %s", "%s executed in %0.3fs",
+                                "Added task %s to schedule, eta %s"})
+
+
+class PerTaskLinesAtDebug(logging.Filter):
+    """On the `huey` logger: its per-task INFO lines become DEBUG lines."""
+
+    def __init__(self, show_debug):
+        super().__init__()
+        self.show_debug = show_debug
+
+    def filter(self, record):
+        if record.levelno == logging.INFO and record.msg in _PER_TASK_MESSAGES:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.show_debug
+        return True
+
+
+def _log_like_huey(settings):
+    """One-line log messages in the consumer's format (or JSON lines), ours included.
+    huey_consumer puts its handler on the `huey` logger only: our modules share that handler
+    (rather than the root logger, through which huey's lines would print twice)."""
     huey_logger = logging.getLogger("huey")
+    level = getattr(logging, settings.log_level)
     with _logging_once:  # every worker thread runs the start-up hook
-        log_format.install(logger=huey_logger)
+        log_format.install(logger=huey_logger, json_lines=settings.log_format == "json")
+        if not any(isinstance(f, PerTaskLinesAtDebug) for f in huey_logger.filters):
+            huey_logger.addFilter(PerTaskLinesAtDebug(show_debug=level <= logging.DEBUG))
         ours = logging.getLogger("docora_admin")
         if not ours.handlers:
             for handler in huey_logger.handlers:
                 ours.addHandler(handler)
-            ours.setLevel(logging.INFO)
+            ours.setLevel(level)
             ours.propagate = False

@@ -4,10 +4,16 @@ A path, an id or a remote app's error text ends up in log messages. A CR/LF in t
 URL) would start a forged line that looks like ours; a lone surrogate would make the stream
 handler fail. Every handler of the root logger therefore formats through OneLineFormatter, which
 escapes control characters in the message. Tracebacks, added after the message, keep their lines.
+
+LOG_FORMAT=json makes every line a JSON object instead (JsonLineFormatter): time, level, logger,
+message, and the traceback as one string field, so a machine never has to guess where an event
+ends. Either way, one event is one line.
 """
+import json
 import logging
 import re
 import threading
+from datetime import datetime, timezone
 
 # C0 and C1 controls, DEL, the Unicode line/paragraph separators (some log viewers break lines
 # there) and lone surrogates (not text at all).
@@ -55,17 +61,44 @@ class OneLineFormatter(logging.Formatter):
             record.msg, record.args = msg, args
 
 
-def install(level=logging.INFO, logger=None):
-    """Make every handler of `logger` (the root logger by default) write one line per message.
-    With no handler yet, add one on stderr at `level` (what logging.basicConfig would do). Safe
-    to call again."""
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: {"time", "level", "logger", "message"[, "exception"]}. JSON
+    escapes every control character, so the message needs no escaping of ours."""
+
+    def format(self, record):
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        # ensure_ascii: a lone surrogate in a message becomes \udXXX instead of failing the write.
+        return json.dumps(line, ensure_ascii=True)
+
+
+def install(level=logging.INFO, logger=None, json_lines=False):
+    """Make every handler of `logger` (the root logger by default) write one line per message:
+    our text format, or JSON objects when `json_lines`. With no handler yet, add one on stderr
+    at `level` (what logging.basicConfig would do). Safe to call again."""
     root = logger or logging.getLogger()
+    wanted = JsonLineFormatter if json_lines else OneLineFormatter
     with _install_lock:
         if not root.handlers:
             handler = logging.StreamHandler()
-            handler.setFormatter(OneLineFormatter())
+            handler.setFormatter(wanted())
             root.addHandler(handler)
             root.setLevel(level)
         for handler in root.handlers:
-            if not isinstance(handler.formatter, OneLineFormatter):
+            if isinstance(handler.formatter, wanted):
+                continue
+            if json_lines:
+                handler.setFormatter(JsonLineFormatter())
+            else:
                 handler.setFormatter(OneLineFormatter(handler.formatter or logging.Formatter()))

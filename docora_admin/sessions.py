@@ -15,7 +15,16 @@ log = logging.getLogger(__name__)
 STORE_DOWN = "docora_admin.session_store_down"
 
 
+# Probes and scrapes (views/ops.py) never touch a session: no Redis read, no cookie, no write.
+NO_SESSION_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 class OutageAwareRedisSessionInterface(RedisSessionInterface):
+    def open_session(self, app, request):
+        if request.path in NO_SESSION_PATHS:
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
     def _retrieve_session_data(self, store_id):
         try:
             return super()._retrieve_session_data(store_id)

@@ -6,9 +6,11 @@ the rest is stopped too: a half-running stack is more confusing than a stopped o
 """
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -76,6 +78,23 @@ def wait_until_serving(url, proc, timeout=30):
     return False
 
 
+def forward_output(proc, ready_line):
+    """Copy a child's output to ours line by line (a thread), and return an Event set when a
+    line containing `ready_line` has passed (or the output ended)."""
+    ready = threading.Event()
+
+    def copy():
+        for raw in proc.stdout:
+            sys.stdout.buffer.write(raw)
+            sys.stdout.flush()
+            if ready_line.encode() in raw.lower():
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=copy, daemon=True, name="forward-output").start()
+    return ready
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -119,6 +138,13 @@ def main():
         env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
         env.update(dev_secrets())
         env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they happen
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # /metrics (with METRICS_TOKEN set) merges both web workers' request timings
+            # through files here; prometheus_client wants it empty at start.
+            metrics_dir = VAR / "prometheus"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         # The demo's broken apps should reach `failed` in minutes, not hours: short retry
         # delays and delivery timeout, unless set otherwise.
         env.setdefault("RETRY_BACKOFF_SECONDS", "5")
@@ -127,12 +153,18 @@ def main():
         subprocess.run(flask + ["migrate"], env=env, cwd=ROOT, check=True)
         subprocess.run(flask + ["demo-data", *live_demo_args()], env=env, cwd=ROOT, check=True)
 
-        def start(name, args):
+        started = {}
+
+        def start(name, args, ready_line=None):
             # Each in its own process group: a Ctrl-C reaches only this script, which then
             # stops every child exactly once and in order (a child that got the terminal's
             # SIGINT and then ours would cut its own graceful shutdown short).
-            children.append((name, subprocess.Popen(args, env=env, cwd=ROOT,
-                                                    stdin=subprocess.DEVNULL, process_group=0)))
+            piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if ready_line else {}
+            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                    process_group=0, **piped)
+            children.append((name, proc))
+            if ready_line:
+                started[name] = forward_output(proc, ready_line)
 
         # Extras first: the worker starts delivering webhooks to the receiver at once.
         for name, marker, args in EXTRAS:
@@ -141,12 +173,22 @@ def main():
         start("web", [str(BIN / "gunicorn"), "app:create_app()", "-b", f"127.0.0.1:{PORT}",
                       "-w", "2", "--threads", "4", "--access-logfile", "-"])
         start("worker", [str(BIN / "huey_consumer"), "app.huey", "-w", "4", "-k", "thread",
-                         "--flush-locks"])
+                         "--flush-locks"], ready_line="consumer started")
         essential = {"web", "worker"}
 
         url = f"http://127.0.0.1:{PORT}/admin/"
-        if not wait_until_serving(url + "login", dict(children)["web"]):
+        # The banner comes last, once everything answers, so that it is not buried under
+        # start-up lines: the web server is ready (PostgreSQL and Redis answer it), the worker
+        # has said it started, the demo receiver takes connections.
+        if not wait_until_serving(f"http://127.0.0.1:{PORT}/readyz", dict(children)["web"]):
             say(f"run: the web server is not answering on {url}", sys.stderr)
+        if not started["worker"].wait(30):
+            say("run: the worker has not reported that it started", sys.stderr)
+        if any(name == "receiver" for name, _ in children):
+            deadline = time.monotonic() + 10
+            while not tcp_answers("127.0.0.1", RECEIVER_PORT) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        time.sleep(0.3)  # let the last start-up lines reach the terminal first
         if env.get("ADMIN_PASSWORD_HASH"):
             login = f"{env['ADMIN_USERNAME']} / (the password behind ADMIN_PASSWORD_HASH)"
         else:

@@ -53,10 +53,11 @@ class Process:
         self.stop(signal.SIGKILL)
 
 
-def start_web(log_dir, **env):
+def start_web(log_dir, workers=1, threads=8, **env):
     port = free_port()
     web = Process([str(BIN / "gunicorn"), "app:create_app()", "-b", f"127.0.0.1:{port}",
-                   "-w", "1", "--threads", "8"], process_env(**env), Path(log_dir) / "web.log")
+                   "-w", str(workers), "--threads", str(threads)], process_env(**env),
+                  Path(log_dir) / "web.log")
     web.url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -54,3 +54,34 @@ def test_autocommit_borrowing_hands_the_connection_back_as_it_was(app):
     assert conn.autocommit is False
     with conn.transaction():
         assert conn.execute("SHOW synchronous_commit").fetchone()["synchronous_commit"] == "on"
+
+
+def test_a_no_transaction_migration_can_build_an_index_concurrently(migrated_database):
+    """Marked `-- docora:no-transaction`, a migration runs statement by statement outside a
+    transaction: CREATE INDEX CONCURRENTLY works there (and fails in a normal one)."""
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS concurrent_check CASCADE")
+        conn.execute("CREATE SCHEMA concurrent_check")
+    url = TEST_DATABASE_URL + "?options=-csearch_path%3Dconcurrent_check,public"
+    table = ("001_table.sql", "CREATE TABLE t (id int, v text);\nINSERT INTO t VALUES (1, 'a');")
+    concurrent = ("002_index.sql", db.NO_TRANSACTION_MARKER + "\n"
+                  "-- a comment line\n"
+                  "DROP INDEX CONCURRENTLY IF EXISTS t_v_idx;\n"
+                  "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_v_idx\n    ON t (v);\n")
+    try:
+        assert db.migrate(url, files=[table, concurrent]) == ["001_table.sql", "002_index.sql"]
+        assert db.migrate(url, files=[table, concurrent]) == []
+        with psycopg.connect(url) as conn:
+            valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                                 "'concurrent_check.t_v_idx'::regclass").fetchone()[0]
+        assert valid is True
+        unmarked = ("003_index.sql", "CREATE INDEX CONCURRENTLY t_id_idx ON t (id);\nSELECT 1;")
+        try:
+            db.migrate(url, files=[table, concurrent, unmarked])
+        except psycopg.errors.ActiveSqlTransaction:
+            pass
+        else:
+            raise AssertionError("CONCURRENTLY ran inside a transaction")
+    finally:
+        with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA concurrent_check CASCADE")

@@ -1,5 +1,6 @@
 """Log messages stay on one line whatever a client sends; tracebacks keep their lines."""
 import io
+import json
 import logging
 
 import pytest
@@ -59,3 +60,37 @@ def test_the_record_itself_is_left_alone_for_other_handlers(root_stream):
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "id %s", ("a\nb",), None)
     assert handler.format(record) == "INFO:x:id a\\nb"
     assert (record.msg, record.args, record.getMessage()) == ("id %s", ("a\nb",), "id a\nb")
+
+
+def test_json_lines_one_object_per_event_traceback_included(root_stream):
+    stream, handler = root_stream
+    log_format.install(json_lines=True)
+    assert isinstance(handler.formatter, log_format.JsonLineFormatter)
+    log = logging.getLogger("docora_admin.test")
+    log.warning("refused GET %s", "/admin/\nWARNING:forged \ud800")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("unhandled")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["level"] == "WARNING" and first["logger"] == "docora_admin.test"
+    assert first["message"] == "refused GET /admin/\nWARNING:forged \ud800"
+    assert first["time"].endswith("+00:00")
+    assert second["message"] == "unhandled"
+    assert second["exception"].startswith("Traceback") and "ValueError: boom" in second["exception"]
+    log_format.install()  # and back to text
+    assert isinstance(handler.formatter, log_format.OneLineFormatter)
+
+
+@pytest.mark.parametrize("show_debug", [False, True])
+def test_huey_per_task_lines_only_at_debug(show_debug):
+    from docora_admin.huey_app import PerTaskLinesAtDebug
+
+    task_line = logging.LogRecord("huey", logging.INFO, __file__, 1, "Executing %s", ("t",), None)
+    other = logging.LogRecord("huey", logging.INFO, __file__, 1, "Huey consumer started", (), None)
+    per_task = PerTaskLinesAtDebug(show_debug)
+    assert per_task.filter(task_line) is show_debug
+    assert task_line.levelname == "DEBUG"
+    assert per_task.filter(other) is True and other.levelname == "INFO"

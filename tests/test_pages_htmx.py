@@ -97,3 +97,66 @@ def test_app_scoped_buttons_name_the_app(client, logged_in, seed):
     assert "Retry all failed for Acme &lt;Docs&gt; (2)" in page
     confirm = client.get(f"/admin/api/retry/estimate?app_id={app_id}", headers=HX)
     assert "Retry 2 failed notifications for Acme &lt;Docs&gt;?" in confirm.get_data(as_text=True)
+
+
+def test_list_page_ignores_unknown_parameters_the_api_names_them(logged_in, client, seed):
+    seed.failed_links(seed.app(), 2)
+    page = client.get("/admin/notifications?q=x&per_page=5")
+    assert page.status_code == 200 and page.get_data(as_text=True).count('class="failed-row"') == 2
+    api = client.get("/admin/api/notifications/failed?q=x")
+    assert api.status_code == 400
+    assert api.get_json() == {"error": "unknown query parameter 'q'; accepted: page, limit, "
+                                       "sort_by, sort_order, app_id, search, failed_since, "
+                                       "failed_until"}
+    assert client.get("/admin/api/notifications/in-progress?per_page=5").status_code == 400
+
+
+def test_filter_form_works_without_javascript(logged_in, client, seed):
+    """The Apply button submits a plain GET form: every field is a query parameter."""
+    page = client.get("/admin/notifications").get_data(as_text=True)
+    assert 'method="get"' in page and 'id="filters-apply"' in page
+    for name in ("app_id", "search", "failed_since", "sort_by", "sort_order", "limit"):
+        assert f'name="{name}"' in page
+
+
+def test_failed_login_keeps_the_username(client):
+    page = client.post("/admin/login", data={"username": "operator", "password": "wrong-one"})
+    assert page.status_code == 401
+    text = page.get_data(as_text=True)
+    assert 'value="operator"' in text and "wrong-one" not in text
+
+
+def test_favicon_and_overview_links(logged_in, client, seed):
+    app_id = seed.app()
+    seed.failed_links(app_id, 1)
+    seed.link(app_id, seed.repo(), status="pending_snapshot", retry_count=0)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'rel="icon" href="/admin/static/favicon.svg"' in page
+    icon = client.get("/admin/static/favicon.svg")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    icon.close()
+    table = page.split('id="links-by-status"')[1].split("</table>")[0]
+    assert 'href="/admin/notifications"' in table
+    assert 'href="/admin/notifications?view=in_progress"' in table
+
+
+def test_queue_shows_names_not_ids(logged_in, client, seed, empty_queue):
+    from docora_admin.services import job_queue
+
+    app_id = seed.app(name="Named App")
+    repository_id = seed.repo(owner="acme", name="widgets")
+    seed.link(app_id, repository_id, status="pending_snapshot", retry_count=0)
+    job_queue.push_snapshot_jobs([(app_id, repository_id, None, 1)], stamp=1)
+    page = client.get("/admin/queue").get_data(as_text=True)
+    waiting = page.split('id="jobs-waiting"')[1].split("</table>")[0]
+    assert "Named App" in waiting and "acme/widgets" in waiting
+    assert 'id="queue-explained"' in page
+
+
+def test_history_shows_how_long_a_running_operation_has_taken(logged_in, client, seed):
+    app_id = seed.app()
+    seed.failed_links(app_id, 2)
+    assert logged_in.post(f"/admin/api/retry/app/{app_id}").status_code == 200
+    page = client.get("/admin/operations").get_data(as_text=True)
+    row = page.split('id="op-')[1].split("</tr>")[0]
+    assert " s so far</td>" in row and " UTC</time>" in row

@@ -20,3 +20,27 @@ def insert_all(conn, apps, repos, links):
             "retry_count, last_scanned_at, updated_at) VALUES (%(app_id)s, %(repository_id)s, "
             "%(status)s, %(last_error)s, %(retry_count)s, %(last_scanned_at)s, %(updated_at)s)",
             links)
+
+
+def app_ids_named(conn, names):
+    """{app_name: app_id} for the apps with these names."""
+    rows = conn.execute("SELECT app_id, app_name FROM apps WHERE app_name = ANY(%s)",
+                        (list(names),)).fetchall()
+    return {row["app_name"]: row["app_id"] for row in rows}
+
+
+def redeliver_links_of(conn, app_ids):
+    """Make every link of these apps deliver all its files again, as a new scheduler episode:
+    forget what the apps were sent, and reset their links (a link being delivered right now is
+    left to its job). Returns what to queue: [{app_id, repository_id, retry_operation_id,
+    job_generation, stamp}]."""
+    conn.execute("DELETE FROM app_delivered_files WHERE app_id = ANY(%s)", (list(app_ids),))
+    return conn.execute("""
+        UPDATE app_repositories
+        SET status = 'pending_snapshot', retry_count = 0, last_error = NULL, updated_at = now(),
+            next_attempt_at = now(), job_generation = job_generation + 1,
+            retry_cause = 'scheduler', retry_operation_id = NULL
+        WHERE app_id = ANY(%s) AND status <> 'scanning'
+        RETURNING app_id, repository_id, retry_operation_id, job_generation,
+                  (extract(epoch FROM now()) * 1000000)::bigint AS stamp
+    """, (list(app_ids),)).fetchall()

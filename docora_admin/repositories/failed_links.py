@@ -61,17 +61,28 @@ def _failed_links(app_id, search, since=None, until=None):
         link_filters.scope(app_id, since, until))
 
 
+def _order(sort_by, descending):
+    direction = sql.SQL("DESC") if descending else sql.SQL("ASC")
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(col, direction)
+        for col in SORT_COLUMNS[sort_by] + [sql.SQL("ar.id")])
+
+
 def list_failed(conn, *, app_id, search, sort_by, descending, limit, offset, since=None,
                 until=None):
     """One page of failed links with their app and repository."""
-    direction = sql.SQL("DESC") if descending else sql.SQL("ASC")
-    order = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(col, direction)
-        for col in SORT_COLUMNS[sort_by] + [sql.SQL("ar.id")])
+    order = _order(sort_by, descending)
     links, where = _failed_links(app_id, search, since, until)
     params = _params(app_id, search, since, until)
     params.update(limit=limit, offset=offset)
     return link_filters.page(conn, links, _SORT_JOINS[sort_by], where, order, params)
+
+
+def stream_failed(conn, *, app_id, search, sort_by, descending, since=None, until=None):
+    """Every failed link matching the filter, in the list's order, a batch at a time."""
+    links, where = _failed_links(app_id, search, since, until)
+    return link_filters.stream(conn, links, _SORT_JOINS[sort_by], where,
+                               _order(sort_by, descending), _params(app_id, search, since, until))
 
 
 def count_failed(conn, *, app_id, search, since=None, until=None):

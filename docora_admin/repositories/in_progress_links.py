@@ -48,6 +48,13 @@ def list_in_progress(conn, *, app_id, search, since, until, sort_by, descending,
                              {**params, "limit": limit, "offset": offset})
 
 
+def stream_in_progress(conn, *, app_id, search, since, until, sort_by, descending):
+    """Every in-progress link matching the filter, in the list's order, a batch at a time."""
+    links, where, params = _links(app_id, search, since, until)
+    order = sql.SQL(SORT_COLUMNS[sort_by].format(dir="DESC" if descending else "ASC"))
+    return link_filters.stream(conn, links, sql.SQL(_SORT_JOINS[sort_by]), where, order, params)
+
+
 def count_in_progress(conn, *, app_id=None, search=None, since=None, until=None):
     """How many links in progress match the filter."""
     links, where, params = _links(app_id, search, since, until)

@@ -75,6 +75,28 @@ def page(conn, links, sort_join, where, order, params):
     """).format(links=links, sort_join=sort_join, where=where, order=order), params).fetchall()
 
 
+def stream(conn, links, sort_join, where, order, params, batch_rows=2000):
+    """Every link of a list view in the list's order, with the columns of `page`, read through a
+    server-side cursor `batch_rows` at a time: an export of a million rows never holds more than
+    one batch in this process. Same FROM item, condition and order as `page`. The connection is
+    busy until the generator is exhausted or closed."""
+    query = sql.SQL("""
+        SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
+               ar.status, ar.last_error, ar.retry_count, ar.updated_at, ar.next_attempt_at,
+               ar.retry_cause, ar.retry_operation_id
+        FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}) chosen
+        JOIN app_repositories ar ON ar.id = chosen.id
+        JOIN apps a ON a.app_id = ar.app_id
+        JOIN repositories r ON r.repository_id = ar.repository_id
+        ORDER BY {order}
+    """).format(links=links, sort_join=sort_join, where=where, order=order)
+    # A named cursor lives in a transaction: the pooled connection (not autocommit) has one.
+    with conn.cursor(name="docora_link_export") as cursor:
+        cursor.itersize = batch_rows
+        cursor.execute(query, params)
+        yield from cursor
+
+
 def scope(app_id, since, until):
     """Conditions on `ar` for the app and the failed-since range (constants, chosen by which
     are present) as psycopg SQL."""

@@ -108,3 +108,24 @@ def load_if_empty(encryption_key, seed=None, repository_urls=None, receiver_url=
     receiver = {app_id: {"key": key, "name": name, "mode": BROKEN_APPS.get(name, "ok")}
                 for app_id, (key, name) in keys.items()}
     return len(links), receiver
+
+
+def broken_demo_apps():
+    """{app_id: receiver mode} of the demo apps broken on purpose (BROKEN_APPS, by name)."""
+    with db.connection() as conn:
+        ids = demo_repo.app_ids_named(conn, BROKEN_APPS)
+    return {app_id: BROKEN_APPS[name] for name, app_id in ids.items()}
+
+
+def redeliver(app_ids):
+    """Make these apps' links deliver all their files again now (what `demo-break` does once
+    the receiver answers them as broken, so they fail for real). Returns how many were queued."""
+    from . import job_queue
+
+    with db.connection() as conn:
+        due = demo_repo.redeliver_links_of(conn, list(app_ids)) if app_ids else []
+    if due:  # queued after the commit, as every reset is
+        job_queue.push_snapshot_jobs(
+            [(row["app_id"], row["repository_id"], None, row["job_generation"]) for row in due],
+            min(row["stamp"] for row in due))
+    return len(due)

@@ -21,6 +21,10 @@ SORT_KEYS = {"failed": tuple(failed_links.SORT_COLUMNS),
              "in_progress": tuple(in_progress_links.SORT_COLUMNS)}
 DEFAULT_SORT = {"failed": "updated_at", "in_progress": "next_attempt_at"}
 MAX_SEARCH_LENGTH = 200
+# The query parameters a list URL understands (the API's fix `view` by their path).
+FILTER_PARAMS = ("app_id", "search", "failed_since", "failed_until")
+LIST_PARAMS = ("page", "limit", "sort_by", "sort_order") + FILTER_PARAMS
+EXPORT_PARAMS = ("sort_by", "sort_order") + FILTER_PARAMS
 MAX_PAGE = 1_000_000
 _EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1,
                                                                          tzinfo=timezone.utc)
@@ -116,6 +120,17 @@ def parse_filter(args):
             "failed_since": since, "failed_until": until}
 
 
+def refuse_unknown(args, accepted):
+    """ApiError(400) naming the first query parameter not in `accepted`, and the accepted ones:
+    a misspelt `?q=` or `?per_page=` must not silently return the unfiltered list to a script.
+    (The pages ignore unknown parameters instead: a bookmarked URL keeps working.)"""
+    for name in args:
+        if name not in accepted:
+            shown = name if len(name) <= 40 and name.isprintable() else "(unprintable)"
+            raise ApiError(400, f"unknown query parameter {shown!r}; accepted: "
+                                f"{', '.join(accepted)}")
+
+
 def parse_query(args):
     """Validate list parameters from a mapping (request.args); raise ApiError(400) naming the
     bad one."""
@@ -180,6 +195,25 @@ def list_page(query, max_attempts):
     return {"rows": rows, "counts": counts, "pagination": {
         "page": query.page, "limit": query.limit, "total": total,
         "total_pages": max(1, math.ceil(total / query.limit))}}
+
+
+def export_rows(query, max_attempts):
+    """Every link of the query's view and filter, in its sort order (page and limit ignored), as
+    rows like list_page's, read a batch at a time: a generator that holds one pooled connection
+    until it is exhausted or closed."""
+    kwargs = _filter_kwargs(query)
+    descending = query.sort_order == "desc"
+    with db.connection() as conn:
+        if query.view == "failed":
+            rows = failed_links.stream_failed(conn, sort_by=query.sort_by, descending=descending,
+                                              **kwargs)
+        else:
+            rows = in_progress_links.stream_in_progress(
+                conn, sort_by=query.sort_by, descending=descending, **kwargs)
+        now = datetime.now(timezone.utc)
+        for row in rows:
+            yield dict(row, max_attempts=max_attempts,
+                       **link_state.describe(row, max_attempts, now=now))
 
 
 def apps_with_failures():

@@ -7,6 +7,8 @@ cancelled, failed). What happened to the deliveries is in the fields added since
 `outcome` {delivered, failed_again, in_progress, gone}, `phase` (resetting → delivering →
 settled) and `settled_at`.
 """
+from datetime import datetime, timezone
+
 from .. import db
 from ..errors import ApiError
 from ..repositories import bulk_operations as ops_repo
@@ -73,6 +75,9 @@ def operation_json(op):
         "settled_at": op["settled_at"].isoformat() if op["settled_at"] else None,
         # From the start until every delivery ended.
         "duration": _took(op["settled_at"] - op["created_at"]) if op["settled_at"] else None,
+        # Until then, how long it has been going (History shows "3 min 5 s so far").
+        "running_for": None if op["settled_at"] else _took(
+            datetime.now(timezone.utc) - op["created_at"]),
     }
 
 

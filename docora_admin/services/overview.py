@@ -2,6 +2,7 @@
 from .. import db
 from ..huey_app import huey
 from ..repositories import apps as apps_repo
+from ..repositories import names
 
 
 def queue_stats():
@@ -19,12 +20,28 @@ def _job_row(task):
 
 
 def queue_contents(limit=50):
-    """The next `limit` waiting jobs (in run order) and the next scheduled ones."""
-    waiting = [huey.deserialize_task(raw) for raw in huey.storage.enqueued_items(limit)]
-    scheduled = huey.scheduled(limit)
-    return {"waiting": [_job_row(t) for t in waiting],
-            "scheduled": sorted((_job_row(t) for t in scheduled),
-                                key=lambda job: job["eta"] or 0)}
+    """The next `limit` waiting jobs (in run order) and the next scheduled ones, each with its
+    app's name and its repository's owner/name (None when deleted meanwhile)."""
+    waiting = [_job_row(huey.deserialize_task(raw))
+               for raw in huey.storage.enqueued_items(limit)]
+    scheduled = sorted((_job_row(t) for t in huey.scheduled(limit)),
+                       key=lambda job: job["eta"] or 0)
+    jobs = [job for job in waiting + scheduled if job["name"] == "snapshot"]
+    with db.connection() as conn:
+        app_names = names.app_names(conn, {job["app_id"] for job in jobs if job["app_id"]})
+        repo_names = names.repository_names(
+            conn, {job["repository_id"] for job in jobs if job["repository_id"]})
+    for job in waiting + scheduled:
+        job["app_name"] = app_names.get(job["app_id"]) if job["name"] == "snapshot" else None
+        job["repository"] = (repo_names.get(job["repository_id"])
+                             if job["name"] == "snapshot" else None)
+    return {"waiting": waiting, "scheduled": scheduled}
+
+
+def app_names(app_ids):
+    """{app_id: app_name} for the given ids (for pages that list operations by app)."""
+    with db.connection() as conn:
+        return names.app_names(conn, set(app_ids))
 
 
 def stats():

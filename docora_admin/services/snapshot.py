@@ -178,7 +178,7 @@ def _failed(claimed, context, sent, error, http_status, where, app_at_fault=Fals
     ended = _patiently(record, where)
     if ended is None:
         return None
-    log.info("%s: %s (now %s)", where, error, ended["status"])
+    log.log(logging.INFO if ended["status"] == "failed" else logging.DEBUG, "%s: %s (now %s)", where, error, ended["status"])
     if ended["status"] == "failed":
         _report_to_operation(ended["retry_operation_id"], delivered=False)
     else:

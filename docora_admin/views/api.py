@@ -94,16 +94,18 @@ def _failed_row_json(row):
     }
 
 
-def _list_row_json(row):
+def list_row_json(row):
+    """A row of a list (failed or in progress) as the API and the exports give it."""
     return dict(_failed_row_json(row), state=row["state"], state_text=row["text"],
                 next_attempt_at=row["next_attempt_at"].isoformat()
                 if row.get("next_attempt_at") and row["status"] == "pending_snapshot" else None)
 
 
 def _notifications(view):
+    notification_list.refuse_unknown(request.args, notification_list.LIST_PARAMS)
     query = notification_list.parse_query({**request.args.to_dict(), "view": view})
     page = notification_list.list_page(query, runtime.settings().max_retry_attempts)
-    return jsonify(data=[_list_row_json(r) for r in page["rows"]],
+    return jsonify(data=[list_row_json(r) for r in page["rows"]],
                    pagination=page["pagination"], counts=page["counts"])
 
 

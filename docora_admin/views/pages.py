@@ -22,7 +22,7 @@ def login():
     next_path = auth.safe_next_path(request.values.get("next"))
     if current_user.is_authenticated and request.method == "GET":
         return redirect(next_path)
-    error, status = None, 200
+    error, status, username = None, 200, ""
     if request.method == "POST":
         username = (request.form.get("username") or "").strip()
         password = request.form.get("password") or ""
@@ -35,7 +35,9 @@ def login():
         else:
             auth.start_session(username)
             return redirect(next_path)
-    return render_template("login.html", error=error, next_path=next_path), status
+    # A failed login keeps the username typed (never the password).
+    return render_template("login.html", error=error, next_path=next_path,
+                           username=username[:200]), status
 
 
 @bp.post("/logout")
@@ -119,14 +121,20 @@ def link_status(app_id, repository_id):
 
 @bp.get("/queue")
 def queue():
+    running = ops_service.active_operations()
     return render_template("queue.html", stats=overview_service.queue_stats(),
-                           jobs=overview_service.queue_contents(),
-                           operations=ops_service.active_operations())
+                           jobs=overview_service.queue_contents(), operations=running,
+                           app_names=_app_names(running))
+
+
+def _app_names(operations):
+    return overview_service.app_names(op["app_id"] for op in operations if op.get("app_id"))
 
 
 @bp.get("/operations")
 def operations():
-    return render_template("operations.html", operations=ops_service.recent_operations(100))
+    recent = ops_service.recent_operations(100)
+    return render_template("operations.html", operations=recent, app_names=_app_names(recent))
 
 
 @bp.get("/operations/<operation_id>")
@@ -139,7 +147,7 @@ def operation_detail(operation_id):
     retryable = (ops_service.count_failed_again_still_failed(operation_id)
                  if op["delivery_failed"] else 0)
     return render_template("operations/detail.html", op=op, failed_again=rows,
-                           next_cursor=cursor, retryable=retryable,
+                           next_cursor=cursor, retryable=retryable, app_names=_app_names([op]),
                            panel=fragments.panel_context({}, operation=op))
 
 

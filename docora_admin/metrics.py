@@ -94,6 +94,12 @@ def _database_families(numbers):
     for outcome, n in numbers["recent_attempts"].items():
         attempts.add_metric([outcome], n)
     yield attempts
+    held = GaugeMetricFamily("docora_apps_held",
+                             "Apps whose deliveries are held, by reason (an operator's pause, an "
+                             "open circuit, the app's Retry-After).", labels=["reason"])
+    for reason, n in numbers["held_apps"].items():
+        held.add_metric([reason], n)
+    yield held
 
 
 def registry():

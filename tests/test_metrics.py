@@ -72,8 +72,10 @@ def test_reports_the_state_with_bounded_labels(client, metrics_on, seed):
     assert _value(families, "docora_bulk_operations_running") == 0
     assert _value(families, "docora_queue_jobs", state="waiting") >= 0
     assert _value(families, "docora_queue_jobs", state="scheduled") >= 0
-    for outcome in ("delivered", "failed", "interrupted"):
+    for outcome in ("delivered", "failed", "interrupted", "deferred"):
         assert _value(families, "docora_delivery_attempts_recent", outcome=outcome) == 0
+    for reason in ("paused", "circuit_open", "deferred"):
+        assert _value(families, "docora_apps_held", reason=reason) == 0
     assert _value(families, "docora_metrics_source_up", source="postgresql") == 1
     assert _value(families, "docora_metrics_source_up", source="redis") == 1
     latency = families["docora_http_request_duration_seconds"]

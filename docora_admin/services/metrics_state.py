@@ -8,8 +8,9 @@ from . import overview
 # Fixed label values keep the series count bounded whatever the database holds: an unexpected
 # status is counted under "other" rather than becoming a new series.
 LINK_STATUSES = ("pending_snapshot", "scanning", "synced", "failed")
-ATTEMPT_OUTCOMES = ("delivered", "failed", "interrupted")
+ATTEMPT_OUTCOMES = ("delivered", "failed", "interrupted", "deferred")
 ATTEMPT_WINDOW_SECONDS = 300
+HELD_REASONS = ("paused", "circuit_open", "deferred")
 
 
 def _fold(counts, known, other=True):
@@ -23,17 +24,19 @@ def _fold(counts, known, other=True):
 
 
 def database_numbers():
-    """{"links_by_status", "failed_links", "running_bulk_operations", "recent_attempts"} from
-    PostgreSQL; raises db.DatabaseUnavailable when it does not answer."""
+    """{"links_by_status", "failed_links", "running_bulk_operations", "recent_attempts",
+    "held_apps"} from PostgreSQL; raises db.DatabaseUnavailable when it does not answer."""
     with db.connection() as conn:
         by_status = metrics_repo.link_counts_by_status(conn)
         running = metrics_repo.count_running_bulk_operations(conn)
         attempts = metrics_repo.attempts_by_outcome_since(conn, ATTEMPT_WINDOW_SECONDS)
+        held = metrics_repo.held_apps_by_reason(conn)
     return {"links_by_status": _fold(by_status, LINK_STATUSES),
             "failed_links": by_status.get("failed", 0),
             "running_bulk_operations": running,
             # The table's CHECK constraint allows only these outcomes: no "other".
-            "recent_attempts": _fold(attempts, ATTEMPT_OUTCOMES, other=False)}
+            "recent_attempts": _fold(attempts, ATTEMPT_OUTCOMES, other=False),
+            "held_apps": _fold(held, HELD_REASONS, other=False)}
 
 
 def queue_numbers():

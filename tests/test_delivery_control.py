@@ -74,13 +74,17 @@ def test_a_paused_app_receives_nothing_loses_no_job_and_gets_everything_on_resum
     assert (state["held_reason"], state["held_links"]) == ("paused", 3)
     assert client.get(f"/admin/api/links/{app_id}/{links[0][1]}").get_json()["data"][
         "state"] == "held"
-    assert "⏸ Paused" in client.get("/admin/apps").get_data(as_text=True)
+    apps_page = client.get("/admin/apps").get_data(as_text=True)
+    assert "⏸ Paused" in apps_page and "app-resume-button" in apps_page
     overview = client.get("/admin/").get_data(as_text=True)
     assert "Apps whose deliveries are held" in overview and "Paused App" in overview
 
     huey.flush()  # a worker restart (or Redis emptied) while paused: the links are in PostgreSQL
-    resumed = logged_in.post(f"/admin/api/apps/{app_id}/resume")
-    assert resumed.status_code == 200 and resumed.get_json()["data"]["released"] == 3
+    # The apps list's Resume button: htmx, swapping nothing; the table reloads on the event.
+    resumed = logged_in.post(f"/admin/api/apps/{app_id}/resume",
+                             headers={**HX, "HX-Target": f"app-actions-{app_id}"})
+    assert resumed.status_code == 200 and resumed.headers["HX-Trigger"] == "delivery-changed"
+    assert "Deliveries resumed: 3 queued" in resumed.get_data(as_text=True)
     run_queue()
     assert [r["status"] for r in _links(app_id)] == ["synced"] * 3
     assert len(receiver.deliveries) == 6 and receiver.bad_signatures == 0

@@ -3,7 +3,7 @@ pausing a bulk operation, and re-syncs. JSON for scripts; htmx gets the fragment
 it drives (views/fragments.py)."""
 from datetime import datetime
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, make_response, render_template, request
 from flask_login import current_user
 
 from .. import request_guard
@@ -29,8 +29,11 @@ def delivery_json(state):
 def _delivery_answer(app_id, message, **extra):
     state = delivery_control.state_of(app_id)
     if htmx:
-        return render_template("apps/_delivery.html", app_id=app_id, delivery=state,
-                               notice=message)
+        response = make_response(render_template("apps/_delivery.html", app_id=app_id,
+                                                 delivery=state, notice=message))
+        # The apps list reloads its table on this (its buttons swap nothing themselves).
+        response.headers["HX-Trigger"] = "delivery-changed"
+        return response
     return jsonify(data={"message": message, "app_id": app_id,
                          "delivery": delivery_json(state), **extra})
 

@@ -321,3 +321,16 @@ def test_only_a_failed_probe_pushes_the_next_probe_out(seed):
     assert row["consecutive_failures"] == THRESHOLD + 5 and not row["opened"]
     row = fail(was_probe=True)
     assert row["probe_failures"] == 1 and row["probe_at"] > first_probe
+
+
+def test_a_release_in_batches_queues_each_held_link_once(client, logged_in, seed, monkeypatch):
+    monkeypatch.setattr(delivery_control, "RELEASE_BATCH", 2)
+    app_id = seed.app()
+    seed.failed_links(app_id, 5)
+    logged_in.post(f"/admin/api/apps/{app_id}/pause")
+    logged_in.post("/admin/api/retry/all")
+    run_queue()  # reset (generation 1), every job dropped at the claim
+    huey.flush()
+    assert delivery_control.resume_app(app_id)[1] == 5
+    assert [r["job_generation"] for r in _links(app_id)] == [2] * 5
+    assert huey.pending_count() == 5

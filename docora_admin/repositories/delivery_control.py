@@ -197,15 +197,17 @@ def due_probe_links(conn):
     """).fetchall()
 
 
-def release_links(conn, app_id, limit):
-    """Up to `limit` of the app's due pending links whose jobs were dropped while it was held,
-    made due now for a new generation (a job of theirs still waiting becomes a no-op) and
-    returned to be queued. Links waiting out a backoff keep their scheduled job."""
+def release_links(conn, app_id, due_before, limit):
+    """Up to `limit` of the app's pending links due at `due_before` whose jobs were dropped
+    while it was held, made due now for a new generation (a job of theirs still waiting becomes
+    a no-op) and returned to be queued. A released link is due after `due_before`, so calling
+    this again with the same bound goes on with the rest. Links waiting out a backoff keep their
+    scheduled job."""
     return conn.execute(f"""
         WITH due AS (
             SELECT id FROM app_repositories
             WHERE app_id = %(app_id)s AND status = 'pending_snapshot'
-              AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+              AND (next_attempt_at IS NULL OR next_attempt_at <= %(before)s)
               AND NOT EXISTS (SELECT FROM app_delivery_control c
                               WHERE c.app_id = %(app_id)s AND {HELD})
             ORDER BY next_attempt_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
@@ -215,7 +217,11 @@ def release_links(conn, app_id, limit):
         FROM due WHERE ar.id = due.id
         RETURNING ar.app_id, ar.repository_id, ar.retry_operation_id, ar.job_generation,
                   {STAMP} AS stamp
-    """, {"app_id": app_id, "limit": limit}).fetchall()
+    """, {"app_id": app_id, "before": due_before, "limit": limit}).fetchall()
+
+
+def database_now(conn):
+    return conn.execute("SELECT now() AS now").fetchone()["now"]
 
 
 def count_held_links(conn, app_id):

@@ -63,9 +63,10 @@ def login():
     username = fields["username"].strip()
     if (blocked := auth.reserve_login_attempt(username)) is not None:
         raise ApiError(429, blocked)
-    if not auth.check_credentials(username, fields["password"]):
+    account = auth.check_credentials(username, fields["password"])
+    if account is None:
         raise ApiError(401, "Invalid credentials")
-    return jsonify(success=True, csrf_token=auth.start_session(username))
+    return jsonify(success=True, csrf_token=auth.start_session(account))
 
 
 @bp.post("/logout")

@@ -30,10 +30,10 @@ def login():
             error, status = "Enter your username and password.", 400
         elif (blocked := auth.reserve_login_attempt(username)) is not None:
             error, status = blocked, 429
-        elif not auth.check_credentials(username, password):
+        elif (account := auth.check_credentials(username, password)) is None:
             error, status = "Invalid credentials.", 401
         else:
-            auth.start_session(username)
+            auth.start_session(account)
             return redirect(next_path)
     return render_template("login.html", error=error, next_path=next_path), status
 

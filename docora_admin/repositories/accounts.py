@@ -45,10 +45,10 @@ def lock_environment_account(conn):
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('docora_admin.environment_account'))")
 
 
-def release_environment_flag(conn, except_id):
+def release_environment_flag(conn, except_id=None):
     """The environment now names another account: the previous one becomes an ordinary one."""
     conn.execute("UPDATE accounts SET from_environment = false, updated_at = now() "
-                 "WHERE from_environment AND id <> %s", (except_id,))
+                 "WHERE from_environment AND id IS DISTINCT FROM %s", (except_id,))
 
 
 def update(conn, account_id, *, end_sessions, **fields):

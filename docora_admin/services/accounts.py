@@ -77,10 +77,10 @@ def sync_environment_account(settings):
         if account is None:
             new_hash = settings.admin_password_hash or passwords.hash_password(
                 settings.admin_password)
+            accounts_repo.release_environment_flag(conn)
             account = accounts_repo.insert(conn, username, "admin", new_hash,
                                            from_environment=True,
                                            env_password_hash=settings.admin_password_hash)
-            accounts_repo.release_environment_flag(conn, account["id"])
             audit.record(conn, "account.create", target=username, actor="system",
                          details={"role": "admin", "from": "environment"})
             return ["created"]

@@ -5,6 +5,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from .. import auth, request_guard, runtime
+from ..roles import requires_role
 from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
@@ -53,6 +54,7 @@ def _no_store(response):
 
 @bp.post("/login")
 @auth.csrf.exempt  # it hands out the token; JSON bodies cannot be sent cross-site without CORS
+@requires_role("viewer")  # logging in and out is not acting: every role may
 def login():
     if not request.is_json:
         raise ApiError(400, "Send a JSON object {username, password} with "
@@ -70,6 +72,7 @@ def login():
 
 
 @bp.post("/logout")
+@requires_role("viewer")
 def logout():
     auth.end_session()
     return jsonify(success=True)

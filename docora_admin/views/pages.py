@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from .. import auth, db, runtime
 from ..errors import ApiError
+from ..roles import requires_role
 from ..repositories import apps as apps_repo
 from ..services import link_state, links, notification_list
 from ..services import operations as ops_service
@@ -18,6 +19,7 @@ bp = Blueprint("pages", __name__, url_prefix="/admin")
 # still refused by same_origin (a POST a browser marks cross-site is a 403), and with one admin
 # account a forged login has nothing to gain: it needs the admin's password to succeed.
 @auth.csrf.exempt
+@requires_role("viewer")  # logging in and out is not acting: every role may
 def login():
     next_path = auth.safe_next_path(request.values.get("next"))
     if current_user.is_authenticated and request.method == "GET":
@@ -39,6 +41,7 @@ def login():
 
 
 @bp.post("/logout")
+@requires_role("viewer")
 def logout():
     auth.end_session()
     flash("You have been logged out.", "info")

@@ -47,8 +47,10 @@ def allows(role, needed):
 
 def enforce():
     """before_request, after the login rule: refuse a logged-in account whose role is short."""
-    if not current_user.is_authenticated or request.endpoint is None:
-        return None  # anonymous requests were answered by the login rule; 404s stay 404s
+    if request.endpoint in (None, "static") or not current_user.is_authenticated:
+        # Static files need no account (and no database query); 404s stay 404s; anonymous
+        # requests were answered by the login rule.
+        return None
     needed = required_role(request.endpoint, request.method)
     if allows(current_user.role, needed):
         return None

@@ -14,6 +14,7 @@ from flask import current_app, request
 from flask_login import current_user
 
 from .errors import error_response
+from .services import audit
 
 ROLES = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
@@ -55,6 +56,11 @@ def enforce():
     if allows(current_user.role, needed):
         return None
     what = "manage accounts" if needed == "admin" else "change anything"
+    # A logged-in account trying what its role may not is worth knowing about (the console
+    # shows no such button, so this is a script or a crafted request).
+    audit.record_alone("access.denied", target=request.path[:255],
+                       details={"method": request.method, "needs": needed,
+                                "role": current_user.role})
     return error_response(403, f"Your role ({current_user.role}) cannot {what}: that needs "
                                f"the {needed} role")
 

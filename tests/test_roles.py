@@ -87,6 +87,10 @@ def test_viewer_is_refused_before_anything_changes(app, seed):
         assert conn.execute("SELECT status FROM app_repositories").fetchone()["status"] == "failed"
         assert conn.execute("SELECT count(*) AS n FROM audit_events "
                             "WHERE action LIKE 'retry.%'").fetchone()["n"] == 0
+        denied = conn.execute("SELECT actor, target, details FROM audit_events "
+                              "WHERE action = 'access.denied'").fetchone()
+    assert denied == {"actor": "viewer-one", "target": "/admin/api/retry",
+                      "details": {"method": "POST", "needs": "operator", "role": "viewer"}}
 
 
 def test_operator_may_act_but_not_manage_accounts(app, seed):

@@ -15,7 +15,8 @@ Action names are `<area>.<verb>`, lower case:
   operation.cancel,
   account.create, account.role_change, account.password_change, account.disable,
   account.enable, account.environment_sync (start-up brought ADMIN_USERNAME in step),
-  audit.prune (details.deleted).
+  audit.prune (details.deleted),
+  access.denied (a logged-in account refused by its role: details method, needs, role).
 New delivery actions follow the same pattern (e.g. app.pause, app.resume, link.resync).
 The page and API filter by a whole name or an area ('retry' matches every retry.*).
 """
@@ -36,7 +37,8 @@ KNOWN_ACTIONS = (
     "retry", "retry.one", "retry.now", "retry.bulk_start", "retry.bulk_abort",
     "operation.cancel",
     "account", "account.create", "account.role_change", "account.password_change",
-    "account.disable", "account.enable", "account.environment_sync", "audit.prune")
+    "account.disable", "account.enable", "account.environment_sync", "audit.prune",
+    "access.denied")
 ACTION_RE = re.compile(r"[a-z_]+(\.[a-z_]+)*")
 PAGE_SIZE = 50
 

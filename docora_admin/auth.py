@@ -118,7 +118,7 @@ def login_url_for_current_request():
 
 
 def refuse_anonymous():
-    """before_request: every endpoint not in PUBLIC_ENDPOINTS needs a logged-in admin."""
+    """before_request: every endpoint not in PUBLIC_ENDPOINTS needs a logged-in account."""
     if sessions.session_store_down() and request.endpoint != "static":
         return error_response(503, "Redis unavailable, try again shortly")
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
@@ -191,6 +191,10 @@ def start_session(account):
     from flask_wtf.csrf import generate_csrf
 
     settings = runtime.settings()
+    # Recorded first: should the database fail now, the login fails with it (503) instead of
+    # leaving a session that was never audited.
+    audit.record_alone("login.success", target=account["username"],
+                       actor=account["username"])
     session.clear()
     user = Account(account)
     login_user(user)
@@ -200,8 +204,6 @@ def start_session(account):
     current_app.session_interface.regenerate(session)
     account_sessions.add(account["id"], session.sid, _client_address(),
                          request.headers.get("User-Agent"), settings.session_max_hours * 3600)
-    audit.record_alone("login.success", target=account["username"],
-                       actor=account["username"])
     return generate_csrf()
 
 
@@ -211,4 +213,9 @@ def end_session():
     logout_user()
     session.clear()
     if username:
-        audit.record_alone("logout", target=username, actor=username)
+        try:
+            audit.record_alone("logout", target=username, actor=username)
+        except DatabaseUnavailable:
+            # Logging out must work whatever is down; the session is gone either way.
+            log.error("logout of %s not recorded in the audit trail: database unavailable",
+                      username)

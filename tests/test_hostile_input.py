@@ -46,7 +46,8 @@ HOSTILE_JSON_VALUES = HOSTILE_TEXT + ["\ud800", "a\udfff", 5, True, None, [], {"
 # Names views read from the query string or a body, today and likely tomorrow.
 QUERY_NAMES = ("app_id", "repository_id", "operation_id", "next", "page", "limit", "sort_by",
                "sort_order", "search", "settled", "status")
-FIELD_NAMES = ("app_id", "repository_id", "username", "password", "next", "csrf_token")
+FIELD_NAMES = ("app_id", "repository_id", "username", "password", "next", "csrf_token",
+               "role")
 
 
 def raw_bodies(limit):
@@ -225,11 +226,13 @@ def defaults(seed):
     app_id, repository_id = seed.link(seed.app("Hostile Input"), seed.repo())
     return {
         "path": {"app_id": app_id, "repository_id": repository_id,
-                 "operation_id": "bulk_0123456789abcdef", "filename": "css/admin.css"},
+                 "operation_id": "bulk_0123456789abcdef", "filename": "css/admin.css",
+                 "username": "hostile-sweep", "handle": "0" * 16},
         "fields": {"app_id": app_id, "repository_id": repository_id,
                    # Not the admin: wrong logins here must not lock the admin username.
                    "username": "hostile-sweep", "password": "not the password",
-                   "next": "/admin/", "csrf_token": ""},  # empty: the header's token counts
+                   "next": "/admin/", "csrf_token": "",  # empty: the header's token counts
+                   "role": "viewer"},
     }
 
 

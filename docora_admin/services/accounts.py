@@ -2,6 +2,7 @@
 CLI and the Accounts page). Every change is audited in its own transaction; disabling an
 account or changing its password or role also ends all of its sessions."""
 import logging
+from datetime import datetime, timezone
 
 from .. import db, passwords
 from ..config import USERNAME_RE
@@ -168,7 +169,7 @@ def set_password(username, password, actor=None):
 def disable(username, actor=None):
     """Disable an account: it can no longer log in, and its sessions end now."""
     return _change(username, "account.disable", actor,
-                   lambda account: ({"disabled_at": _now()} if account["disabled_at"] is None
+                   lambda account: ({"disabled_at": datetime.now(timezone.utc)} if account["disabled_at"] is None
                                     else None), lambda account: {})
 
 
@@ -177,11 +178,6 @@ def enable(username, actor=None):
     return _change(username, "account.enable", actor,
                    lambda account: ({"disabled_at": None} if account["disabled_at"] is not None
                                     else None), lambda account: {}, end_sessions=False)
-
-
-def _now():
-    from datetime import datetime, timezone
-    return datetime.now(timezone.utc)
 
 
 def _change(username, action, actor, fields_for, details_for, end_sessions=True):

@@ -78,6 +78,7 @@ def test_every_rule_for_every_role(app, auth, role):
 def test_viewer_is_refused_before_anything_changes(app, seed):
     app_id, repo = seed.link(seed.app(), seed.repo())
     viewer, _ = client_as(app, "viewer")
+    assert viewer._client.get("/admin/api/session").get_json()["role"] == "viewer"
     response = viewer.post("/admin/api/retry", json={"app_id": app_id, "repository_id": repo})
     assert response.status_code == 403
     assert response.get_json() == {

@@ -80,7 +80,8 @@ def logout():
 
 @bp.get("/session")
 def session_info():
-    return jsonify(authenticated=True, username=current_user.username, csrf_token=generate_csrf())
+    return jsonify(authenticated=True, username=current_user.username, role=current_user.role,
+                   csrf_token=generate_csrf())
 
 
 def _failed_row_json(row):

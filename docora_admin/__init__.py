@@ -61,6 +61,7 @@ def create_app(config=None):
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(accounts_views.me)
     app.register_blueprint(audit_views.bp)
     _sync_environment_account(settings)
     return app

@@ -178,11 +178,16 @@ def check_credentials(username, password):
     password forgives the reserved attempt; a wrong one is audited with the username tried."""
     account = accounts.authenticate(username, password)
     if account is not None:
-        login_limit.forgive(_client_address(), username)
+        forgive_login_attempt(username)
         return account
     audit.record_alone("login.failure", target=username[:255],
                        details={"username": username[:255]})
     return None
+
+
+def forgive_login_attempt(username):
+    """The password given with a reserved attempt was right (see reserve_login_attempt)."""
+    login_limit.forgive(_client_address(), username)
 
 
 def start_session(account):

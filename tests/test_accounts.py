@@ -161,6 +161,51 @@ def test_accounts_page_adds_changes_and_refuses_bad_input(app, auth):
     assert auth.post("/admin/accounts/nobody/disable").status_code == 404
 
 
+# --- one's own account -------------------------------------------------------------------------
+
+def test_any_role_changes_its_own_password_and_keeps_this_session(app):
+    this, name = client_as(app, "viewer")
+    other = AuthActions(app.test_client())
+    assert other.login(name, PASSWORD).status_code == 200
+    page = this._client.get("/admin/account/").get_data(as_text=True)
+    assert "own-password-form" in page and page.count("<tr>") == 1 + 2  # head, two sessions
+    wrong = this.post("/admin/account/password", data={"current_password": "not it",
+                                                        "new_password": "a new password"})
+    assert wrong.status_code == 400 and "current password is not right" in wrong.get_data(
+        as_text=True)
+    short = this.post("/admin/account/password", data={"current_password": PASSWORD,
+                                                        "new_password": "short"})
+    assert short.status_code == 400
+    done = this.post("/admin/account/password", data={"current_password": PASSWORD,
+                                                       "new_password": "a new password"})
+    assert done.status_code == 302
+    assert _session_works(this) and not _session_works(other)
+    this.csrf_token = this._client.get("/admin/api/session").get_json()["csrf_token"]
+    assert AuthActions(app.test_client()).login(name, "a new password").status_code == 200
+    with db.connection() as conn:
+        [change] = conn.execute("SELECT actor, target FROM audit_events "
+                                "WHERE action = 'account.password_change'").fetchall()
+    assert change == {"actor": name, "target": name}
+
+
+def test_guessing_the_current_password_meets_the_login_limit(app):
+    this, name = client_as(app, "operator")
+    statuses = [this.post("/admin/account/password", data={
+        "current_password": f"guess {n}", "new_password": "a new password"}).status_code
+        for n in range(6)]
+    assert statuses == [400] * 5 + [429]
+    assert _account(name)["password_hash"] and AuthActions(app.test_client()).login(
+        name, PASSWORD).status_code == 429  # the address waits out the minute
+
+
+def test_the_environment_account_cannot_change_its_password_here(app, auth):
+    assert auth.login().status_code == 200
+    response = auth.post("/admin/account/password", data={"current_password": ADMIN_PASSWORD,
+                                                           "new_password": "a new password"})
+    assert response.status_code == 409
+    assert AuthActions(app.test_client()).login().status_code == 200
+
+
 # --- the ADMIN_USERNAME account and password hashes -----------------------------------------
 
 def _settings(**changes):

@@ -166,6 +166,21 @@ def set_password(username, password, actor=None):
                    lambda account: {"password_hash": password_hash}, lambda account: {})
 
 
+def change_own_password(username, current_password, new_password):
+    """An account changes its own password, proving who it is with the current one. Ends all of
+    its sessions (the caller starts a new one for the browser that asked). Returns the account.
+    ApiError 400 for a wrong current password or an unusable new one, 409 for the account of
+    ADMIN_USERNAME (the environment holds its password)."""
+    check_password(new_password)
+    account = get(username)
+    if account["from_environment"]:
+        raise ApiError(409, ENVIRONMENT_MANAGED.format(name=account["username"]))
+    if not (isinstance(current_password, str)
+            and passwords.verify(account["password_hash"], current_password)):
+        raise ApiError(400, "Your current password is not right")
+    return set_password(username, new_password, actor=account["username"])
+
+
 def disable(username, actor=None):
     """Disable an account: it can no longer log in, and its sessions end now."""
     return _change(username, "account.disable", actor,

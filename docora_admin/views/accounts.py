@@ -2,13 +2,16 @@
 see and end an account's sessions. Plain forms: each POST redirects back with a message, or
 shows the page again with the error and its status."""
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from .. import runtime
+from .. import auth, runtime
 from ..errors import ApiError
 from ..roles import ROLES, requires_role
 from ..services import accounts
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/accounts")
+# Every account's own page: its sessions and its password.
+me = Blueprint("me", __name__, url_prefix="/admin/account")
 
 
 def _lifetimes():
@@ -96,3 +99,34 @@ def end_all_sessions(username):
 def end_session(username, handle):
     return _change(username, lambda: accounts.end_session(username, handle),
                    f"That session of {username} was ended.")
+
+
+@me.get("/")
+def own_account(error=None, status=200):
+    account, sessions = accounts.sessions_of(current_user.username, *_lifetimes())
+    return render_template("accounts/me.html", account=account, sessions=sessions,
+                           error=error), status
+
+
+@me.post("/password")
+@requires_role("viewer")  # changing one's own password is not acting on deliveries
+def change_own_password():
+    """The current password is checked against the login limits, like a login: a stolen
+    session cannot be used to guess it."""
+    name = current_user.username
+    new_password = request.form.get("new_password")
+    try:
+        accounts.check_password(new_password)
+    except ApiError as exc:
+        return own_account(error=exc.message, status=exc.status)
+    if (blocked := auth.reserve_login_attempt(name)) is not None:
+        return own_account(error=blocked, status=429)
+    try:
+        account = accounts.change_own_password(name, request.form.get("current_password"),
+                                               new_password)
+    except ApiError as exc:
+        return own_account(error=exc.message, status=exc.status)
+    auth.forgive_login_attempt(name)
+    auth.start_session(account)  # every session ended; this browser goes on in a new one
+    flash("Password changed. Your other sessions were ended.", "info")
+    return redirect(url_for("me.own_account"))

@@ -5,9 +5,10 @@ import redis
 from werkzeug.security import generate_password_hash
 
 from docora_admin import db, passwords, runtime
-from docora_admin.services import account_sessions, accounts
+from docora_admin.services import account_sessions, accounts, audit
 from tests.accounts_helpers import PASSWORD, client_as, make_account
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_REDIS_URL, AuthActions
+from tests.test_security_headers import inline_code
 
 
 def _account(username):
@@ -270,3 +271,15 @@ def test_login_takes_the_same_path_for_unknown_and_disabled_accounts(app):
         assert response.get_json() == {"error": "Invalid credentials"}
     assert AuthActions(app.test_client()).login(ADMIN_USERNAME.upper(),
                                                 ADMIN_PASSWORD).status_code == 200
+
+
+def test_account_and_audit_pages_hold_no_inline_code(app, auth):
+    make_account("viewer", "ivan")
+    audit.record_alone("login.failure", target='<img src=x onerror="y">',
+                       details={"username": '<script>z</script>'})
+    assert auth.login().status_code == 200
+    for path in ("/admin/audit", "/admin/accounts/", "/admin/accounts/ivan",
+                 f"/admin/accounts/{ADMIN_USERNAME}", "/admin/account/"):
+        response = auth._client.get(path)
+        assert response.status_code == 200, path
+        assert inline_code(response.get_data(as_text=True)) == [], path

@@ -58,6 +58,13 @@ class Settings:
     session_idle_minutes: int
     session_max_hours: int
     audit_retention_days: int
+    # Delivery control (services/delivery_control.py, services/app_limits.py).
+    circuit_failure_threshold: int = 10
+    circuit_probe_seconds: int = 30
+    circuit_probe_max_seconds: int = 600
+    app_rate_per_second: int = 200
+    app_max_concurrency: int = 8
+    retry_after_max_seconds: int = 3600
 
 
 def _required(env, name, hint):
@@ -178,4 +185,10 @@ def _load(env):
         session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 60, 1, 7 * 24 * 60),
         session_max_hours=_int(env, "SESSION_MAX_HOURS", 12, 1, 30 * 24),
         audit_retention_days=_int(env, "AUDIT_RETENTION_DAYS", 400, 1, 36_500),
+        circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 10, 1, 10_000),
+        circuit_probe_seconds=_int(env, "CIRCUIT_PROBE_SECONDS", 30, 1, 86_400),
+        circuit_probe_max_seconds=_int(env, "CIRCUIT_PROBE_MAX_SECONDS", 600, 1, 86_400),
+        app_rate_per_second=_int(env, "APP_RATE_PER_SECOND", 200, 0, 1_000_000),
+        app_max_concurrency=_int(env, "APP_MAX_CONCURRENCY", 8, 0, 10_000),
+        retry_after_max_seconds=_int(env, "RETRY_AFTER_MAX_SECONDS", 3600, 1, 86_400),
     )

@@ -28,7 +28,7 @@ TEST_ENV = {
 }
 os.environ.update(TEST_ENV)
 
-TABLES = ["audit_events", "delivery_attempts", "bulk_operation_targets", "bulk_operations", "app_delivered_files", "snapshot_files",
+TABLES = ["audit_events", "app_delivery_control", "delivery_attempts", "bulk_operation_targets", "bulk_operations", "app_delivered_files", "snapshot_files",
           "repository_snapshots", "app_repositories", "repositories", "apps"]
 
 

@@ -221,3 +221,45 @@ def test_a_session_ends_at_its_absolute_lifetime_however_active(app, auth):
     # Logging in again starts a new lifetime.
     assert AuthActions(client).login().status_code == 200
     assert client.get("/admin/api/session").status_code == 200
+
+
+def test_delivery_control_actions_are_recorded(app, seed):
+    operator, name = client_as(app, "operator")
+    app_id = seed.app("Controlled")
+    link = seed.link(app_id, seed.repo(), status="synced")
+    seed.failed_links(app_id, 2)
+    assert operator.post(f"/admin/api/apps/{app_id}/pause").status_code == 200
+    assert operator.post(f"/admin/api/apps/{app_id}/resume").status_code == 200
+    assert operator.post(f"/admin/api/apps/{app_id}/circuit/close").status_code == 200
+    assert operator.post(f"/admin/api/apps/{app_id}/limits", json={
+        "rate_per_second": 5, "max_concurrency": 2}).status_code == 200
+    assert operator.post("/admin/api/links/resync", json={
+        "app_id": link[0], "repository_id": link[1]}).status_code == 200
+    started = operator.post(f"/admin/api/retry/app/{app_id}").get_json()["data"]
+    operation_id = started["operation_id"]
+    assert operator.post(f"/admin/api/retry/pause/{operation_id}").status_code == 200
+    assert operator.post(f"/admin/api/retry/resume/{operation_id}").status_code == 200
+    huey.flush()
+    trail = [(e["action"], e["target"]) for e in events() if e["actor"] == name
+             and not e["action"].startswith("login")]
+    assert trail == [("app.pause", app_id), ("app.resume", app_id),
+                     ("app.circuit_close", app_id), ("app.limits_set", app_id),
+                     ("resync.one", f"{link[0]}/{link[1]}"),
+                     ("retry.bulk_start", operation_id), ("operation.pause", operation_id),
+                     ("operation.resume", operation_id)]
+    assert events("app.limits_set")[0]["details"] == {"rate_per_second": 5,
+                                                      "max_concurrency": 2}
+    # Refused ones record nothing.
+    assert operator.post(f"/admin/api/retry/resume/{operation_id}").status_code == 409
+    assert operator.post("/admin/api/apps/app_nope/pause").status_code == 404
+    assert len(events("operation.resume")) == 1 and len(events("app.pause")) == 1
+
+
+def test_an_app_resync_is_recorded_as_its_own_kind(app, auth, seed):
+    app_id = seed.app("Resynced")
+    seed.link(app_id, seed.repo(), status="synced")
+    assert auth.login().status_code == 200
+    started = auth.post(f"/admin/api/apps/{app_id}/resync").get_json()["data"]
+    [start] = events("resync.bulk_start")
+    assert start["target"] == started["operation_id"] and start["actor"] == ADMIN_USERNAME
+    assert start["details"]["total"] == 1 and events("retry.bulk_start") == []

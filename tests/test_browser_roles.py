@@ -12,7 +12,10 @@ pytestmark = pytest.mark.browser
 
 ACTIONS = ".retry-button, .row-select, #select-page, #retry-selected-button, " \
           "#bulk-retry-button, #bulk-confirm-button, #bulk-cancel-button, #link-retry-button, " \
-          "#link-retry-now-button, .retry-now-button, #retry-failed-again-button"
+          "#link-retry-now-button, .retry-now-button, #retry-failed-again-button, " \
+          "#app-pause-button, #app-resume-button, #app-close-circuit-button, #app-limits-form, " \
+          "#app-resync-button, #link-resync-button, #bulk-pause-button, #bulk-resume-button, " \
+          "[hx-post]"
 
 
 def log_in_as(driver, username, next_path="/admin/notifications"):

@@ -106,7 +106,9 @@ def test_operator_may_act_but_not_manage_accounts(app, seed):
 
 
 ACTION_MARKERS = ["retry-button", "row-select", "select-page", "selection-form",
-                  "bulk-retry-button", "link-retry-button", "nav-accounts"]
+                  "bulk-retry-button", "link-retry-button", "nav-accounts", "app-pause-button",
+                  "app-resume-button", "app-close-circuit-button", "app-limits-form",
+                  "app-resync-button", "link-resync-button", "bulk-pause-button", "hx-post"]
 
 
 def test_viewer_pages_show_no_action(app, seed):

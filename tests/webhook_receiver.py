@@ -20,6 +20,11 @@ class Receiver:
         self.status = 200
         self.delay = 0.0
         self.fail_on = None  # (action, path) answered with 500
+        self.retry_after = None  # a Retry-After header sent with a 429 or 503 status
+        self.arrivals = []  # time.monotonic() of every request whose signature checked out
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at once
+        self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,6 +45,17 @@ class Receiver:
                     receiver.bad_signatures += 1
                     self._answer(401)
                     return
+                with receiver._lock:
+                    receiver.arrivals.append(time.monotonic())
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
+                try:
+                    self._handle(body)
+                finally:
+                    with receiver._lock:
+                        receiver.in_flight -= 1
+
+            def _handle(self, body):
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 action = self.path.rsplit("/", 1)[-1]
@@ -57,6 +73,8 @@ class Receiver:
 
             def _answer(self, status):
                 self.send_response(status)
+                if status in (429, 503) and receiver.retry_after is not None:
+                    self.send_header("Retry-After", str(receiver.retry_after))
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")

@@ -3,12 +3,15 @@ target list when it is a selection of links."""
 import psycopg
 from psycopg.types.json import Jsonb
 
-ACTIVE = ("running", "cancelling")
-_COLUMNS = """id, scope, app_id, requested_by, total, completed, succeeded, failed, skipped,
+# Not ended: the reset phase is under way or paused (a paused operation keeps its scope and its
+# cursor, and is never resumed by the watchdog).
+ACTIVE = ("running", "cancelling", "paused")
+_COLUMNS = """id, kind, scope, app_id, requested_by, total, completed, succeeded, failed, skipped,
     delivered, delivery_failed, gone, frozen_at, cursor_updated_at, cursor_link_id, chunk_size,
     status, cancel_requested, error, heartbeat_at, created_at, finished_at, filter,
-    outcome_changed_at, settled_at,
-    coalesce(filter ?| array['links', 'failed_again_of'], false) AS walks_list"""
+    outcome_changed_at, settled_at, paused_at,
+    kind = 'resync' OR coalesce(filter ?| array['links', 'failed_again_of'], false)
+        AS walks_list"""
 
 
 class ScopeBusy(Exception):
@@ -16,7 +19,7 @@ class ScopeBusy(Exception):
 
 
 def insert_operation(conn, *, operation_id, scope, app_id, requested_by, chunk_size, total,
-                     filter=None):
+                     filter=None, kind="retry"):
     """Create a running operation frozen at the transaction's now(); ScopeBusy if one runs for
     the same app (or for all apps when app_id is None).
 
@@ -25,11 +28,11 @@ def insert_operation(conn, *, operation_id, scope, app_id, requested_by, chunk_s
     try:
         with conn.transaction():
             return conn.execute(f"""
-                INSERT INTO bulk_operations (id, scope, app_id, requested_by, total, frozen_at,
-                                             chunk_size, filter)
-                VALUES (%s, %s, %s, %s, %s, now(), %s, %s)
+                INSERT INTO bulk_operations (id, kind, scope, app_id, requested_by, total,
+                                             frozen_at, chunk_size, filter)
+                VALUES (%s, %s, %s, %s, %s, %s, now(), %s, %s)
                 RETURNING {_COLUMNS}
-            """, (operation_id, scope, app_id, requested_by, total, chunk_size,
+            """, (operation_id, kind, scope, app_id, requested_by, total, chunk_size,
                   Jsonb(filter) if filter is not None else None)).fetchone()
     except psycopg.errors.UniqueViolation:
         raise ScopeBusy() from None
@@ -51,6 +54,14 @@ def insert_link_targets(conn, operation_id, links):
         WHERE ar.status = 'failed'
     """, {"operation_id": operation_id, "app_ids": [a for a, _ in links],
           "repository_ids": [r for _, r in links]}).rowcount
+
+
+def insert_app_targets(conn, operation_id, app_id):
+    """Freeze every link of an app (a re-sync's targets). Returns how many."""
+    return conn.execute("""
+        INSERT INTO bulk_operation_targets (operation_id, link_id)
+        SELECT %s, id FROM app_repositories WHERE app_id = %s
+    """, (operation_id, app_id)).rowcount
 
 
 def count_failed_again(conn, source_operation_id):
@@ -81,7 +92,8 @@ def running_in_scope(conn, app_id):
     """The id of the active operation for this scope (app_id None = all apps), or None."""
     row = conn.execute("""
         SELECT id FROM bulk_operations
-        WHERE status IN ('running', 'cancelling') AND coalesce(app_id, '*') = coalesce(%s, '*')
+        WHERE status IN ('running', 'cancelling', 'paused')
+          AND coalesce(app_id, '*') = coalesce(%s, '*')
     """, (app_id,)).fetchone()
     return row["id"] if row else None
 
@@ -112,14 +124,43 @@ def finish(conn, operation_id, status, error=None):
 
 def request_cancel(conn, operation_id):
     """Flag a running operation for cancellation. Waits for an in-flight chunk (it holds the row
-    lock), so once this returns no further chunk starts. Returns (row, changed): the row as it is
-    now (None for an unknown id) and whether it was still active. An ended operation is left
-    exactly as it is."""
+    lock), so once this returns no further chunk starts. A paused operation has no task to stop:
+    it ends cancelled here. Returns (row, changed): the row as it is now (None for an unknown id)
+    and whether it was still active. An ended operation is left exactly as it is."""
     row = conn.execute(f"""
         UPDATE bulk_operations
         SET cancel_requested = true,
             status = CASE WHEN status = 'running' THEN 'cancelling' ELSE status END
-        WHERE id = %s AND status IN ('running', 'cancelling')
+        WHERE id = %s AND status IN ('running', 'cancelling', 'paused')
+        RETURNING {_COLUMNS}
+    """, (operation_id,)).fetchone()
+    if row is None:
+        return get_operation(conn, operation_id), False
+    if row["status"] == "paused":
+        row = finish(conn, operation_id, "cancelled")
+    return row, True
+
+
+def request_pause(conn, operation_id):
+    """Pause a running operation after its current chunk (this waits for the chunk's row lock;
+    the chunk statement only goes on while the operation is running). Returns (row, changed)."""
+    row = conn.execute(f"""
+        UPDATE bulk_operations SET status = 'paused', paused_at = now()
+        WHERE id = %s AND status = 'running' AND NOT cancel_requested
+        RETURNING {_COLUMNS}
+    """, (operation_id,)).fetchone()
+    if row is not None:
+        return row, True
+    return get_operation(conn, operation_id), False
+
+
+def resume(conn, operation_id):
+    """Resume a paused operation from its cursor (the caller queues its task). Its heartbeat
+    starts now, so should the task be lost the watchdog resumes it after the stall window.
+    Returns (row, changed)."""
+    row = conn.execute(f"""
+        UPDATE bulk_operations SET status = 'running', paused_at = NULL, heartbeat_at = now()
+        WHERE id = %s AND status = 'paused'
         RETURNING {_COLUMNS}
     """, (operation_id,)).fetchone()
     if row is not None:
@@ -212,6 +253,7 @@ def list_recent(conn, limit=50, before=None):
 
 def list_active(conn):
     return conn.execute(f"""
-        SELECT {_COLUMNS} FROM bulk_operations WHERE status IN ('running', 'cancelling')
+        SELECT {_COLUMNS} FROM bulk_operations
+        WHERE status IN ('running', 'cancelling', 'paused')
         ORDER BY created_at DESC
     """).fetchall()

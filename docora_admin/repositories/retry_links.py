@@ -97,6 +97,16 @@ def reset_chunk(conn, op, after):
         walk, params = _WALK_LIST, {}
     else:
         walk, params = _walk_filter(op)
+    if op.get("kind") == "resync":
+        # A re-sync delivers every file again: the link is reset whatever its status, except
+        # while a job is delivering it (that link is passed and counted as skipped), and what
+        # the app was recorded to have is forgotten in the same statement.
+        guard, cause = "status <> 'scanning'", "resync"
+        clear = """, cleared AS (
+            DELETE FROM app_delivered_files f USING reset
+            WHERE f.app_id = reset.app_id AND f.repository_id = reset.repository_id)"""
+    else:
+        guard, cause, clear = "status = 'failed' AND updated_at <= %(frozen_at)s", "bulk", ""
     # `id = ANY(ARRAY(…))` walks the primary key for the chunk's ids; joined as UPDATE … FROM,
     # the planner hashes the whole table (150 ms per 1,000 rows).
     rows = conn.execute(f"""
@@ -111,11 +121,10 @@ def reset_chunk(conn, op, after):
             SELECT updated_at, id FROM chunk ORDER BY updated_at DESC NULLS LAST, id DESC LIMIT 1
         ), reset AS (
             UPDATE app_repositories SET {_RESET},
-                retry_cause = 'bulk', retry_operation_id = %(operation_id)s
-            WHERE id = ANY(ARRAY(SELECT id FROM chunk)) AND status = 'failed'
-              AND updated_at <= %(frozen_at)s
+                retry_cause = '{cause}', retry_operation_id = %(operation_id)s
+            WHERE id = ANY(ARRAY(SELECT id FROM chunk)) AND {guard}
             RETURNING app_id, repository_id, job_generation
-        ), advanced AS (
+        ){clear}, advanced AS (
             UPDATE bulk_operations o
             SET succeeded = o.succeeded + reset_count.n, completed = o.completed + reset_count.n,
                 cursor_updated_at = chunk_end.updated_at, cursor_link_id = chunk_end.id,

@@ -5,7 +5,13 @@ Every statement that moves a link to pending_snapshot bumps job_generation and r
 caller must queue: (app_id, repository_id, retry_operation_id, job_generation) and the statement's
 time in microseconds (the job's place in the queue).
 """
+from .delivery_control import HELD
 from .retry_links import STAMP
+
+# A link of an app whose deliveries are held (paused, circuit open, deferred) waits for the
+# app's release, which queues it: the sweeper neither requeues nor re-scans it meanwhile.
+_NOT_HELD = f"""NOT EXISTS (SELECT FROM app_delivery_control c
+                            WHERE c.app_id = app_repositories.app_id AND {HELD})"""
 
 # What a statement that queues a link returns.
 _QUEUED = f"app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS stamp"
@@ -125,6 +131,28 @@ def mark_interrupted(conn, claim_row, error, files=0, bytes_sent=0):
     """, _attempt_params(claim_row, "interrupted", error, None, files, bytes_sent)).fetchone()
 
 
+def mark_deferred(conn, claim_row, error, http_status, delay_seconds, files=0, bytes_sent=0):
+    """The app asked us to wait (429/503 with Retry-After): give the link back to
+    pending_snapshot for a new generation due after `delay_seconds`, the attempt logged as
+    deferred and not counted. Returns what to schedule, or None when the claim was lost."""
+    params = _attempt_params(claim_row, "deferred", error, http_status, files, bytes_sent)
+    params["delay"] = delay_seconds
+    return conn.execute(f"""
+        WITH ended AS (
+            UPDATE app_repositories
+            SET status = 'pending_snapshot', updated_at = now(),
+                next_attempt_at = now() + make_interval(secs => %(delay)s),
+                job_generation = job_generation + 1
+            WHERE id = %(link_id)s AND status = 'scanning'
+              AND job_generation = %(generation)s
+            RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status,
+                      job_generation, next_attempt_at
+        ), logged AS ({_LOG_ATTEMPT})
+        SELECT app_id, repository_id, retry_operation_id, job_generation, next_attempt_at
+        FROM ended
+    """, params).fetchone()
+
+
 def release_claim(conn, claim_row, delay_seconds):
     """Give a claimed link back untried (its repository was busy): pending_snapshot for a new
     generation, due after `delay_seconds`, nothing logged. Returns what to schedule, or None
@@ -175,10 +203,11 @@ def requeue_lost(conn, before_stamp, grace_seconds, limit):
             WHERE status = 'pending_snapshot'
               AND next_attempt_at < least(to_timestamp(%(before)s::bigint / 1000000.0), now())
                                     - make_interval(secs => %(grace)s)
+              AND {_NOT_HELD}
             ORDER BY next_attempt_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
         ), undated AS (
             SELECT id FROM app_repositories
-            WHERE status = 'pending_snapshot' AND next_attempt_at IS NULL
+            WHERE status = 'pending_snapshot' AND next_attempt_at IS NULL AND {_NOT_HELD}
             LIMIT %(limit)s FOR UPDATE SKIP LOCKED
         )
         UPDATE app_repositories ar
@@ -228,6 +257,7 @@ def take_rescans(conn, limit, rescan_minutes):
             WHERE status = 'synced'
               AND (last_scanned_at IS NULL
                    OR last_scanned_at <= now() - make_interval(mins => %(rescan)s))
+              AND {_NOT_HELD}
             ORDER BY last_scanned_at NULLS FIRST LIMIT %(limit)s FOR UPDATE SKIP LOCKED
         )
         UPDATE app_repositories ar

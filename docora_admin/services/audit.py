@@ -12,12 +12,14 @@ Action names are `<area>.<verb>`, lower case:
   session.end_all (an admin ended all of an account's sessions),
   retry.one, retry.now, retry.bulk_start (details: scope, app_id, filter, total),
   retry.bulk_abort (a start undone because its task could not be queued),
-  operation.cancel,
+  resync.one, resync.bulk_start, resync.bulk_abort (re-deliver a link, an app),
+  operation.cancel, operation.pause, operation.resume (details: scope, app_id, kind),
+  app.pause, app.resume, app.circuit_close, app.limits_set (delivery control of an app),
   account.create, account.role_change, account.password_change, account.disable,
   account.enable, account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
   access.denied (a logged-in account refused by its role: details method, needs, role).
-New delivery actions follow the same pattern (e.g. app.pause, app.resume, link.resync).
+New delivery actions follow the same pattern.
 The page and API filter by a whole name or an area ('retry' matches every retry.*).
 """
 import logging
@@ -35,7 +37,9 @@ KNOWN_ACTIONS = (
     "login", "login.success", "login.failure", "login.lockout", "logout",
     "session", "session.expire", "session.end", "session.end_all",
     "retry", "retry.one", "retry.now", "retry.bulk_start", "retry.bulk_abort",
-    "operation.cancel",
+    "resync", "resync.one", "resync.bulk_start", "resync.bulk_abort",
+    "operation", "operation.cancel", "operation.pause", "operation.resume",
+    "app", "app.pause", "app.resume", "app.circuit_close", "app.limits_set",
     "account", "account.create", "account.role_change", "account.password_change",
     "account.disable", "account.enable", "account.environment_sync", "audit.prune",
     "access.denied")

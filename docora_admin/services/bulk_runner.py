@@ -113,8 +113,8 @@ class Chunks:
         target is left (completed); return True when chunks should go on."""
         with self.conn.transaction():
             op = ops_repo.get_operation(self.conn, self.operation_id, for_update=True)
-            if op is None or op["status"] not in ops_repo.ACTIVE:
-                return False
+            if op is None or op["status"] not in ops_repo.ACTIVE or op["status"] == "paused":
+                return False  # ended, or paused (resume queues the task again)
             if op["cancel_requested"] or bulk_progress.is_cancelled(self.operation_id):
                 finished = ops_repo.finish(self.conn, self.operation_id, "cancelled")
             elif exhausted:

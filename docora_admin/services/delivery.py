@@ -27,9 +27,10 @@ class DeliveryError(Exception):
     """A POST was not acknowledged; the message is short and human readable, http_status the
     app's answer when there was one."""
 
-    def __init__(self, message, http_status=None):
+    def __init__(self, message, http_status=None, retry_after=None):
         super().__init__(message)
         self.http_status = http_status
+        self.retry_after = retry_after  # the Retry-After header of a 429 or 503, as sent
 
 
 def sign(key, timestamp, body):
@@ -38,8 +39,9 @@ def sign(key, timestamp, body):
 
 
 class WebhookClient:
-    def __init__(self, base_url, app_id, auth_key, timeout):
+    def __init__(self, base_url, app_id, auth_key, timeout, limiter=None):
         self.base_url = base_url.rstrip("/")
+        self.limiter = limiter  # services/app_limits.AppLimiter: the app's rate and concurrency
         self.app_id = app_id
         self.auth_key = auth_key
         self.timeout = timeout
@@ -48,6 +50,15 @@ class WebhookClient:
     def post(self, action, payload):
         """POST {base_url}/{action}; raise DeliveryError unless the app answers 2xx."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        if self.limiter is not None:
+            with self.limiter.turn():
+                self._send(action, body)
+        else:
+            self._send(action, body)
+        self.bytes_sent += len(body)
+
+    def _send(self, action, body):
+        # Signed when it goes (after any wait for the app's turn), so the timestamp is fresh.
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json", "X-Docora-App-Id": self.app_id,
                    "X-Docora-Timestamp": timestamp,
@@ -66,8 +77,10 @@ class WebhookClient:
         except urllib3.exceptions.HTTPError as exc:
             raise DeliveryError(f"POST /{action} failed: {exc.__class__.__name__}") from None
         if not 200 <= response.status < 300:
-            raise DeliveryError(f"POST /{action} → HTTP {response.status}", response.status)
-        self.bytes_sent += len(body)
+            retry_after = (response.headers.get("Retry-After")
+                           if response.status in (429, 503) else None)
+            raise DeliveryError(f"POST /{action} → HTTP {response.status}", response.status,
+                                retry_after)
 
 
 def file_payloads(repository, commit_sha, path, sha, data, previous_sha=None):

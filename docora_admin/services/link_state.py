@@ -7,6 +7,7 @@
 | retrying   | pending_snapshot after a failed attempt (waiting, or due) |
 | delivering | scanning: a job is delivering it now                      |
 | delivered  | synced                                                    |
+| held       | pending_snapshot while its app's deliveries are held      |
 
 Every time is given in UTC with its zone, and relative where that helps.
 """
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 
 # What each state is called on screen, for badges and filters.
 LABELS = {"failed": "Failed", "queued": "Queued", "retrying": "Retrying",
-          "delivering": "Delivering", "delivered": "Delivered"}
+          "delivering": "Delivering", "delivered": "Delivered", "held": "Held"}
 
 
 def clock(moment):
@@ -36,13 +37,16 @@ def until(moment, now=None):
     return f"in {seconds} s"
 
 
-def describe(link, max_attempts, now=None):
+def describe(link, max_attempts, now=None, delivery=None):
     """{state, label, text, action} for a link row (status, retry_count, next_attempt_at,
     updated_at, last_scanned_at). action is what fits: "retry" for a failed link, "retry_now"
-    for one waiting out a backoff, else None."""
+    for one waiting out a backoff, else None. `delivery` is the app's delivery state
+    (services/delivery_control.describe): a pending link of a held app is held, not queued."""
     now = now or datetime.now(timezone.utc)
     status, tries = link["status"], link["retry_count"]
     due = link.get("next_attempt_at")
+    if status == "pending_snapshot" and delivery and delivery["held"]:
+        return _state("held", _held_text(delivery), None)
     if status == "failed":
         if tries >= max_attempts:
             text = f"Failed — gave up after {tries} of {max_attempts} attempts"
@@ -64,6 +68,17 @@ def describe(link, max_attempts, now=None):
     if status == "pending_snapshot":
         return _state("queued", "Queued — waiting for a worker", None)
     return _state(status, status.replace("_", " ").capitalize(), None)
+
+
+def _held_text(delivery):
+    if delivery["paused"]:
+        return "Held — deliveries to this app are paused; nothing is attempted until resumed"
+    if delivery["circuit"] == "open":
+        probe = delivery["next_probe_at"]
+        return ("Held — the app's circuit is open after repeated failures; "
+                + (f"a probe attempt goes out at {clock(probe)}" if probe
+                   else "a probe attempt goes out shortly"))
+    return f"Held — the app asked to wait until {clock(delivery['deferred_until'])}"
 
 
 def _state(state, text, action):

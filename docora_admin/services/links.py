@@ -4,7 +4,7 @@ from .. import db, redact, runtime
 from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from ..repositories import delivery_attempts
-from . import link_state
+from . import delivery_control, link_state
 from .retry import valid_id
 
 ATTEMPTS_SHOWN = 50
@@ -25,7 +25,8 @@ def _with_state(link):
     link = dict(link)
     link["github_url"] = redact.scrub(link["github_url"])
     link["max_attempts"] = runtime.settings().max_retry_attempts
-    link.update(link_state.describe(link, link["max_attempts"]))
+    link["delivery"] = delivery_control.states_of([link["app_id"]])[link["app_id"]]
+    link.update(link_state.describe(link, link["max_attempts"], delivery=link["delivery"]))
     return link
 
 

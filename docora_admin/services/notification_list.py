@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from .. import db
 from ..errors import ApiError
 from ..repositories import failed_links, in_progress_links
-from . import link_state
+from . import delivery_control, link_state
 
 PAGE_SIZES = (10, 20, 50, 100)
 DEFAULT_PAGE_SIZE = 20
@@ -172,7 +172,10 @@ def list_page(query, max_attempts):
             rows = in_progress_links.list_in_progress(
                 conn, sort_by=query.sort_by, descending=descending, limit=query.limit,
                 offset=offset, **kwargs)
-    rows = [dict(row, max_attempts=max_attempts, **link_state.describe(row, max_attempts))
+    # Where each row's app stands (paused, circuit open): a waiting link of a held app is held.
+    delivery = delivery_control.states_of({row["app_id"] for row in rows}) if rows else {}
+    rows = [dict(row, max_attempts=max_attempts, delivery=delivery[row["app_id"]],
+                 **link_state.describe(row, max_attempts, delivery=delivery[row["app_id"]]))
             for row in rows]
     return {"rows": rows, "counts": counts, "pagination": {
         "page": query.page, "limit": query.limit, "total": total,

@@ -49,6 +49,7 @@ def operation_json(op):
     active = op["status"] in ops_repo.ACTIVE
     return {
         "operation_id": op["id"],
+        "kind": op["kind"],  # retry, or resync (deliver everything again)
         "scope": op["scope"],
         "app_id": op["app_id"],
         "filter": op["filter"],
@@ -62,6 +63,8 @@ def operation_json(op):
         "delivered": op["delivered"],
         "delivery_failed": op["delivery_failed"],
         "cancelled": op["cancel_requested"] or op["status"] == "cancelled",
+        "paused": op["status"] == "paused",
+        "paused_at": op["paused_at"].isoformat() if op["paused_at"] else None,
         "phase": "resetting" if active else ("settled" if op["settled_at"] else "delivering"),
         "outcome": {"delivered": op["delivered"], "failed_again": op["delivery_failed"],
                     "in_progress": left, "gone": op["gone"]},

@@ -86,10 +86,10 @@ def start_bulk_retry(app_id, requested_by):
     def count(conn, operation_id):
         return failed_links.count_failed(conn, app_id=app_id, search=None)
 
-    return _start(scope="app" if app_id else "all", app_id=app_id, filter=None, count=count,
-                  requested_by=requested_by,
-                  nothing=("No failed notifications for this app" if app_id
-                           else "No failed notifications found"))
+    return start_operation(scope="app" if app_id else "all", app_id=app_id, filter=None,
+                           count=count, requested_by=requested_by,
+                           nothing=("No failed notifications for this app" if app_id
+                                    else "No failed notifications found"))
 
 
 def start_selection(selection, requested_by):
@@ -113,11 +113,13 @@ def start_selection(selection, requested_by):
                 since=selection.get("failed_since"), until=selection.get("failed_until"))
         stored = {key: (value.isoformat() if hasattr(value, "isoformat") else value)
                   for key, value in selection.items() if value and key != "app_id"}
-    return _start(scope="selection", app_id=app_id, filter=stored, count=count,
-                  requested_by=requested_by, nothing="No failed notifications match")
+    return start_operation(scope="selection", app_id=app_id, filter=stored, count=count,
+                           requested_by=requested_by, nothing="No failed notifications match")
 
 
-def _start(*, scope, app_id, filter, count, requested_by, nothing):
+def start_operation(*, scope, app_id, filter, count, requested_by, nothing, kind="retry"):
+    """Create a bulk operation (kind retry or resync) whose targets `count(conn, id)` freezes
+    and counts, write its progress hash and queue its task. Returns {operation_id, total}."""
     from ..tasks import run_bulk_retry as queue_run
 
     runtime.redis_client().ping()
@@ -131,17 +133,17 @@ def _start(*, scope, app_id, filter, count, requested_by, nothing):
                 op = ops_repo.insert_operation(
                     conn, operation_id=operation_id, scope=scope, app_id=app_id,
                     requested_by=requested_by, chunk_size=settings.bulk_chunk_size, total=0,
-                    filter=filter)
+                    filter=filter, kind=kind)
                 total = count(conn, operation_id)
                 if total == 0:
                     raise _NothingToRetry()
                 ops_repo.set_total(conn, operation_id, total)
-                audit.record(conn, "retry.bulk_start", target=operation_id, actor=requested_by,
-                             details={"scope": scope, "app_id": app_id, "filter": filter,
-                                      "total": total})
+                audit.record(conn, f"{kind}.bulk_start", target=operation_id,
+                             actor=requested_by, details={"scope": scope, "app_id": app_id,
+                                                          "filter": filter, "total": total})
         except ops_repo.ScopeBusy:
             _refuse_if_busy(conn, app_id)
-            raise ApiError(409, "A bulk retry is already running for this scope") from None
+            raise ApiError(409, "A bulk operation is already running for this scope") from None
         except _NothingToRetry:
             # A running operation explains why nothing is failed: say so rather than 404.
             _refuse_if_busy(conn, app_id)
@@ -153,10 +155,10 @@ def _start(*, scope, app_id, filter, count, requested_by, nothing):
         # Undo, so a failed request leaves nothing behind that a resume could pick up.
         with db.connection() as conn:
             ops_repo.delete_operation(conn, operation_id)
-            audit.record(conn, "retry.bulk_abort", target=operation_id, actor=requested_by,
-                         details={"reason": "its task could not be queued"})
+            audit.record(conn, f"{kind}.bulk_abort", target=operation_id,
+                         actor=requested_by, details={"reason": "its task could not be queued"})
         raise
-    log.info("bulk retry %s started by %s: scope=%s filter=%s total=%d", operation_id,
+    log.info("bulk %s %s started by %s: scope=%s filter=%s total=%d", kind, operation_id,
              requested_by, op["scope"], filter, total)
     return {"operation_id": operation_id, "total": total}
 
@@ -168,7 +170,7 @@ class _NothingToRetry(Exception):
 def _refuse_if_busy(conn, app_id):
     running = ops_repo.running_in_scope(conn, app_id)
     if running:
-        raise ApiError(409, "A bulk retry is already running for "
+        raise ApiError(409, "A bulk operation is already running for "
                        + ("this app" if app_id else "all apps"), operation_id=running)
 
 
@@ -181,11 +183,53 @@ def cancel(operation_id):
         op, changed = ops_repo.request_cancel(conn, operation_id)
         if changed:
             audit.record(conn, "operation.cancel", target=operation_id,
-                         details={"scope": op["scope"], "app_id": op["app_id"]})
+                         details={"scope": op["scope"], "app_id": op["app_id"],
+                                  "kind": op["kind"]})
     if op is None:
         raise ApiError(404, "Operation not found or expired")
     if not changed:
         raise ApiError(409, f"Operation already {op['status']}", operation_status=op["status"])
     bulk_progress.cancel_progress(operation_id)
-    bulk_progress.set_status(operation_id, "cancelling")
+    if op["status"] == "cancelled":  # it was paused: ended here
+        bulk_progress.write_from_record(op)
+    else:
+        bulk_progress.set_status(operation_id, "cancelling")
     return operation_json(op)
+
+
+def pause(operation_id):
+    """Pause a running bulk operation after its current chunk; it keeps its cursor. ApiError 404
+    for an unknown id, 409 when it is not running."""
+    op = _change(operation_id, ops_repo.request_pause, "Only a running operation can be paused",
+                 "operation.pause")
+    bulk_progress.set_status(operation_id, "paused")
+    return operation_json(op)
+
+
+def resume(operation_id):
+    """Resume a paused bulk operation from its cursor. ApiError 404 / 409 as for pause."""
+    from ..tasks import run_bulk_retry as queue_run
+
+    runtime.redis_client().ping()
+    op = _change(operation_id, ops_repo.resume, "Only a paused operation can be resumed",
+                 "operation.resume")
+    bulk_progress.set_status(operation_id, "running")
+    # Should this push be lost, the operation's heartbeat stops and the watchdog resumes it.
+    queue_run(operation_id)
+    return operation_json(op)
+
+
+def _change(operation_id, change, refusal, action):
+    if not bulk_progress.is_valid_operation_id(operation_id):
+        raise ApiError(404, "Operation not found or expired")
+    with db.connection() as conn:
+        op, changed = change(conn, operation_id)
+        if changed:
+            audit.record(conn, action, target=operation_id,
+                         details={"scope": op["scope"], "app_id": op["app_id"],
+                                  "kind": op["kind"]})
+    if op is None:
+        raise ApiError(404, "Operation not found or expired")
+    if not changed:
+        raise ApiError(409, f"{refusal}; it is {op['status']}", operation_status=op["status"])
+    return op

@@ -19,7 +19,8 @@ import redis
 
 from .. import crypto, db, redact, runtime
 from ..repositories import delivered_files, snapshot_links
-from . import bulk_progress, file_scan, git_fetch, job_queue, leases
+from . import bulk_progress, delivery_control, file_scan, git_fetch, job_queue, leases
+from .app_limits import RateLimited
 from .delivery import DeliveryError, WebhookClient, file_payloads
 
 log = logging.getLogger(__name__)
@@ -87,34 +88,51 @@ def run_snapshot(app_id, repository_id, operation_id=None, generation=None):
 
     def claim():
         with db.connection() as conn:
+            # An app whose deliveries are held (paused, circuit open, asked to wait) is not
+            # attempted: its link stays pending until the app is released
+            # (services/delivery_control.py).
+            admission = delivery_control.admit(conn, app_id)
+            if admission is None:
+                return None, None, None
             claimed = snapshot_links.claim(conn, app_id, repository_id, generation, lease)
-            return claimed, (snapshot_links.delivery_context(conn, app_id, repository_id)
-                             if claimed else None)
+            if claimed is None:
+                conn.rollback()  # a probe slot taken for a stale job is given back
+                return None, None, None
+            return claimed, snapshot_links.delivery_context(conn, app_id, repository_id), \
+                admission
 
-    claimed, context = _patiently(claim, f"snapshot {app_id}/{repository_id}")
+    claimed, context, admission = _patiently(claim, f"snapshot {app_id}/{repository_id}")
     if claimed is None:
         return None
     leases.hold(claimed)
     try:
-        return _attempt(claimed, context)
+        return _attempt(claimed, context, admission)
     finally:
         leases.release(claimed)
 
 
-def _attempt(claimed, context):
+def _attempt(claimed, context, admission):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
-        _sync(claimed, context, sent, where)
+        _sync(claimed, context, sent, where, admission.limiter(context["app_id"]))
     except ClaimLost:
         log.warning("%s: stopped, its link was given to another job during an outage", where)
         return None
     except git_fetch.RepositoryBusy:
         return _later(claimed, where)
+    except RateLimited as exc:  # the app's turn is seconds away: free the worker meanwhile
+        return _later(claimed, where, max(1, round(exc.wait_s)))
     except TRANSIENT as exc:
         return _interrupted(claimed, context, sent, exc, where)
-    except (SnapshotError, DeliveryError, git_fetch.GitError, crypto.DecryptionError) as exc:
-        return _failed(claimed, context, sent, str(exc), getattr(exc, "http_status", None), where)
+    except DeliveryError as exc:
+        wait = delivery_control.retry_after_seconds(exc.retry_after)
+        if wait is not None:
+            return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where)
+        return _failed(claimed, context, sent, str(exc), exc.http_status, where,
+                       app_at_fault=True)
+    except (SnapshotError, git_fetch.GitError, crypto.DecryptionError) as exc:
+        return _failed(claimed, context, sent, str(exc), None, where)
     except Exception as exc:  # never leave a link in `scanning`
         log.exception("%s failed unexpectedly", where)
         return _failed(claimed, context, sent, f"internal error: {exc.__class__.__name__}", None,
@@ -122,28 +140,39 @@ def _attempt(claimed, context):
 
     def record():
         with db.connection() as conn:
-            return snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes)
+            ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes)
+            closed = (ended is not None
+                      and delivery_control.record_delivered(conn, context["app_id"]))
+            return ended, closed
 
-    ended = _patiently(record, where)
+    ended, circuit_closed = _patiently(record, where)
     if ended is None:
         log.warning("%s: delivered, but the claim had been given to another job", where)
         return None
+    if circuit_closed:
+        log.warning("circuit closed for %s: a delivery went through", context["app_id"])
+        _best_effort(lambda: delivery_control.release(context["app_id"]), where)
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,
               sent.creates, sent.updates)
     _report_to_operation(ended["retry_operation_id"], delivered=True)
     return "synced"
 
 
-def _failed(claimed, context, sent, error, http_status, where):
+def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False):
+    """Count the attempt against the link; `app_at_fault` (the app answered badly or not at all,
+    rather than git or our data failing) also counts it in the app's circuit breaker."""
     settings = runtime.settings()
     error = redact.scrub(error)[:500]
 
     def record():
         with db.connection() as conn:
-            return snapshot_links.mark_attempt_failed(
+            ended = snapshot_links.mark_attempt_failed(
                 conn, claimed, error, http_status, settings.max_retry_attempts,
                 backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
                 sent.files, sent.bytes)
+            if ended is not None and app_at_fault:
+                delivery_control.record_failed(conn, context["app_id"], error)
+            return ended
 
     ended = _patiently(record, where)
     if ended is None:
@@ -176,12 +205,34 @@ def _interrupted(claimed, context, sent, exc, where):
     return "pending_snapshot"
 
 
-def _later(claimed, where):
-    """Another job is fetching the same repository: give the link back, due a little later
-    (a new generation, scheduled), and free this worker."""
+def _deferred(claimed, context, sent, error, http_status, wait, where):
+    """The app answered 429/503 with Retry-After: hold the app's deliveries that long and give
+    the link back, due then; the attempt is logged as deferred and not counted."""
+    error = redact.scrub(f"{error}; the app asked to wait {wait} s (Retry-After)")[:500]
+
     def record():
         with db.connection() as conn:
-            return snapshot_links.release_claim(conn, claimed, BUSY_DELAY_S)
+            due = snapshot_links.mark_deferred(conn, claimed, error, http_status, wait,
+                                               sent.files, sent.bytes)
+            if due is not None:
+                delivery_control.record_deferral(conn, context["app_id"], wait)
+            return due
+
+    due = _patiently(record, where)
+    if due is not None:
+        _best_effort(lambda: job_queue.schedule_snapshot(
+            due["app_id"], due["repository_id"], due["retry_operation_id"],
+            due["job_generation"], due["next_attempt_at"]), where)
+    return "pending_snapshot"
+
+
+def _later(claimed, where, delay=BUSY_DELAY_S):
+    """Another job is fetching the same repository, or the app's next turn is seconds away:
+    give the link back, due `delay` seconds later (a new generation, scheduled), and free this
+    worker. Nothing is counted or logged."""
+    def record():
+        with db.connection() as conn:
+            return snapshot_links.release_claim(conn, claimed, delay)
 
     due = _patiently(record, where)
     if due is not None:
@@ -212,7 +263,7 @@ def _report_to_operation(operation_id, delivered):
         pass
 
 
-def _sync(claimed, context, sent, where):
+def _sync(claimed, context, sent, where, limiter=None):
     """Fetch, scan, diff and deliver, counting into `sent` as files are acknowledged.
 
     What the app acknowledged is recorded at once, waiting out a database outage (a file the
@@ -248,7 +299,8 @@ def _sync(claimed, context, sent, where):
                    if f.path in already and already[f.path] != f.sha]
     deletes = sorted(path for path in already if path not in current)
 
-    client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s)
+    client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s,
+                           limiter)
     repository = {"repository_id": repository_id, "github_url": redact.scrub(
         context["github_url"]), "owner": context["owner"], "name": context["name"]}
     try:

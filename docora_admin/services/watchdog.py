@@ -5,7 +5,8 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
 - resume bulk operations whose heartbeat stopped for BULK_STALL_SECONDS (the database decides
   which process resumes one: claim_stalled bumps the heartbeat under a row lock);
 - once per interval across all processes (a Redis lock): the sweeper's pass (lost jobs, expired
-  leases, re-scans) and the recount of unsettled bulk operations.
+  leases, re-scans), the recount of unsettled bulk operations, and delivery control's (apps
+  whose Retry-After has passed are released, open circuits get their probe).
 Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
 window plus 60 s, and a lost job the scheduler's ten minutes.
 
@@ -22,7 +23,7 @@ import threading
 import time
 
 from .. import runtime
-from . import bulk_runner, leases, outcomes, sweeper
+from . import bulk_runner, delivery_control, leases, outcomes, sweeper
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def tick():
     if _step("sweep lock", lambda: _take_sweep_turn(settings.watchdog_interval_seconds)):
         _step("sweep", lambda: sweeper.sweep(release_leases=may_release_leases))
         _step("outcome recount", outcomes.settle_all)
+        _step("delivery control", delivery_control.tick)
 
 
 def _take_sweep_turn(interval):

@@ -6,7 +6,7 @@ from .. import auth, db, runtime
 from ..errors import ApiError
 from ..roles import requires_role
 from ..repositories import apps as apps_repo
-from ..services import link_state, links, notification_list
+from ..services import delivery_control, link_state, links, notification_list, resync
 from ..services import operations as ops_service
 from ..services import overview as overview_service
 from . import fragments
@@ -50,7 +50,8 @@ def logout():
 
 @bp.get("/")
 def overview():
-    return render_template("overview.html", stats=overview_service.stats())
+    return render_template("overview.html", stats=overview_service.stats(),
+                           held_apps=delivery_control.held_apps())
 
 
 @bp.get("/notifications")
@@ -73,7 +74,8 @@ def notifications():
 def apps():
     with db.connection() as conn:
         rows = apps_repo.list_apps_with_counts(conn)
-    return render_template("apps/list.html", apps=rows)
+    return render_template("apps/list.html", apps=rows,
+                           delivery=delivery_control.states_of([r["app_id"] for r in rows]))
 
 
 @bp.get("/apps/<app_id>")
@@ -84,9 +86,12 @@ def app_detail(app_id):
             abort(404)
         rows = apps_repo.list_app_links(conn, app_id)
     max_attempts = runtime.settings().max_retry_attempts
-    rows = [dict(row, **link_state.describe(row, max_attempts)) for row in rows]
+    delivery = delivery_control.state_of(app_id)
+    rows = [dict(row, **link_state.describe(row, max_attempts, delivery=delivery))
+            for row in rows]
     return render_template("apps/detail.html", app=app, links=rows,
-                           panel=fragments.page_panel({"app_id": app_id}))
+                           panel=fragments.page_panel({"app_id": app_id}),
+                           delivery=delivery, resync_counts=resync.resync_counts(app_id))
 
 
 @bp.get("/apps/<app_id>/links/<repository_id>")

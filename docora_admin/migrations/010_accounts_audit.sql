@@ -40,8 +40,13 @@ CREATE TABLE IF NOT EXISTS audit_events (
 -- Pages are keyset-paged by id (newest first); each filter has an index that walks in id order.
 CREATE INDEX IF NOT EXISTS audit_events_actor_idx ON audit_events (actor, id);
 CREATE INDEX IF NOT EXISTS audit_events_action_idx ON audit_events (action, id);
--- Time ranges and pruning: rows arrive in time order, so BRIN is enough.
-CREATE INDEX IF NOT EXISTS audit_events_occurred_brin ON audit_events USING brin (occurred_at);
+-- The area of an action ('retry' of 'retry.one'): the filter by area.
+CREATE INDEX IF NOT EXISTS audit_events_area_idx
+    ON audit_events (split_part(action, '.', 1), id);
+-- Time ranges and pruning. A btree, not BRIN: with BRIN a day's range walked the id order from
+-- the newest row down to it (70 ms at a million events, 200 days back; 1.4 ms with this index;
+-- bench/audit_page.py).
+CREATE INDEX IF NOT EXISTS audit_events_occurred_idx ON audit_events (occurred_at);
 
 CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger
 LANGUAGE plpgsql AS $$

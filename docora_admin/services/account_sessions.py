@@ -22,6 +22,7 @@ def _index_key(account_id):
 
 
 def handle_of(sid):
+    """The name a session goes by outside the server: a digest of its id."""
     return hashlib.sha256(sid.encode()).hexdigest()[:16]
 
 

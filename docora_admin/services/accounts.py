@@ -19,6 +19,7 @@ ENVIRONMENT_MANAGED = ("{name} is the account of ADMIN_USERNAME: its role and pa
 
 
 def check_username(username):
+    """`username` if it is a valid account name, else ApiError 400."""
     if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise ApiError(400, "Usernames are 1-64 letters, digits, '.', '_', '@' or '-', "
                             "starting with a letter or digit")
@@ -26,12 +27,14 @@ def check_username(username):
 
 
 def check_role(role):
+    """`role` if it is one of ROLES, else ApiError 400."""
     if role not in ROLES:
         raise ApiError(400, f"role must be one of {', '.join(ROLES)}")
     return role
 
 
 def check_password(password):
+    """`password` if it can be set (passwords.problem), else ApiError 400."""
     if (problem := passwords.problem(password)) is not None:
         raise ApiError(400, problem)
     return password
@@ -118,6 +121,7 @@ def sync_environment_account(settings):
 
 
 def list_accounts():
+    """Every account, by username."""
     with db.connection() as conn:
         return accounts_repo.list_accounts(conn)
 
@@ -223,6 +227,7 @@ def end_all_sessions(username, actor=None):
 
 
 def sessions_of(username, idle_s, max_s):
+    """(account, its live sessions) for the Accounts pages; ApiError 404 for no such account."""
     account = get(username)
     return account, account_sessions.list_sessions(account["id"], idle_s, max_s)
 

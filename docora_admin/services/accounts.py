@@ -187,9 +187,9 @@ def change_own_password(username, current_password, new_password):
 
 def disable(username, actor=None):
     """Disable an account: it can no longer log in, and its sessions end now."""
-    return _change(username, "account.disable", actor,
-                   lambda account: ({"disabled_at": datetime.now(timezone.utc)} if account["disabled_at"] is None
-                                    else None), lambda account: {})
+    def fields(account):
+        return None if account["disabled_at"] else {"disabled_at": datetime.now(timezone.utc)}
+    return _change(username, "account.disable", actor, fields, lambda account: {})
 
 
 def enable(username, actor=None):

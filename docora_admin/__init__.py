@@ -28,7 +28,9 @@ def create_app(config=None):
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DOCORA_SETTINGS=settings,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=1),
+        # Idle limit: every request sets the session's Redis lifetime back to it. The absolute
+        # limit (SESSION_MAX_HOURS) is checked by auth.load_account.
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
         SESSION_REFRESH_EACH_REQUEST=True,
         SESSION_COOKIE_NAME="docora_admin_session",
         SESSION_COOKIE_HTTPONLY=True,
@@ -61,10 +63,35 @@ def create_app(config=None):
     templating.init_app(app)
     security_headers.init_app(app)
 
+    from .views import accounts as accounts_views
     from .views import api, control_api, exports, ops, pages
+    from .views import audit as audit_views
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(control_api.bp)
+    app.register_blueprint(accounts_views.bp)
+    app.register_blueprint(accounts_views.me)
+    app.register_blueprint(audit_views.bp)
+    _sync_environment_account(settings)
     return app
+
+
+def _sync_environment_account(settings):
+    """Bring the ADMIN_USERNAME account in step with the environment. A database that is not
+    migrated yet (`flask migrate` builds the app first) or not reachable is left for later: the
+    migrate command and the next start-up do it."""
+    import psycopg
+
+    from .db import DatabaseUnavailable
+    from .services import accounts
+
+    try:
+        accounts.sync_environment_account(settings)
+    except psycopg.errors.UndefinedTable:
+        logging.getLogger(__name__).warning(
+            "accounts table missing: run `flask --app app migrate`")
+    except DatabaseUnavailable as exc:
+        logging.getLogger(__name__).error("account %s not checked at start-up: %s",
+                                          settings.admin_username, exc)

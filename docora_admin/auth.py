@@ -3,17 +3,28 @@
 Sessions live in Redis (Flask-Session), so logout deletes them for every copy of the cookie and
 any web process can serve any request. The rule for a request without a login is decided once,
 in `refuse_anonymous`: JSON 401 under /admin/api/, a full-page redirect for htmx, 302 otherwise.
+Roles are enforced right after it (roles.enforce).
+
+A session holds "<account id>:<session epoch>" as its user id and the time it logged in. It
+stops working when the account is disabled or its epoch moves (new password, new role, all
+sessions ended), when an admin ends it (it leaves the account's session index), after
+SESSION_IDLE_MINUTES without a request, and SESSION_MAX_HOURS after its login whatever happens.
 """
-import hmac
+import logging
+import time
 from urllib.parse import urlsplit
 
-from flask import current_app, jsonify, redirect, request, session, url_for
+import redis
+from flask import current_app, g, jsonify, redirect, request, session, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import login_limit, runtime, sessions
+from . import login_limit, roles, runtime, sessions
+from .db import DatabaseUnavailable
 from .errors import error_response
+from .services import account_sessions, accounts, audit
+
+log = logging.getLogger(__name__)
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -23,17 +34,18 @@ PUBLIC_ENDPOINTS = {"pages.login", "api.login", "static",
                     # probes and the scrape (views/ops.py; /metrics has its own token)
                     "ops.healthz", "ops.readyz", "ops.metrics_endpoint"}
 
-# Checked when the username is wrong, so a bad username costs as much time as a bad password.
-_DUMMY_HASH = generate_password_hash("not-the-password")
+LOGIN_AT = "login_at"
+ACCOUNT_STORE_DOWN = "docora_admin.account_store_down"
 
 
-class Admin(UserMixin):
-    def __init__(self, username):
-        self.id = username
+class Account(UserMixin):
+    """The logged-in account, as loaded for this request."""
 
-    @property
-    def username(self):
-        return self.id
+    def __init__(self, row):
+        self.account_id = row["id"]
+        self.username = row["username"]
+        self.role = row["role"]
+        self.id = f"{row['id']}:{row['session_epoch']}"
 
 
 def init_app(app):
@@ -41,17 +53,45 @@ def init_app(app):
     login_manager.init_app(app)
     login_manager.session_protection = "basic"
     # Registered before CSRFProtect's hook: an anonymous request learns it must log in,
-    # not that its CSRF token is missing.
+    # not that its CSRF token is missing; a viewer learns its role cannot act.
     app.before_request(refuse_anonymous)
+    roles.init_app(app)
     csrf.init_app(app)
+    audit.set_context_provider(_audit_context)
+
+
+def _audit_context():
+    from flask import has_request_context
+
+    if not has_request_context():
+        return None, None
+    actor = current_user.username if current_user.is_authenticated else None
+    return actor, _client_address()
 
 
 @login_manager.user_loader
-def load_admin(user_id):
+def load_account(user_id):
+    """The account of this session, or None (anonymous) when the session no longer counts."""
+    account_id, _, epoch = user_id.partition(":")
+    if not (account_id.isdigit() and epoch.isdigit()):
+        return None  # a session from before accounts existed: log in again
     settings = runtime.settings()
-    if hmac.compare_digest(user_id.encode(), settings.admin_username.encode()):
-        return Admin(settings.admin_username)
-    return None
+    try:
+        login_at = float(session.get(LOGIN_AT, 0))
+        if time.time() - login_at > settings.session_max_hours * 3600:
+            g.session_expired = True
+            return None
+        row = accounts.load_for_session(int(account_id), int(epoch))
+        if row is None or not account_sessions.is_listed(row["id"], session.sid):
+            return None
+    except DatabaseUnavailable:
+        # Answered as a 503 by refuse_anonymous; raising here would break the error page too.
+        request.environ[ACCOUNT_STORE_DOWN] = True
+        return None
+    except redis.RedisError:
+        request.environ[sessions.STORE_DOWN] = True
+        return None
+    return Account(row)
 
 
 def is_api_request():
@@ -80,11 +120,22 @@ def login_url_for_current_request():
 
 
 def refuse_anonymous():
-    """before_request: every endpoint not in PUBLIC_ENDPOINTS needs a logged-in admin."""
+    """before_request: every endpoint not in PUBLIC_ENDPOINTS needs a logged-in account."""
     if sessions.session_store_down() and request.endpoint != "static":
         return error_response(503, "Redis unavailable, try again shortly")
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
+    if request.environ.get(ACCOUNT_STORE_DOWN):
+        return error_response(503, "Database unavailable, try again shortly")
+    if sessions.session_store_down():
+        return error_response(503, "Redis unavailable, try again shortly")
+    if session.get("_user_id"):
+        # A session that no longer counts (ended, expired, its account changed): forget it,
+        # so its key goes and the browser's cookie with it.
+        if g.get("session_expired"):
+            audit.record_alone("session.expire", target=_session_username(),
+                               actor=None, source_address=_client_address())
+        session.clear()
     if request.endpoint is None and not request.path.startswith("/admin"):
         return None  # a 404 outside our area: let Flask answer it
     if is_api_request() and request.headers.get("HX-Request") != "true":
@@ -108,31 +159,70 @@ def reserve_login_attempt(username):
     return login_limit.reserve(_client_address(), username)
 
 
+def _session_username():
+    account_id = (session.get("_user_id") or "").partition(":")[0]
+    return session.get("username") or (f"account {account_id}" if account_id else None)
+
+
+def reserve_login_attempt(username):
+    """Count this attempt against the per-address and per-username limits before the password
+    is checked (atomically, see login_limit). None when it may go ahead, else why not; a
+    refusal is audited once per limit window."""
+    blocked = login_limit.reserve(_client_address(), username)
+    if blocked is not None and login_limit.first_refusal(_client_address(), username, blocked):
+        audit.record_alone("login.lockout", target=username[:255],
+                           details={"username": username[:255], "reason": blocked})
+    return blocked
+
+
 def check_credentials(username, password):
-    """Constant-time check of the one admin, after reserve_login_attempt(); a correct password
-    forgives the reserved attempt."""
-    settings = runtime.settings()
-    name_ok = hmac.compare_digest(username.encode(), settings.admin_username.encode())
-    password_ok = check_password_hash(settings.admin_password_hash if name_ok else _DUMMY_HASH,
-                                      password)
-    if name_ok and password_ok:
-        login_limit.forgive(_client_address(), username)
-        return True
-    return False
+    """The account these credentials open (after reserve_login_attempt()), or None. A correct
+    password forgives the reserved attempt; a wrong one is audited with the username tried."""
+    account = accounts.authenticate(username, password)
+    if account is not None:
+        forgive_login_attempt(username)
+        return account
+    audit.record_alone("login.failure", target=username[:255],
+                       details={"username": username[:255]})
+    return None
 
 
-def start_session(username):
-    """Log the admin in on a fresh session id (no fixation) and return a CSRF token for it."""
+def forgive_login_attempt(username):
+    """The password given with a reserved attempt was right (see reserve_login_attempt)."""
+    login_limit.forgive(_client_address(), username)
+
+
+def start_session(account):
+    """Log the account in on a fresh session id (no fixation), list the session under the
+    account, audit the login, and return a CSRF token for it."""
     from flask_wtf.csrf import generate_csrf
 
+    settings = runtime.settings()
+    # Recorded first: should the database fail now, the login fails with it (503) instead of
+    # leaving a session that was never audited.
+    audit.record_alone("login.success", target=account["username"],
+                       actor=account["username"])
     session.clear()
-    login_user(Admin(username))
+    user = Account(account)
+    login_user(user)
     session.permanent = True
+    session[LOGIN_AT] = time.time()
+    session["username"] = account["username"]
     current_app.session_interface.regenerate(session)
+    account_sessions.add(account["id"], session.sid, _client_address(),
+                         request.headers.get("User-Agent"), settings.session_max_hours * 3600)
     return generate_csrf()
 
 
 def end_session():
     """Log out and delete the server-side session, so copies of the cookie stop working."""
+    username = current_user.username if current_user.is_authenticated else None
     logout_user()
     session.clear()
+    if username:
+        try:
+            audit.record_alone("logout", target=username, actor=username)
+        except DatabaseUnavailable:
+            # Logging out must work whatever is down; the session is gone either way.
+            log.error("logout of %s not recorded in the audit trail: database unavailable",
+                      username)

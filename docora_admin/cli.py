@@ -1,12 +1,16 @@
-"""Flask CLI commands: `flask --app app migrate | demo-data | hash-password`."""
+"""Flask CLI commands: `flask --app app migrate | demo-data | hash-password | users …`."""
+import getpass
 import json
+import sys
 from pathlib import Path
 
 import click
-from werkzeug.security import generate_password_hash
+from flask.cli import AppGroup
 
-from . import db, runtime
-from .services import demo_data
+from . import db, passwords, runtime
+from .errors import ApiError
+from .roles import ROLES
+from .services import accounts, audit, demo_data
 
 
 def init_app(app):
@@ -15,6 +19,9 @@ def init_app(app):
         """Apply pending SQL migrations (safe to run twice)."""
         applied = db.migrate(runtime.settings().database_url)
         click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+        changed = accounts.sync_environment_account(runtime.settings())
+        if changed:
+            click.echo(f"account {runtime.settings().admin_username}: {', '.join(changed)}")
 
     @app.cli.command("demo-data")
     @click.option("--seed", type=int, default=None, help="Make the data set repeatable.")
@@ -63,5 +70,102 @@ def init_app(app):
     @app.cli.command("hash-password")
     @click.password_option()
     def hash_password_command(password):
-        """Print a hash for ADMIN_PASSWORD_HASH."""
-        click.echo(generate_password_hash(password))
+        """Print an argon2id hash for ADMIN_PASSWORD_HASH."""
+        if (problem := passwords.problem(password)) is not None:
+            raise click.ClickException(problem)
+        click.echo(passwords.hash_password(password))
+
+    @app.cli.command("prune-audit")
+    def prune_audit_command():
+        """Delete audit events older than AUDIT_RETENTION_DAYS now (the worker does it hourly)."""
+        click.echo(f"pruned {audit.prune()} audit event(s)")
+
+    app.cli.add_command(users)
+
+
+def _actor():
+    # Who ran the command, as the audit trail shows it.
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _read_password():
+    """From the terminal (asked twice), or the first line of stdin when it is not a terminal
+    (scripts: `echo "$PW" | flask --app app users add …`)."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _run(change):
+    try:
+        return change()
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+@click.group("users", cls=AppGroup, help="Console accounts: add, list, set-role, disable, enable, "
+                           "set-password.")
+def users():
+    pass
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+def users_add(username, role):
+    """Add an account (the password is asked for, or read from stdin)."""
+    _run(lambda: accounts.check_username(username))
+    password = _read_password()
+    _run(lambda: accounts.create(username, role, password, actor=_actor()))
+    click.echo(f"added {username} ({role})")
+
+
+@users.command("list")
+def users_list():
+    """Every account with its role and state."""
+    rows = accounts.list_accounts()
+    width = max([len(r["username"]) for r in rows] + [8])
+    click.echo(f"{'USERNAME':<{width}}  {'ROLE':<8}  {'STATE':<8}  CREATED (UTC)")
+    for row in rows:
+        state = "disabled" if row["disabled_at"] else "active"
+        note = "  (ADMIN_USERNAME)" if row["from_environment"] else ""
+        click.echo(f"{row['username']:<{width}}  {row['role']:<8}  {state:<8}  "
+                   f"{row['created_at']:%Y-%m-%d %H:%M}{note}")
+
+
+@users.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+def users_set_role(username, role):
+    """Change an account's role (its sessions end)."""
+    _run(lambda: accounts.set_role(username, role, actor=_actor()))
+    click.echo(f"{username} is now {role}; its sessions were ended")
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username):
+    """Disable an account; its sessions end now."""
+    _run(lambda: accounts.disable(username, actor=_actor()))
+    click.echo(f"{username} is disabled; its sessions were ended")
+
+
+@users.command("enable")
+@click.argument("username")
+def users_enable(username):
+    """Let a disabled account log in again."""
+    _run(lambda: accounts.enable(username, actor=_actor()))
+    click.echo(f"{username} is enabled")
+
+
+@users.command("set-password")
+@click.argument("username")
+def users_set_password(username):
+    """Give an account a new password (asked for, or read from stdin); its sessions end."""
+    _run(lambda: accounts.get(username))
+    password = _read_password()
+    _run(lambda: accounts.set_password(username, password, actor=_actor()))
+    click.echo(f"{username} has a new password; its sessions were ended")

@@ -5,10 +5,10 @@ to do; entry points turn it into one line on stderr and a non-zero exit.
 """
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from werkzeug.security import generate_password_hash
+from . import passwords
 
 
 # Rows per bulk-retry chunk: one statement and one commit each, and the cancel check between
@@ -23,6 +23,10 @@ DEFAULT_BULK_CHUNK_SIZE = 1000
 DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
 
+# Account names: what the console and the audit trail show, safe in a URL path segment.
+USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
 
@@ -34,7 +38,10 @@ class Settings:
     secret_key: str
     max_request_body_bytes: int
     admin_username: str
-    admin_password_hash: str
+    # Exactly one of the two is set. The account named ADMIN_USERNAME is brought in step with it
+    # at start-up (services/accounts.py); kept out of repr so it never lands in a log.
+    admin_password: str | None = field(repr=False)
+    admin_password_hash: str | None = field(repr=False)
     encryption_key: bytes
     max_retry_attempts: int
     bulk_chunk_size: int
@@ -51,6 +58,9 @@ class Settings:
     metrics_token: str
     log_format: str
     log_level: str
+    session_idle_minutes: int
+    session_max_hours: int
+    audit_retention_days: int
     # Delivery control (services/delivery_control.py, services/app_limits.py).
     circuit_failure_threshold: int = 10
     circuit_probe_seconds: int = 30
@@ -108,19 +118,29 @@ def _encryption_key(env):
     return bytes.fromhex(raw)
 
 
-def _password_hash(env):
+def _username(env):
+    value = _required(env, "ADMIN_USERNAME", "set it to the admin's login name")
+    if not USERNAME_RE.fullmatch(value):
+        raise ConfigError("ADMIN_USERNAME must be 1-64 letters, digits, '.', '_', '@' or '-', "
+                          "starting with a letter or digit")
+    return value
+
+
+def _admin_password(env):
+    """(password, None) or (None, hash): ADMIN_PASSWORD_HASH wins when both are set."""
     given_hash = env.get("ADMIN_PASSWORD_HASH", "").strip()
     if given_hash:
-        if not re.match(r"^(scrypt|pbkdf2):", given_hash):
-            raise ConfigError("ADMIN_PASSWORD_HASH must be a werkzeug hash (scrypt:… or pbkdf2:…); "
-                              "make one with `flask --app app hash-password`")
-        return given_hash
+        if not passwords.is_supported_hash(given_hash):
+            raise ConfigError("ADMIN_PASSWORD_HASH must be an argon2id hash ($argon2id$…) or a "
+                              "werkzeug hash (scrypt:… or pbkdf2:…); make one with "
+                              "`flask --app app hash-password`")
+        return None, given_hash
     password = env.get("ADMIN_PASSWORD", "")
     if not password:
         raise ConfigError("ADMIN_PASSWORD is not set: set ADMIN_PASSWORD or ADMIN_PASSWORD_HASH")
-    if len(password) < 8:
-        raise ConfigError("ADMIN_PASSWORD must be at least 8 characters long")
-    return generate_password_hash(password)
+    if (problem := passwords.problem(password)) is not None:
+        raise ConfigError(f"ADMIN_PASSWORD is not usable: {problem}")
+    return password, None
 
 
 def _metrics_token(env):
@@ -167,6 +187,7 @@ def _load(env):
                            "`python -c 'import secrets; print(secrets.token_hex(32))'`")
     if len(secret_key) < 16:
         raise ConfigError("SECRET_KEY must be at least 16 characters long")
+    admin_password, admin_password_hash = _admin_password(env)
     return Settings(
         database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres"),
                           "set it to e.g. postgresql://postgres@127.0.0.1:5432/docora"),
@@ -175,8 +196,9 @@ def _load(env):
         secret_key=secret_key,
         max_request_body_bytes=_int(env, "MAX_REQUEST_BODY_BYTES", DEFAULT_MAX_REQUEST_BODY_BYTES,
                                     1024, 100 * 1024 * 1024),
-        admin_username=_required(env, "ADMIN_USERNAME", "set it to the admin's login name"),
-        admin_password_hash=_password_hash(env),
+        admin_username=_username(env),
+        admin_password=admin_password,
+        admin_password_hash=admin_password_hash,
         encryption_key=_encryption_key(env),
         max_retry_attempts=_int(env, "MAX_RETRY_ATTEMPTS", 5, 1, 100),
         bulk_chunk_size=_int(env, "BULK_CHUNK_SIZE", DEFAULT_BULK_CHUNK_SIZE, 1, 10_000),
@@ -193,6 +215,9 @@ def _load(env):
         metrics_token=_metrics_token(env),
         log_format=_choice(env, "LOG_FORMAT", "text", ("text", "json")),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 60, 1, 7 * 24 * 60),
+        session_max_hours=_int(env, "SESSION_MAX_HOURS", 12, 1, 30 * 24),
+        audit_retention_days=_int(env, "AUDIT_RETENTION_DAYS", 400, 1, 36_500),
         circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 10, 1, 10_000),
         circuit_probe_seconds=_int(env, "CIRCUIT_PROBE_SECONDS", 30, 1, 86_400),
         circuit_probe_max_seconds=_int(env, "CIRCUIT_PROBE_MAX_SECONDS", 600, 1, 86_400),

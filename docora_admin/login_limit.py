@@ -66,3 +66,13 @@ def forgive(address, username):
     """After a correct password: clear the address's failures, give the username back the
     attempt reserved for this login."""
     runtime.redis_client().register_script(_FORGIVE)(keys=_keys(address, username))
+
+
+def first_refusal(address, username, reason):
+    """True the first time in a limit window that `reason` refuses this address (or username),
+    so a lock-out is audited once, not once per refused attempt of a flood."""
+    if reason == ADDRESS_BLOCKED:
+        key, window = _keys(address, username)[0], ADDRESS_WINDOW_S
+    else:
+        key, window = _keys(address, username)[1], USERNAME_WINDOW_S
+    return bool(runtime.redis_client().set(f"{key}:refusal-noted", 1, nx=True, ex=window))

@@ -6,7 +6,7 @@ watchdog thread handles them every few seconds (services/watchdog.py).
 from huey import crontab
 
 from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
-from .services import attempt_log, bulk_runner
+from .services import attempt_log, audit, bulk_runner
 from .services import snapshot as snapshot_service
 
 
@@ -25,3 +25,8 @@ def snapshot(app_id, repository_id, operation_id=None, generation=None):
 @huey.periodic_task(crontab(minute="7"), priority=PRIORITY_ADMIN)
 def prune_attempt_log():
     attempt_log.prune()
+
+
+@huey.periodic_task(crontab(minute="37"), priority=PRIORITY_ADMIN)
+def prune_audit_trail():
+    audit.prune()

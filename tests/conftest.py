@@ -28,7 +28,7 @@ TEST_ENV = {
 }
 os.environ.update(TEST_ENV)
 
-TABLES = ["app_delivery_control", "delivery_attempts", "bulk_operation_targets", "bulk_operations", "app_delivered_files", "snapshot_files",
+TABLES = ["audit_events", "app_delivery_control", "delivery_attempts", "bulk_operation_targets", "bulk_operations", "app_delivered_files", "snapshot_files",
           "repository_snapshots", "app_repositories", "repositories", "apps"]
 
 
@@ -72,6 +72,8 @@ def clean_state(request):
     with db.connection() as conn:
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(
             sql.SQL(", ").join(map(sql.Identifier, TABLES))))
+        # The ADMIN_USERNAME account stays (create_app made it; every login helper uses it).
+        conn.execute("DELETE FROM accounts WHERE NOT from_environment")
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()
     yield
 

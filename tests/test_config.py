@@ -20,7 +20,19 @@ def test_valid_settings():
     assert settings.bulk_chunk_size == 250
     assert settings.max_retry_attempts == 5
     assert len(settings.encryption_key) == 32
-    assert settings.admin_password_hash.startswith(("scrypt:", "pbkdf2:"))
+    assert settings.admin_password == TEST_ENV["ADMIN_PASSWORD"]
+    assert settings.admin_password_hash is None
+    assert TEST_ENV["ADMIN_PASSWORD"] not in repr(settings)  # never in a log line
+    assert (settings.session_idle_minutes, settings.session_max_hours) == (60, 12)
+    assert settings.audit_retention_days == 400
+
+
+@pytest.mark.parametrize("given", [
+    "scrypt:32768:8:1$salt$" + "ab" * 32, "pbkdf2:sha256:600000$salt$" + "cd" * 32,
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"])
+def test_admin_password_hash_of_werkzeug_or_argon2_is_taken_as_given(given):
+    settings = load_settings(_env(ADMIN_PASSWORD=None, ADMIN_PASSWORD_HASH=given))
+    assert settings.admin_password_hash == given and settings.admin_password is None
 
 
 @pytest.mark.parametrize("changes,name", [
@@ -38,6 +50,11 @@ def test_valid_settings():
     ({"MAX_RETRY_ATTEMPTS": "0"}, "MAX_RETRY_ATTEMPTS"),
     ({"BULK_CHUNK_SIZE": "-3"}, "BULK_CHUNK_SIZE"),
     ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE"),
+    ({"ADMIN_USERNAME": "has space"}, "ADMIN_USERNAME"),
+    ({"ADMIN_PASSWORD": "short"}, "ADMIN_PASSWORD"),
+    ({"SESSION_IDLE_MINUTES": "0"}, "SESSION_IDLE_MINUTES"),
+    ({"SESSION_MAX_HOURS": "twelve"}, "SESSION_MAX_HOURS"),
+    ({"AUDIT_RETENTION_DAYS": "0"}, "AUDIT_RETENTION_DAYS"),
 ])
 def test_bad_setting_names_the_variable(changes, name):
     with pytest.raises(ConfigError) as excinfo:

@@ -90,7 +90,11 @@ def test_outage_answers_503_fast_and_changes_nothing(proxied_web, seed, down):
         assert set(answer) == {"error"} and "unavailable" in answer["error"]
         assert elapsed < 2.0, (path, elapsed)
     assert _state() == before
-    # Back up: the same session works again.
+    # Back up: the same session works again, once the pool has reconnected (every request loads
+    # its account from PostgreSQL, and the pool retries a lost server with a backoff).
     (redis_proxy if down == "redis" else pg_proxy).restore()
-    status, _, _ = session.request("GET", "/admin/api/session")
+    deadline = time.monotonic() + 15
+    while (status := session.request("GET", "/admin/api/session")[0]) == 503 \
+            and time.monotonic() < deadline:
+        time.sleep(0.25)
     assert status == 200

@@ -22,7 +22,7 @@ from .. import db, runtime
 from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from ..repositories import delivery_control as control_repo
-from . import job_queue
+from . import audit, job_queue
 from .app_limits import AppLimiter
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def pause_app(app_id, paused_by):
     with db.connection() as conn:
         _existing_app(conn, app_id)
         row = control_repo.pause(conn, app_id, paused_by)
+        audit.record(conn, "app.pause", target=app_id)
     log.info("%s paused by %s", app_id, paused_by)
     return describe(row)
 
@@ -174,6 +175,7 @@ def resume_app(app_id):
     with db.connection() as conn:
         _existing_app(conn, app_id)
         control_repo.resume(conn, app_id)
+        audit.record(conn, "app.resume", target=app_id)
     released = release(app_id)
     with db.connection() as conn:
         state = describe(control_repo.get(conn, app_id))
@@ -187,6 +189,7 @@ def close_circuit(app_id):
     with db.connection() as conn:
         _existing_app(conn, app_id)
         control_repo.close_circuit(conn, app_id)
+        audit.record(conn, "app.circuit_close", target=app_id)
     released = release(app_id)
     with db.connection() as conn:
         state = describe(control_repo.get(conn, app_id))
@@ -198,6 +201,9 @@ def set_limits(app_id, rate_per_second, max_concurrency):
     with db.connection() as conn:
         _existing_app(conn, app_id)
         row = control_repo.set_limits(conn, app_id, rate_per_second, max_concurrency)
+        audit.record(conn, "app.limits_set", target=app_id,
+                     details={"rate_per_second": rate_per_second,
+                              "max_concurrency": max_concurrency})
     return describe(row)
 
 

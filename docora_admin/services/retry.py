@@ -14,7 +14,7 @@ from .. import db, runtime
 from ..errors import ApiError
 from ..repositories import bulk_operations as ops_repo
 from ..repositories import failed_links, retry_links, snapshot_links
-from . import bulk_progress, job_queue
+from . import audit, bulk_progress, job_queue
 from .operations import operation_json
 
 log = logging.getLogger(__name__)
@@ -32,19 +32,20 @@ def retry_one(app_id, repository_id):
 
     ApiError 400 for missing ids, 404 for an unknown link, 409 when it is not failed."""
     return _queue_one(app_id, repository_id, retry_links.reset_failed_link,
-                      "Only failed entries can be retried")
+                      "Only failed entries can be retried", "retry.one")
 
 
 def retry_now(app_id, repository_id):
     """Skip the backoff of a link waiting for its next attempt: queue the attempt now. Returns
     the job id. ApiError 404 for an unknown link, 409 when it is not waiting."""
     return _queue_one(app_id, repository_id, snapshot_links.skip_wait,
-                      "Only a link waiting for its next attempt can be retried now")
+                      "Only a link waiting for its next attempt can be retried now", "retry.now")
 
 
-def _queue_one(app_id, repository_id, make_due, refusal):
-    """Make one link due for a new job generation with `make_due` (one guarded statement) and
-    queue its job after the commit; return the job id."""
+def _queue_one(app_id, repository_id, make_due, refusal, action):
+    """Make one link due for a new job generation with `make_due` (one guarded statement),
+    audit it as `action` in the same transaction, and queue its job after the commit; return
+    the job id."""
     if not valid_id(app_id) or not valid_id(repository_id):
         raise ApiError(400, "app_id and repository_id are required")
     runtime.redis_client().ping()  # fail before changing anything when the queue is down
@@ -54,6 +55,8 @@ def _queue_one(app_id, repository_id, make_due, refusal):
             if retry_links.link_status(conn, app_id, repository_id) is None:
                 raise ApiError(404, "App-repository link not found")
             raise ApiError(409, refusal)
+        audit.record(conn, action, target=f"{app_id}/{repository_id}",
+                     details={"app_id": app_id, "repository_id": repository_id})
     # Queued after the commit so the job never sees the row before its change. Should the push
     # fail now, the link is due with no job and the sweeper queues it.
     [job_id] = job_queue.push_snapshot_jobs(
@@ -135,6 +138,9 @@ def start_operation(*, scope, app_id, filter, count, requested_by, nothing, kind
                 if total == 0:
                     raise _NothingToRetry()
                 ops_repo.set_total(conn, operation_id, total)
+                audit.record(conn, f"{kind}.bulk_start", target=operation_id,
+                             actor=requested_by, details={"scope": scope, "app_id": app_id,
+                                                          "filter": filter, "total": total})
         except ops_repo.ScopeBusy:
             _refuse_if_busy(conn, app_id)
             raise ApiError(409, "A bulk operation is already running for this scope") from None
@@ -149,6 +155,8 @@ def start_operation(*, scope, app_id, filter, count, requested_by, nothing, kind
         # Undo, so a failed request leaves nothing behind that a resume could pick up.
         with db.connection() as conn:
             ops_repo.delete_operation(conn, operation_id)
+            audit.record(conn, f"{kind}.bulk_abort", target=operation_id,
+                         actor=requested_by, details={"reason": "its task could not be queued"})
         raise
     log.info("bulk %s %s started by %s: scope=%s filter=%s total=%d", kind, operation_id,
              requested_by, op["scope"], filter, total)
@@ -173,6 +181,10 @@ def cancel(operation_id):
         raise ApiError(404, "Operation not found or expired")
     with db.connection() as conn:
         op, changed = ops_repo.request_cancel(conn, operation_id)
+        if changed:
+            audit.record(conn, "operation.cancel", target=operation_id,
+                         details={"scope": op["scope"], "app_id": op["app_id"],
+                                  "kind": op["kind"]})
     if op is None:
         raise ApiError(404, "Operation not found or expired")
     if not changed:
@@ -188,7 +200,8 @@ def cancel(operation_id):
 def pause(operation_id):
     """Pause a running bulk operation after its current chunk; it keeps its cursor. ApiError 404
     for an unknown id, 409 when it is not running."""
-    op = _change(operation_id, ops_repo.request_pause, "Only a running operation can be paused")
+    op = _change(operation_id, ops_repo.request_pause, "Only a running operation can be paused",
+                 "operation.pause")
     bulk_progress.set_status(operation_id, "paused")
     return operation_json(op)
 
@@ -198,18 +211,23 @@ def resume(operation_id):
     from ..tasks import run_bulk_retry as queue_run
 
     runtime.redis_client().ping()
-    op = _change(operation_id, ops_repo.resume, "Only a paused operation can be resumed")
+    op = _change(operation_id, ops_repo.resume, "Only a paused operation can be resumed",
+                 "operation.resume")
     bulk_progress.set_status(operation_id, "running")
     # Should this push be lost, the operation's heartbeat stops and the watchdog resumes it.
     queue_run(operation_id)
     return operation_json(op)
 
 
-def _change(operation_id, change, refusal):
+def _change(operation_id, change, refusal, action):
     if not bulk_progress.is_valid_operation_id(operation_id):
         raise ApiError(404, "Operation not found or expired")
     with db.connection() as conn:
         op, changed = change(conn, operation_id)
+        if changed:
+            audit.record(conn, action, target=operation_id,
+                         details={"scope": op["scope"], "app_id": op["app_id"],
+                                  "kind": op["kind"]})
     if op is None:
         raise ApiError(404, "Operation not found or expired")
     if not changed:

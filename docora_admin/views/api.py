@@ -5,6 +5,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from .. import auth, request_guard, runtime
+from ..roles import requires_role
 from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
@@ -53,6 +54,7 @@ def _no_store(response):
 
 @bp.post("/login")
 @auth.csrf.exempt  # it hands out the token; JSON bodies cannot be sent cross-site without CORS
+@requires_role("viewer")  # logging in and out is not acting: every role may
 def login():
     if not request.is_json:
         raise ApiError(400, "Send a JSON object {username, password} with "
@@ -63,12 +65,14 @@ def login():
     username = fields["username"].strip()
     if (blocked := auth.reserve_login_attempt(username)) is not None:
         raise ApiError(429, blocked)
-    if not auth.check_credentials(username, fields["password"]):
+    account = auth.check_credentials(username, fields["password"])
+    if account is None:
         raise ApiError(401, "Invalid credentials")
-    return jsonify(success=True, csrf_token=auth.start_session(username))
+    return jsonify(success=True, csrf_token=auth.start_session(account))
 
 
 @bp.post("/logout")
+@requires_role("viewer")
 def logout():
     auth.end_session()
     return jsonify(success=True)
@@ -76,7 +80,8 @@ def logout():
 
 @bp.get("/session")
 def session_info():
-    return jsonify(authenticated=True, username=current_user.username, csrf_token=generate_csrf())
+    return jsonify(authenticated=True, username=current_user.username, role=current_user.role,
+                   csrf_token=generate_csrf())
 
 
 def _failed_row_json(row):

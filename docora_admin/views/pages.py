@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from .. import auth, db, runtime
 from ..errors import ApiError
+from ..roles import requires_role
 from ..repositories import apps as apps_repo
 from ..services import delivery_control, link_state, links, notification_list, resync
 from ..services import operations as ops_service
@@ -18,6 +19,7 @@ bp = Blueprint("pages", __name__, url_prefix="/admin")
 # still refused by same_origin (a POST a browser marks cross-site is a 403), and with one admin
 # account a forged login has nothing to gain: it needs the admin's password to succeed.
 @auth.csrf.exempt
+@requires_role("viewer")  # logging in and out is not acting: every role may
 def login():
     next_path = auth.safe_next_path(request.values.get("next"))
     if current_user.is_authenticated and request.method == "GET":
@@ -30,10 +32,10 @@ def login():
             error, status = "Enter your username and password.", 400
         elif (blocked := auth.reserve_login_attempt(username)) is not None:
             error, status = blocked, 429
-        elif not auth.check_credentials(username, password):
+        elif (account := auth.check_credentials(username, password)) is None:
             error, status = "Invalid credentials.", 401
         else:
-            auth.start_session(username)
+            auth.start_session(account)
             return redirect(next_path)
     # A failed login keeps the username typed (never the password).
     return render_template("login.html", error=error, next_path=next_path,
@@ -41,6 +43,7 @@ def login():
 
 
 @bp.post("/logout")
+@requires_role("viewer")
 def logout():
     auth.end_session()
     flash("You have been logged out.", "info")

@@ -1,0 +1,78 @@
+"""Roles and the one rule that enforces them for every route.
+
+viewer < operator < admin. The rule, applied by `enforce` (a before_request hook) to every
+endpoint under /admin that needs a login:
+- an endpoint marked with @requires_role(...) needs that role;
+- otherwise GET, HEAD and OPTIONS need `viewer` (looking) and every other method `operator`
+  (acting): a route added later is operator-only for its POSTs without anyone remembering to
+  say so.
+Logging in and out and reading one's own session are marked @requires_role("viewer").
+Refusals: 403 `{"error": …}` under /admin/api/, a 403 page elsewhere, an error fragment for htmx
+(errors.error_response decides).
+"""
+from flask import current_app, request
+from flask_login import current_user
+
+from .errors import error_response
+from .services import audit
+
+ROLES = ("viewer", "operator", "admin")
+_RANK = {role: rank for rank, role in enumerate(ROLES)}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_ATTRIBUTE = "_docora_required_role"
+
+
+def requires_role(role):
+    """Mark a view as needing `role`, whatever its method (put it under the route decorator)."""
+    if role not in _RANK:
+        raise ValueError(f"unknown role {role!r}")
+
+    def mark(view):
+        setattr(view, _ATTRIBUTE, role)
+        return view
+    return mark
+
+
+def required_role(endpoint, method):
+    """The role an endpoint needs for `method`: its mark, else the method's default."""
+    view = current_app.view_functions.get(endpoint)
+    marked = getattr(view, _ATTRIBUTE, None)
+    if marked is not None:
+        return marked
+    return "viewer" if method in SAFE_METHODS else "operator"
+
+
+def allows(role, needed):
+    return role in _RANK and _RANK[role] >= _RANK[needed]
+
+
+def enforce():
+    """before_request, after the login rule: refuse a logged-in account whose role is short."""
+    if request.endpoint in (None, "static") or not current_user.is_authenticated:
+        # Static files need no account (and no database query); 404s stay 404s; anonymous
+        # requests were answered by the login rule.
+        return None
+    needed = required_role(request.endpoint, request.method)
+    if allows(current_user.role, needed):
+        return None
+    what = "manage accounts" if needed == "admin" else "change anything"
+    # A logged-in account trying what its role may not is worth knowing about (the console
+    # shows no such button, so this is a script or a crafted request).
+    audit.record_alone("access.denied", target=request.path[:255],
+                       details={"method": request.method, "needs": needed,
+                                "role": current_user.role})
+    return error_response(403, f"Your role ({current_user.role}) cannot {what}: that needs "
+                               f"the {needed} role")
+
+
+def template_flags():
+    """Context processor: what the current account may do, so templates show only usable
+    actions."""
+    role = getattr(current_user, "role", None) if current_user.is_authenticated else None
+    return {"current_role": role, "can_operate": allows(role, "operator"),
+            "is_admin": allows(role, "admin")}
+
+
+def init_app(app):
+    app.before_request(enforce)
+    app.context_processor(template_flags)

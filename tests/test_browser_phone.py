@@ -37,6 +37,10 @@ PAGES = [
     ("queue", "/admin/queue", True),
     ("history", "/admin/operations", True),
     ("operation", "/admin/operations/{operation_id}", True),
+    ("accounts", "/admin/accounts/", True),
+    ("account", "/admin/accounts/admin", True),
+    ("your account", "/admin/account/", True),
+    ("audit", "/admin/audit", True),
     ("not found", "/admin/no-such-page", True),
 ]
 
@@ -169,7 +173,8 @@ def test_every_page_is_walked(app):
             continue  # the not-found page
         walked.add(endpoint)
     pages = {rule.endpoint for rule in app.url_map.iter_rules()
-             if rule.endpoint.startswith("pages.") and "GET" in rule.methods}
+             if rule.endpoint.split(".")[0] in ("pages", "accounts", "me", "audit")
+             and "GET" in rule.methods and "/api/" not in rule.rule}
     missing = pages - walked - FRAGMENT_ENDPOINTS - COVERED_ELSEWHERE
     assert not missing, f"pages not in PAGES of {__name__}: {sorted(missing)}"
 

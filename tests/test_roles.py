@@ -16,7 +16,7 @@ ANY_ROLE = {"/admin/logout", "/admin/api/logout", "/admin/login", "/admin/api/lo
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 SAMPLE = {"app_id": "app_000000000000000000000000",
           "repository_id": "repo_000000000000000000000000", "operation_id": "bulk_0123456789abcdef", "username": "nobody", "handle": "0" * 16,
-          "filename": "css/admin.css"}
+          "filename": "css/admin.css", "file_format": "csv"}
 _ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 

@@ -12,8 +12,12 @@ every slot taken polls briefly.
 
 A request that would wait longer than MAX_WAIT_S for its turn is not sent: the job gives its link
 back, due when the turn would have come (services/snapshot.py), and the worker is free meanwhile.
+
+A request's concurrency slot is given back by the same script call that takes the next one (or by
+release() once the job has recorded its outcome), never by a Redis call between the app's answer
+and the job's record of it: a job held up there (Redis slow or paused) and then killed would leave
+a file the app has, unrecorded, to be sent twice.
 """
-import contextlib
 import os
 import time
 
@@ -27,6 +31,7 @@ POLL_S = 0.01  # concurrency full: look again after this
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if ARGV[6] ~= '' then redis.call('ZREM', KEYS[2], ARGV[6]) end
 local rate, concurrency = tonumber(ARGV[1]), tonumber(ARGV[2])
 local hold_us, max_wait_us = tonumber(ARGV[4]), tonumber(ARGV[5])
 if concurrency > 0 then
@@ -81,26 +86,29 @@ class AppLimiter:
         self.concurrency = int(max_concurrency or 0)
         self.hold_us = int(hold_seconds * 1_000_000)
         self.waited_s = 0.0  # time spent waiting for turns, for the job's log line
+        self._held = ""  # the concurrency slot of the last request, until given back
 
     @property
     def unlimited(self):
         return self.rate <= 0 and self.concurrency <= 0
 
-    @contextlib.contextmanager
     def turn(self):
-        """Wait for the app's next turn (rate and a concurrency slot), hold it for the body."""
+        """Wait for the app's next turn: a rate turn and a concurrency slot, which the previous
+        request's slot makes room for. RateLimited when it is more than MAX_WAIT_S away."""
         if self.unlimited:
-            yield
             return
-        client = runtime.redis_client()
-        acquire = _script(client)
+        acquire = _script(runtime.redis_client())
         rate_key, inflight_key = _keys(self.app_id)
         holder = os.urandom(8).hex()
         started = time.monotonic()
         while True:
             granted, wait_us = acquire(keys=[rate_key, inflight_key], args=[
-                self.rate, self.concurrency, holder, self.hold_us, int(MAX_WAIT_S * 1e6)])
+                self.rate, self.concurrency, holder, self.hold_us, int(MAX_WAIT_S * 1e6),
+                self._held])
+            self._held = ""  # given back by the script, whatever it answered
             if granted == 1:
+                if self.concurrency > 0:
+                    self._held = holder
                 if wait_us:
                     time.sleep(wait_us / 1e6)
                 break
@@ -110,8 +118,9 @@ class AppLimiter:
                 raise RateLimited(MAX_WAIT_S)
             time.sleep(POLL_S)
         self.waited_s += time.monotonic() - started
-        try:
-            yield
-        finally:
-            if self.concurrency > 0:
-                client.zrem(inflight_key, holder)
+
+    def release(self):
+        """Give back the last request's concurrency slot (once the job's outcome is recorded)."""
+        if self._held:
+            held, self._held = self._held, ""
+            runtime.redis_client().zrem(_keys(self.app_id)[1], held)

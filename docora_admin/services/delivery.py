@@ -51,10 +51,8 @@ class WebhookClient:
         """POST {base_url}/{action}; raise DeliveryError unless the app answers 2xx."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         if self.limiter is not None:
-            with self.limiter.turn():
-                self._send(action, body)
-        else:
-            self._send(action, body)
+            self.limiter.turn()
+        self._send(action, body)
         self.bytes_sent += len(body)
 
     def _send(self, action, body):

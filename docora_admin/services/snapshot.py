@@ -112,10 +112,19 @@ def run_snapshot(app_id, repository_id, operation_id=None, generation=None):
 
 
 def _attempt(claimed, context, admission):
+    limiter = admission.limiter(context["app_id"])
+    try:
+        return _attempt_with(claimed, context, admission, limiter)
+    finally:
+        # The app's concurrency slot goes back once the outcome is recorded, not before.
+        _best_effort(limiter.release, f"snapshot {context['app_id']}")
+
+
+def _attempt_with(claimed, context, admission, limiter):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
-        _sync(claimed, context, sent, where, admission.limiter(context["app_id"]))
+        _sync(claimed, context, sent, where, limiter)
     except ClaimLost:
         log.warning("%s: stopped, its link was given to another job during an outage", where)
         return None

@@ -49,6 +49,9 @@ def run_bulk_retry(operation_id):
                 pending.result()  # at most one chunk in flight; re-raise a failed push
                 pending = None
             if chunk is None:
+                # The last chunk's increments may have landed after the end was written to
+                # the hash (the push runs beside the final statement): write it again.
+                _rewrite_progress(operation_id)
                 return
             pending = pusher.submit(_queue_chunk, operation_id, *chunk, cancel_flagged)
             if delay:
@@ -137,6 +140,15 @@ def _sync_progress_from_database(operation_id):
     if op is None or op["status"] not in ops_repo.ACTIVE:
         return
     bulk_progress.write_from_record(op)
+
+
+def _rewrite_progress(operation_id):
+    # Only once no runner is left: a runner still going (this one lost the cursor to it) has
+    # increments of committed chunks on their way, which would then count twice.
+    with db.connection() as conn:
+        op = ops_repo.get_operation(conn, operation_id)
+    if op is not None and op["status"] not in ("running", "cancelling"):
+        bulk_progress.write_from_record(op)
 
 
 def resume_stalled(stall_seconds):

@@ -171,25 +171,21 @@ def pause_app(app_id, paused_by):
 def resume_app(app_id):
     """End an operator's pause and queue the app's held links (unless its circuit or a deferral
     still holds it). Returns (delivery state, links queued)."""
-    runtime.redis_client().ping()  # fail before changing anything when the queue is down
-    with db.connection() as conn:
-        _existing_app(conn, app_id)
-        control_repo.resume(conn, app_id)
-        audit.record(conn, "app.resume", target=app_id)
-    released = release(app_id)
-    with db.connection() as conn:
-        state = describe(control_repo.get(conn, app_id))
-    return state, released
+    return _lift(app_id, control_repo.resume, "app.resume")
 
 
 def close_circuit(app_id):
     """An operator closes the app's circuit (and forgets a Retry-After): its held links are
     queued unless it is paused. Returns (delivery state, links queued)."""
-    runtime.redis_client().ping()
+    return _lift(app_id, control_repo.close_circuit, "app.circuit_close")
+
+
+def _lift(app_id, change, action):
+    runtime.redis_client().ping()  # fail before changing anything when the queue is down
     with db.connection() as conn:
         _existing_app(conn, app_id)
-        control_repo.close_circuit(conn, app_id)
-        audit.record(conn, "app.circuit_close", target=app_id)
+        change(conn, app_id)
+        audit.record(conn, action, target=app_id)
     released = release(app_id)
     with db.connection() as conn:
         state = describe(control_repo.get(conn, app_id))

@@ -9,7 +9,8 @@ waits for the client's delayed ACK (Nagle), about 40 ms per request.
 
 It counts what a benchmark needs and answers it on GET /_stats (POST /_reset zeroes it):
 requests, files acknowledged (a chunked file when its last chunk arrives), their bytes, new TCP
-connections, bad signatures, the time of the last acknowledged file and its own CPU seconds.
+connections that carried a webhook, bad signatures, the time of the last acknowledged file and
+its own CPU seconds.
 """
 import hashlib
 import hmac
@@ -51,8 +52,7 @@ def serve(keys):
         def setup(self):
             super().setup()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with counters.lock:
-                counters.connections += 1
+            self.counted = False  # a connection counts once it carries a webhook (not /_stats)
 
         def do_GET(self):
             if self.path == "/_stats":
@@ -87,6 +87,9 @@ def serve(keys):
             done = chunk is None or chunk["index"] == chunk["total"] - 1
             with counters.lock:
                 counters.requests += 1
+                if not self.counted:
+                    counters.connections += 1
+                    self.counted = True
                 if done:
                     counters.files += 1
                     counters.bytes += file.get("size", 0)

@@ -254,6 +254,10 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
     trace.unlink(missing_ok=True)
     receiver.reset()
     consumers = start_consumers(args, code_root, tmp, trace)
+    profilers = [subprocess.Popen(
+        [args.py_spy, "record", "-p", str(p.pid), "-r", "200", "-f", "raw", "--gil", "-o",
+         str(tmp / f"profile-{name}-{n}.txt"), "--nonblocking"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for n, p in enumerate(consumers)] if args.py_spy else []
     cpu_before = sum(cpu_seconds(p.pid) for p in consumers)
     receiver_cpu_before = receiver.stats()["cpu_s"]
     try:
@@ -264,8 +268,14 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
                                                           receiver)
         cpu = sum(cpu_seconds(p.pid) for p in consumers) - cpu_before
     finally:
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for profiler in profilers:
+            profiler.wait(60)
         stop_consumers(consumers)
     huey.flush()
+    for n in range(len(profilers)):
+        print_profile(tmp / f"profile-{name}-{n}.txt", f"{name}, consumer {n}")
     seconds = max(float(last_synced), stats["last_file_at"]) - started
     git_counts = git_commands(trace)
     result = {
@@ -276,6 +286,28 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         "git": git_counts, "expected_bytes": expected_bytes}
     result.update(ceiling(args, apps, repositories, receiver))
     return result
+
+
+def print_profile(path, title, top=25):
+    """Where the consumer's sampled time went: per function, the share of samples in which it
+    is on the stack (inclusive) and at the top (self), from py-spy's collapsed stacks, idle
+    threads (waiting on the queue or a socket) included."""
+    inclusive, own, total = Counter(), Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1]
+                  if " (" in f else f for f in stack.split(";")]
+        count = int(count)
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        own[frames[-1]] += count
+    print(f"profile ({title}, {total} samples): inclusive | self")
+    for frame, count in inclusive.most_common(top):
+        print(f"  {100 * count / total:5.1f}% | {100 * own[frame] / total:5.1f}%  {frame}")
+    print("  top self:")
+    for frame, count in own.most_common(12):
+        print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
 def payloads_of(repository_id, path):
@@ -368,6 +400,9 @@ def main():
                         help="NAME=PATH of a checkout whose code the consumers run "
                              "(default: this one)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="py-spy binary: sample the consumers during each run and print "
+                             "where their time went (needs ptrace rights, e.g. root)")
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     args = parser.parse_args()

@@ -48,6 +48,8 @@ class Settings:
     lost_job_grace_seconds: int
     watchdog_interval_seconds: int
     attempt_log_retention_days: int
+    git_share_seconds: int = 5
+    delivery_connections_per_host: int = 16
 
 
 def _required(env, name, hint):
@@ -153,4 +155,6 @@ def _load(env):
         lost_job_grace_seconds=_int(env, "LOST_JOB_GRACE_SECONDS", 20, 1, 3600),
         watchdog_interval_seconds=_int(env, "WATCHDOG_INTERVAL_SECONDS", 5, 1, 60),
         attempt_log_retention_days=_int(env, "ATTEMPT_LOG_RETENTION_DAYS", 30, 1, 3650),
+        git_share_seconds=_int(env, "GIT_SHARE_SECONDS", 5, 0, 3600),
+        delivery_connections_per_host=_int(env, "DELIVERY_CONNECTIONS_PER_HOST", 16, 1, 1000),
     )

@@ -16,6 +16,8 @@ from .config import ConfigError, load_settings
 log = logging.getLogger(__name__)
 
 _logging_once = threading.Lock()
+_start_once = threading.Lock()
+_settings = None
 PRIORITY_ADMIN = 100
 PRIORITY_SNAPSHOT = 0
 
@@ -31,13 +33,20 @@ huey = PriorityRedisHuey(
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use; the process
     needs its watchdog thread (started once, whichever worker comes first)."""
+    global _settings
     _log_like_huey()  # huey_consumer has set up its handler by now
-    try:
-        runtime.start(load_settings(), pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
-    except ConfigError as exc:
-        sys.stderr.write(f"Configuration error: {exc}\n")
-        sys.stderr.flush()
-        os._exit(2)
+    # Every worker thread runs this hook: the settings are read once per process, since reading
+    # them hashes ADMIN_PASSWORD (scrypt, ~0.1 s of CPU each), which held 8 workers back for a
+    # second at every start.
+    with _start_once:
+        try:
+            if _settings is None:
+                _settings = load_settings()
+            runtime.start(_settings, pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
+        except ConfigError as exc:
+            sys.stderr.write(f"Configuration error: {exc}\n")
+            sys.stderr.flush()
+            os._exit(2)
     from .services import watchdog
 
     watchdog.start()

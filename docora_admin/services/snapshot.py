@@ -19,7 +19,7 @@ import redis
 
 from .. import crypto, db, redact, runtime
 from ..repositories import delivered_files, snapshot_links
-from . import bulk_progress, file_scan, git_fetch, job_queue, leases
+from . import acknowledgements, bulk_progress, git_fetch, job_queue, leases, shared_checkout
 from .delivery import DeliveryError, WebhookClient, file_payloads
 
 log = logging.getLogger(__name__)
@@ -215,9 +215,10 @@ def _report_to_operation(operation_id, delivered):
 def _sync(claimed, context, sent, where):
     """Fetch, scan, diff and deliver, counting into `sent` as files are acknowledged.
 
-    What the app acknowledged is recorded at once, waiting out a database outage (a file the
-    app has, recorded late, is not sent again by the next job); after such a wait the job goes
-    on only if its claim still holds."""
+    What the app acknowledged is noted at once and written to PostgreSQL in batches
+    (services/acknowledgements.py), waiting out an outage of Redis or PostgreSQL (a file the app
+    has, recorded late, is not sent again by the next job); after such a wait the job goes on
+    only if its claim still holds."""
     settings = runtime.settings()
     if not context["client_auth_key_encrypted"]:
         raise SnapshotError("app has no client auth key")
@@ -226,59 +227,74 @@ def _sync(claimed, context, sent, where):
              if context["github_token_encrypted"] else None)
     app_id, repository_id = context["app_id"], context["repository_id"]
 
-    def record(write):
+    def patiently(action):
         waited = []
-        _patiently(lambda: _in_transaction(write), where, waited)
+        result = _patiently(action, where, waited)
         if waited and not _patiently(lambda: _in_transaction(
                 lambda conn: snapshot_links.holds_claim(conn, claimed)), where):
             raise ClaimLost()
+        return result
 
-    already = _patiently(lambda: _in_transaction(
-        lambda conn: delivered_files.delivered(conn, app_id, repository_id)), where)
-
-    # The checkout is shared by every app of the repository: read what must be sent while
-    # holding the lock, deliver after releasing it.
-    with git_fetch.repository_lock(repository_id):
-        root, commit_sha = git_fetch.fetch(context["github_url"], repository_id, token)
-        files = file_scan.scan(root)
-        current = {f.path: f for f in files}
-        creates = [(f, file_scan.read_content(root, f.path)) for f in files
-                   if f.path not in already]
-        updates = [(f, file_scan.read_content(root, f.path)) for f in files
-                   if f.path in already and already[f.path] != f.sha]
+    already = _delivered_so_far(app_id, repository_id, where)
+    # The checkout is shared by every app of the repository (services/shared_checkout.py): what
+    # must be sent is read under its lock, delivered after.
+    commit, contents = shared_checkout.read(
+        repository_id, context["github_url"], token, claimed["due_at"].timestamp(),
+        wanted=lambda files: [f for f in files if already.get(f.path) != f.sha])
+    files = commit.files
+    current = {f.path for f in files}
+    creates = [f for f in files if f.path not in already]
+    updates = [f for f in files if f.path in already and already[f.path] != f.sha]
     deletes = sorted(path for path in already if path not in current)
 
     client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s)
     repository = {"repository_id": repository_id, "github_url": redact.scrub(
         context["github_url"]), "owner": context["owner"], "name": context["name"]}
+    batch = acknowledgements.Batch(app_id, repository_id, patiently)
     try:
         for path in deletes:
-            client.post("delete", {"repository": repository, "commit_sha": commit_sha,
+            client.post("delete", {"repository": repository, "commit_sha": commit.sha,
                                    "file": {"path": path, "sha": already[path]},
                                    "previous_sha": already[path],
                                    "timestamp": int(time.time())})
-            record(lambda conn: delivered_files.record_deleted(conn, app_id, repository_id,
-                                                               path))
+            batch.acknowledged(path, None)
             sent.files, sent.deletes = sent.files + 1, sent.deletes + 1
-        for action, batch in (("create", creates), ("update", updates)):
-            for scanned, data in batch:
-                for payload in file_payloads(repository, commit_sha, scanned.path, scanned.sha,
-                                             data, previous_sha=already.get(scanned.path)
+        for action, todo in (("create", creates), ("update", updates)):
+            for scanned in todo:
+                for payload in file_payloads(repository, commit.sha, scanned.path, scanned.sha,
+                                             contents.pop(scanned.path),
+                                             previous_sha=already.get(scanned.path)
                                              if action == "update" else None):
                     client.post(action, payload)
-                # Recorded as each file is acknowledged, so a later run resends only what is
+                # Noted as each file is acknowledged, so a later run resends only what is
                 # missing.
-                record(lambda conn: delivered_files.record_delivered(
-                    conn, app_id, repository_id, scanned.path, scanned.sha))
+                batch.acknowledged(scanned.path, scanned.sha)
                 sent.files += 1
                 if action == "create":
                     sent.creates += 1
                 else:
                     sent.updates += 1
+        batch.flush()
+    except (DeliveryError, SnapshotError):
+        # The app refused one file: what it took before is written now, so the link's page
+        # counts it (the journal would have it written by the next job anyway).
+        batch.flush()
+        raise
     finally:
         sent.bytes = client.bytes_sent
     _patiently(lambda: _in_transaction(lambda conn: delivered_files.save_snapshot(
-        conn, repository_id, commit_sha, [(f.path, f.sha, f.size) for f in files])), where)
+        conn, repository_id, commit.sha, [(f.path, f.sha, f.size) for f in files])), where)
+
+
+def _delivered_so_far(app_id, repository_id, where):
+    """{path: sha} the app has acknowledged, an earlier job's unwritten journal included."""
+    def read(conn):
+        settled = acknowledgements.settle_journal(conn, app_id, repository_id)
+        return settled, delivered_files.delivered(conn, app_id, repository_id)
+
+    settled, already = _patiently(lambda: _in_transaction(read), where)
+    _patiently(lambda: acknowledgements.forget(app_id, repository_id, settled), where)
+    return already
 
 
 def _in_transaction(work):

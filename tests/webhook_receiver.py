@@ -1,8 +1,13 @@
 """A client app for tests: a local HTTP server that checks every Docora signature and records
-what it receives. Behaviour per test: answer a status, or sleep past the timeout."""
+what it receives. Behaviour per test: answer a status, or sleep past the timeout, or hold one
+request unanswered.
+
+It keeps connections alive (HTTP/1.1) with TCP_NODELAY, as a production app server does, so the
+tests exercise connection reuse; `connections` counts the TCP connections it accepted."""
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +18,8 @@ class Receiver:
         self.auth_key = auth_key
         self.app_id = app_id
         self.requests = []  # (action, payload)
+        self.headers = []  # the headers of each request in `requests`, a dict each
+        self.connections = 0
         # (app id, repository id, action, path, sha) of every acknowledged file, to prove that
         # nothing is delivered twice
         self.deliveries = []
@@ -20,11 +27,25 @@ class Receiver:
         self.status = 200
         self.delay = 0.0
         self.fail_on = None  # (action, path) answered with 500
+        self.hold_on = None  # (action, path) held unanswered until `release` is set
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                # Without it, an answer on a kept-alive connection waits ~40 ms for the
+                # client's delayed ACK (Nagle).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with receiver.lock:
+                    receiver.connections += 1
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -47,8 +68,14 @@ class Receiver:
                 if receiver.fail_on == (action, payload["file"]["path"]):
                     self._answer(500)
                     return
+                if receiver.hold_on == (action, payload["file"]["path"]):
+                    receiver.holding.set()
+                    receiver.release.wait(60)
+                    self.close_connection = True  # never answered, never acknowledged
+                    return
                 if receiver.status == 200:
                     receiver.requests.append((action, payload))
+                    receiver.headers.append(dict(self.headers))
                     receiver.deliveries.append((
                         self.headers.get("X-Docora-App-Id"),
                         payload["repository"]["repository_id"], action,

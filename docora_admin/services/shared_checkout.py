@@ -81,7 +81,7 @@ def remote_head(repository_id, url, token, not_before):
         seen = runtime.redis_client().get(key)
         if seen:
             sha, _, observed_at = seen.decode().partition(" ")
-            if float(observed_at) >= not_before:
+            if not_before <= float(observed_at) and time.time() - float(observed_at) <= window:
                 return sha
     observed_at = time.time()
     sha = git_fetch.remote_head(url, token)

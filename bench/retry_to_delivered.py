@@ -274,6 +274,11 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
             profiler.wait(60)
         stop_consumers(consumers)
     huey.flush()
+    for n in range(args.consumers):
+        log = (tmp / f"consumer{n}.log").read_text(errors="replace").splitlines()
+        problems = [line for line in log if "WARNING" in line or "ERROR" in line]
+        if problems:
+            print(f"consumer {n}: {len(problems)} warnings/errors, e.g. {problems[:3]}")
     for n in range(len(profilers)):
         print_profile(tmp / f"profile-{name}-{n}.txt", f"{name}, consumer {n}")
     seconds = max(float(last_synced), stats["last_file_at"]) - started
@@ -306,7 +311,7 @@ def print_profile(path, title, top=25):
     for frame, count in inclusive.most_common(top):
         print(f"  {100 * count / total:5.1f}% | {100 * own[frame] / total:5.1f}%  {frame}")
     print("  top self:")
-    for frame, count in own.most_common(12):
+    for frame, count in own.most_common(25):
         print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
@@ -411,6 +416,10 @@ def main():
 
     os.environ.update(app_env(args))  # before docora_admin.huey_app reads REDIS_URL
     ensure_database(args.database_url)
+    # Two runs at once on one database and Redis db would empty each other's tables.
+    guard = psycopg.connect(args.database_url, autocommit=True)
+    if not guard.execute("SELECT pg_try_advisory_lock(12012)").fetchone()[0]:
+        sys.exit("another retry_to_delivered run is using this database; wait for it")
     from docora_admin import create_app, db
 
     db.migrate(args.database_url)

@@ -236,6 +236,24 @@ def test_a_link_whose_repository_moved_on_gets_the_new_commit(seed, repo, git_tr
             r.close()
 
 
+def test_a_checkout_changed_behind_gits_back_is_fetched_again(seed, repo):
+    from docora_admin.services import git_fetch
+
+    receivers = [Receiver(auth_key=f"key-{n}") for n in range(2)]
+    try:
+        (a, repository_id), (b, _) = apps_on_one_repository(seed, receivers, repo)
+        assert snapshot.run_snapshot(a, repository_id) == "synced"
+        (git_fetch.checkout_path(repository_id) / "docs/guide.md").write_text("tampered\n")
+        assert snapshot.run_snapshot(b, repository_id) == "synced"
+        guide = [p["file"] for _, p in receivers[1].requests
+                 if p["file"]["path"] == "docs/guide.md"]
+        assert guide[0]["content"] == "Guide ✓\n"
+        assert guide[0]["sha"] == hashlib.sha256("Guide ✓\n".encode()).hexdigest()
+    finally:
+        for r in receivers:
+            r.close()
+
+
 def test_connections_are_kept_and_reused(seed, receiver, repo, tmp_path):
     app_id, repository_id = link(seed, receiver, repo)
     (tmp_path / "other").mkdir()

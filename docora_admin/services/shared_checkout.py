@@ -17,6 +17,7 @@ fetched again.
 The repository lock (services/git_fetch.py) is held only to check the checkout's commit (or fetch
 it), scan a new commit and read the contents this link needs; the delivery runs without it.
 """
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -63,10 +64,11 @@ class _ScanCache:
                 _, dropped = self.scans.popitem(last=False)
                 self.size -= len(dropped)
 
-    def clear(self):
+    def drop(self, key):
         with self.lock:
-            self.scans.clear()
-            self.size = 0
+            files = self.scans.pop(key, None)
+            if files is not None:
+                self.size -= len(files)
 
 
 _scans = _ScanCache(SCAN_CACHE_FILES)
@@ -104,19 +106,42 @@ def read(repository_id, url, token, not_before, wanted):
     with git_fetch.repository_lock(repository_id):
         sha = git_fetch.checkout_commit(repository_id)
         if sha != head:
-            observed_at = time.time()
-            _, sha = git_fetch.fetch(url, repository_id, token)
-            _observed(HEAD_KEY.format(repository_id), sha, observed_at,
-                      runtime.settings().git_share_seconds)
-        root = git_fetch.checkout_path(repository_id)
-        files = _scans.get((repository_id, sha))
-        if files is None:
-            files = tuple(file_scan.scan(root))
-            _scans.put((repository_id, sha), files)
-        contents = {f.path: file_scan.read_content(root, f.path) for f in wanted(files)}
+            sha = _fetch(repository_id, url, token)
+        commit, contents = _read_checkout(repository_id, sha, wanted)
+        if contents is None:
+            # The work tree no longer matches its commit's scan (changed behind git's back):
+            # fetch it again rather than send a file under another file's sha.
+            commit, contents = _read_checkout(repository_id, _fetch(repository_id, url, token),
+                                              wanted)
+            if contents is None:
+                raise git_fetch.GitError("git: the checkout changes while it is read")
+    return commit, contents
+
+
+def _fetch(repository_id, url, token):
+    observed_at = time.time()
+    _, sha = git_fetch.fetch(url, repository_id, token)
+    _observed(HEAD_KEY.format(repository_id), sha, observed_at,
+              runtime.settings().git_share_seconds)
+    return sha
+
+
+def _read_checkout(repository_id, sha, wanted):
+    """(Commit, contents) of the checkout at `sha`, scanned once per process; contents None
+    when a file read does not match the scan."""
+    root = git_fetch.checkout_path(repository_id)
+    files = _scans.get((repository_id, sha))
+    if files is None:
+        files = tuple(file_scan.scan(root))
+        _scans.put((repository_id, sha), files)
+    contents = {}
+    for f in wanted(files):
+        try:
+            data = file_scan.read_content(root, f.path)
+        except OSError:
+            data = None
+        if data is None or hashlib.sha256(data).hexdigest() != f.sha:
+            _scans.drop((repository_id, sha))
+            return None, None
+        contents[f.path] = data
     return Commit(sha, files), contents
-
-
-def forget_scans():
-    """Drop this process's scans (tests that rewrite a checkout behind git's back)."""
-    _scans.clear()

@@ -10,6 +10,14 @@ attempt-log row (repositories.snapshot_links):
   queued again, not counted: an outage is not the app's fault.
 PostgreSQL being down when the job starts or ends is waited out here, with backoff, for up to
 JOB_LEASE_SECONDS; past that the sweeper finds the link (services/sweeper.py).
+
+Where delivery control (per-app pause, limits, Retry-After) hooks in, one call site each:
+- before a job claims its link: the top of run_snapshot();
+- around each request to the app: WebhookClient.post() (services/delivery.py), the only call
+  that sends one; it returns the response (status, headers) and its DeliveryError carries
+  http_status and headers;
+- where an attempt's outcome is known: _attempt() for delivered (after mark_synced) and
+  _failed() for failed.
 """
 import logging
 import time

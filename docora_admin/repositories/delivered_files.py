@@ -9,32 +9,17 @@ def delivered(conn, app_id, repository_id):
     return {row["file_path"]: row["file_sha"] for row in rows}
 
 
-def record_delivered(conn, app_id, repository_id, file_path, file_sha):
-    conn.execute("""
-        INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
-        VALUES (%s, %s, %s, %s)
-        ON CONFLICT (app_id, repository_id, file_path)
-        DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
-    """, (app_id, repository_id, file_path, file_sha))
-
-
-def record_deleted(conn, app_id, repository_id, file_path):
-    conn.execute("DELETE FROM app_delivered_files "
-                 "WHERE app_id = %s AND repository_id = %s AND file_path = %s",
-                 (app_id, repository_id, file_path))
-
-
-def record_many(conn, app_id, repository_id, delivered, deleted):
-    """Files the app acknowledged: `delivered` [(path, sha)] and `deleted` [path], in the
-    caller's transaction (executemany: psycopg pipelines the statements)."""
+def record_many(conn, app_id, repository_id, sent, deleted):
+    """Files the app acknowledged: `sent` [(path, sha)] and `deleted` [path], in the caller's
+    transaction (executemany: psycopg pipelines the statements)."""
     with conn.cursor() as cur:
-        if delivered:
+        if sent:
             cur.executemany("""
                 INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
                 VALUES (%s, %s, %s, %s)
                 ON CONFLICT (app_id, repository_id, file_path)
                 DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
-            """, [(app_id, repository_id, path, sha) for path, sha in delivered])
+            """, [(app_id, repository_id, path, sha) for path, sha in sent])
         if deleted:
             cur.execute("DELETE FROM app_delivered_files WHERE app_id = %s "
                         "AND repository_id = %s AND file_path = ANY(%s)",

@@ -283,7 +283,7 @@ def _sync(claimed, context, sent, where):
                 else:
                     sent.updates += 1
         batch.flush()
-    except (DeliveryError, SnapshotError):
+    except DeliveryError:
         # The app refused one file: what it took before is written now, so the link's page
         # counts it (the journal would have it written by the next job anyway).
         batch.flush()

@@ -49,7 +49,8 @@ class Settings:
     watchdog_interval_seconds: int
     attempt_log_retention_days: int
     git_share_seconds: int = 5
-    delivery_connections_per_host: int = 16
+    delivery_connections_per_host: int = 32
+    delivery_streams_per_link: int = 4
 
 
 def _required(env, name, hint):
@@ -156,5 +157,6 @@ def _load(env):
         watchdog_interval_seconds=_int(env, "WATCHDOG_INTERVAL_SECONDS", 5, 1, 60),
         attempt_log_retention_days=_int(env, "ATTEMPT_LOG_RETENTION_DAYS", 30, 1, 3650),
         git_share_seconds=_int(env, "GIT_SHARE_SECONDS", 5, 0, 3600),
-        delivery_connections_per_host=_int(env, "DELIVERY_CONNECTIONS_PER_HOST", 16, 1, 1000),
+        delivery_connections_per_host=_int(env, "DELIVERY_CONNECTIONS_PER_HOST", 32, 1, 1000),
+        delivery_streams_per_link=_int(env, "DELIVERY_STREAMS_PER_LINK", 4, 1, 64),
     )

@@ -85,6 +85,25 @@ def expected_file_payloads(repo, path, commit, repository, previous_sha=None):
         "chunk": {"index": i, "total": total}}} for i in range(total)]
 
 
+def per_file(requests):
+    """{path: [(action, payload), …]} in the order each file's requests arrived; a link's files
+    may go on several streams at once, each file's requests in order on one."""
+    grouped = {}
+    for action, payload in requests:
+        grouped.setdefault(payload["file"]["path"], []).append((action, payload))
+    return grouped
+
+
+def phases(requests):
+    """The actions in the order they began: deletes, then creates, then updates, each phase
+    over before the next starts."""
+    order = []
+    for action, _ in requests:
+        if not order or order[-1] != action:
+            order.append(action)
+    return order
+
+
 def comparable(requests):
     """(action, payload) with what differs per run taken out: the timestamp and the chunk id
     (checked separately: one id per file)."""
@@ -138,7 +157,8 @@ def test_the_app_receives_the_same_requests_in_the_same_order(seed, receiver, re
     expected = [("create", p) for path in ("README.md", "assets/big.bin", "docs/guide.md",
                                            "img/logo.bin")
                 for p in expected_file_payloads(repo, path, first, repository)]
-    assert comparable(receiver.requests) == expected
+    assert per_file(comparable(receiver.requests)) == per_file(expected)
+    assert len(receiver.requests) == len(expected)
     chunk_ids = {p["file"]["chunk"]["id"] for _, p in receiver.requests if "chunk" in p["file"]}
     assert len(chunk_ids) == 1
     big = [p["file"] for _, p in receiver.requests if p["file"]["path"] == "assets/big.bin"]
@@ -160,6 +180,23 @@ def test_the_app_receives_the_same_requests_in_the_same_order(seed, receiver, re
                                                         repository)],
         *[("update", p) for p in expected_file_payloads(repo, "docs/guide.md", second,
                                                         repository, old["docs/guide.md"])]]
+    check_signed(receiver, app_id)
+
+
+def test_deletes_end_before_creates_and_creates_before_updates(seed, receiver, tmp_path):
+    repo = Repo(tmp_path)
+    repo.commit({f"{kind}{n}.md": f"{kind} {n}\n" for kind in ("gone", "kept") for n in range(6)})
+    app_id, repository_id = link(seed, receiver, repo)
+    assert snapshot.run_snapshot(app_id, repository_id) == "synced"
+    repo.commit({**{f"new{n}.md": "new\n" for n in range(6)},
+                 **{f"kept{n}.md": "changed\n" for n in range(6)}},
+                delete=[f"gone{n}.md" for n in range(6)])
+    receiver.requests.clear()
+    receiver.headers.clear()
+    requeue(app_id, repository_id)
+    assert snapshot.run_snapshot(app_id, repository_id) == "synced"
+    assert phases(receiver.requests) == ["delete", "create", "update"]
+    assert Counter(a for a, _ in receiver.requests) == {"delete": 6, "create": 6, "update": 6}
     check_signed(receiver, app_id)
 
 
@@ -262,9 +299,11 @@ def test_connections_are_kept_and_reused(seed, receiver, repo, tmp_path):
     other_id = seed.repo(url=other.url)
     seed.link(app_id, other_id, status="pending_snapshot", retry_count=0)
     assert snapshot.run_snapshot(app_id, repository_id) == "synced"
+    opened = receiver.connections
+    assert 1 <= opened <= runtime.settings().delivery_streams_per_link
     assert snapshot.run_snapshot(app_id, other_id) == "synced"
     assert len(receiver.requests) == 6 + 2  # 4 files, the big one in 3 chunks; then 2
-    assert receiver.connections == 1
+    assert receiver.connections == opened  # the second job found them open
 
 
 def test_a_worker_killed_mid_batch_resends_only_what_was_not_acknowledged(seed, receiver,
@@ -279,16 +318,21 @@ def test_a_worker_killed_mid_batch_resends_only_what_was_not_acknowledged(seed, 
     with db.connection() as conn:
         conn.execute("UPDATE app_repositories SET next_attempt_at = now()")
     job_queue.push_snapshot_jobs([(app_id, repository_id, None, 0)], time.time() * 1e6)
+    journal_key = acknowledgements.journal_key(app_id, repository_id)
     consumer = start_consumer(tmp_path, workers=2, **env)
     try:
         assert receiver.holding.wait(30), consumer.log()
+        # The other streams go on until every other file is acknowledged (and noted), then the
+        # worker is killed while f3.md waits for its answer.
+        wait_for(lambda: redis.Redis.from_url(TEST_REDIS_URL).hlen(journal_key) == 5, 15,
+                 message="the other five files acknowledged")
         consumer.kill()
     finally:
         consumer.stop()
     # Acknowledged before the kill: in the journal, not yet in PostgreSQL (one batch).
-    journal = redis.Redis.from_url(TEST_REDIS_URL).hgetall(
-        acknowledgements.journal_key(app_id, repository_id))
-    assert sorted(journal) == [b"f0.md", b"f1.md", b"f2.md"]
+    journal = redis.Redis.from_url(TEST_REDIS_URL).hgetall(journal_key)
+    assert sorted(path.decode() for path in journal) == ["f0.md", "f1.md", "f2.md", "f4.md",
+                                                          "f5.md"]
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM app_delivered_files").fetchone()["n"] == 0
 
@@ -304,6 +348,5 @@ def test_a_worker_killed_mid_batch_resends_only_what_was_not_acknowledged(seed, 
     with db.connection() as conn:
         delivered = conn.execute("SELECT file_path FROM app_delivered_files").fetchall()
     assert sorted(r["file_path"] for r in delivered) == sorted(files)
-    assert not redis.Redis.from_url(TEST_REDIS_URL).exists(
-        acknowledgements.journal_key(app_id, repository_id))
+    assert not redis.Redis.from_url(TEST_REDIS_URL).exists(journal_key)
     huey.flush()

@@ -10,6 +10,8 @@ writes them to PostgreSQL before it diffs (settle_journal), so it resends only w
 not acknowledge. Should Redis lose the journal (a restart without persistence), those files are
 sent again: at least once, as before.
 """
+import threading
+
 from .. import db, runtime
 from ..repositories import delivered_files
 
@@ -25,8 +27,8 @@ def journal_key(app_id, repository_id):
 
 
 def note(app_id, repository_id, path, sha, first=False):
-    """The app acknowledged `path` at `sha` (None: its delete). The first note of a batch also
-    sets the journal's time to live (one command per file is what this is about)."""
+    """The app acknowledged `path` at `sha` (None: its delete). The first note of an attempt
+    also sets the journal's time to live (one command per file is what this is about)."""
     key = journal_key(app_id, repository_id)
     if first:
         pipe = runtime.redis_client().pipeline(transaction=False)
@@ -61,32 +63,41 @@ def settle_journal(conn, app_id, repository_id):
 
 
 class Batch:
-    """The acknowledgements of one attempt not yet written to PostgreSQL. `patiently(action)`
-    runs each Redis or PostgreSQL step (the job's way of waiting out an outage)."""
+    """The acknowledgements of one attempt not yet written to PostgreSQL, from any number of
+    threads. `patiently(action)` runs each Redis or PostgreSQL step (the job's way of waiting
+    out an outage)."""
 
     def __init__(self, app_id, repository_id, patiently):
         self.app_id, self.repository_id = app_id, repository_id
         self.patiently = patiently
+        self.lock = threading.Lock()
         self.pending = {}
+        self.expiry_set = False
 
     def acknowledged(self, path, sha):
         """Note one acknowledgement at once; write a batch when BATCH_FILES are waiting."""
-        first = not self.pending
+        with self.lock:
+            first, self.expiry_set = not self.expiry_set, True
         self.patiently(lambda: note(self.app_id, self.repository_id, path, sha, first))
-        self.pending[path] = sha
-        if len(self.pending) >= BATCH_FILES:
-            self.flush()
+        with self.lock:
+            self.pending[path] = sha
+            full = len(self.pending) >= BATCH_FILES
+            if full:
+                pending, self.pending = self.pending, {}
+        if full:
+            self._write(pending)
 
     def flush(self):
         """Write what is waiting in one transaction, then take it out of the journal."""
-        if not self.pending:
-            return
-        pending = self.pending
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        if pending:
+            self._write(pending)
 
+    def _write(self, pending):
         def write_batch():
             with db.connection() as conn:
                 write(conn, self.app_id, self.repository_id, pending)
 
         self.patiently(write_batch)
-        self.pending = {}
         self.patiently(lambda: forget(self.app_id, self.repository_id, list(pending)))

@@ -70,18 +70,20 @@ class WebhookClient:
         self.auth_key = auth_key
         self.timeout = timeout
         self.bytes_sent = 0  # request bodies acknowledged with 2xx
+        self._lock = threading.Lock()  # a link's files may go on several streams at once
         self._pool = None
         self._timeout = urllib3.Timeout(connect=min(timeout, 10), read=timeout)
 
     def _connections(self):
         # The app's connection pool and path, found once per client rather than per request
         # (PoolManager parses the URL and looks the pool up on every call).
-        if self._pool is None:
-            parts = urllib3.util.parse_url(self.base_url)
-            self._pool = _pool_manager().connection_from_host(parts.host, parts.port,
-                                                              parts.scheme)
-            self._path = parts.path or ""
-        return self._pool, self._path
+        with self._lock:
+            if self._pool is None:
+                parts = urllib3.util.parse_url(self.base_url)
+                self._path = parts.path or ""
+                self._pool = _pool_manager().connection_from_host(parts.host, parts.port,
+                                                                  parts.scheme)
+            return self._pool, self._path
 
     def post(self, action, payload):
         """POST {base_url}/{action}, signed; return the app's answer (urllib3 response: status,
@@ -107,7 +109,8 @@ class WebhookClient:
         if not 200 <= response.status < 300:
             raise DeliveryError(f"POST /{action} → HTTP {response.status}", response.status,
                                 response.headers)
-        self.bytes_sent += len(body)
+        with self._lock:
+            self.bytes_sent += len(body)
         return response
 
 

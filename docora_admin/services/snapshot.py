@@ -20,6 +20,7 @@ Where delivery control (per-app pause, limits, Retry-After) hooks in, one call s
   _failed() for failed.
 """
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -259,29 +260,39 @@ def _sync(claimed, context, sent, where):
     repository = {"repository_id": repository_id, "github_url": redact.scrub(
         context["github_url"]), "owner": context["owner"], "name": context["name"]}
     batch = acknowledgements.Batch(app_id, repository_id, patiently)
-    try:
-        for path in deletes:
-            client.post("delete", {"repository": repository, "commit_sha": commit.sha,
-                                   "file": {"path": path, "sha": already[path]},
-                                   "previous_sha": already[path],
-                                   "timestamp": int(time.time())})
-            batch.acknowledged(path, None)
+    counting = threading.Lock()
+
+    def delete(path):
+        client.post("delete", {"repository": repository, "commit_sha": commit.sha,
+                               "file": {"path": path, "sha": already[path]},
+                               "previous_sha": already[path], "timestamp": int(time.time())})
+        batch.acknowledged(path, None)
+        with counting:
             sent.files, sent.deletes = sent.files + 1, sent.deletes + 1
-        for action, todo in (("create", creates), ("update", updates)):
-            for scanned in todo:
-                for payload in file_payloads(repository, commit.sha, scanned.path, scanned.sha,
-                                             contents.pop(scanned.path),
-                                             previous_sha=already.get(scanned.path)
-                                             if action == "update" else None):
-                    client.post(action, payload)
-                # Noted as each file is acknowledged, so a later run resends only what is
-                # missing.
-                batch.acknowledged(scanned.path, scanned.sha)
-                sent.files += 1
-                if action == "create":
-                    sent.creates += 1
-                else:
-                    sent.updates += 1
+
+    def send(action, scanned):
+        # A file's requests (its chunks) go in order on one stream, each acknowledged before
+        # the next.
+        for payload in file_payloads(repository, commit.sha, scanned.path, scanned.sha,
+                                     contents.pop(scanned.path),
+                                     previous_sha=already.get(scanned.path)
+                                     if action == "update" else None):
+            client.post(action, payload)
+        # Noted as each file is acknowledged, so a later run resends only what is missing.
+        batch.acknowledged(scanned.path, scanned.sha)
+        with counting:
+            sent.files += 1
+            if action == "create":
+                sent.creates += 1
+            else:
+                sent.updates += 1
+
+    streams = settings.delivery_streams_per_link
+    try:
+        # Deletes, then creates, then updates: each phase ends before the next begins.
+        _on_streams(streams, [lambda p=p: delete(p) for p in deletes])
+        _on_streams(streams, [lambda f=f: send("create", f) for f in creates])
+        _on_streams(streams, [lambda f=f: send("update", f) for f in updates])
         batch.flush()
     except DeliveryError:
         # The app refused one file: what it took before is written now, so the link's page
@@ -292,6 +303,39 @@ def _sync(claimed, context, sent, where):
         sent.bytes = client.bytes_sent
     _patiently(lambda: _in_transaction(lambda conn: delivered_files.save_snapshot(
         conn, repository_id, commit.sha, [(f.path, f.sha, f.size) for f in files])), where)
+
+
+def _on_streams(streams, tasks):
+    """Run `tasks` (one file each) in order of start on up to `streams` threads, this one
+    included: a link with many files is not held to one request at a time. The first error
+    stops the tasks not yet started and is raised once the running ones have ended."""
+    if streams <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            task()
+        return
+    queue, taking, errors = iter(tasks), threading.Lock(), []
+
+    def stream():
+        while not errors:
+            with taking:
+                task = next(queue, None)
+            if task is None:
+                return
+            try:
+                task()
+            except BaseException as exc:  # raised below, in the job's own thread
+                errors.append(exc)
+                return
+
+    helpers = [threading.Thread(target=stream, name="delivery-stream", daemon=True)
+               for _ in range(min(streams, len(tasks)) - 1)]
+    for helper in helpers:
+        helper.start()
+    stream()
+    for helper in helpers:
+        helper.join()
+    if errors:
+        raise errors[0]
 
 
 def _delivered_so_far(app_id, repository_id, where):

@@ -25,7 +25,16 @@ from tests.test_snapshot import Repo, git_cache, link, receiver  # noqa: F401 (f
 from tests.webhook_receiver import Receiver
 
 CHUNK = 512 * 1024
+STREAM_MIN_FILES = snapshot.STREAM_MIN_FILES  # as a consumer process has it
 BIG = os.urandom(1300 * 1024)
+
+
+@pytest.fixture(autouse=True)
+def streams_for_any_link(monkeypatch):
+    """Every link here goes on several streams, however few its files, so that the order
+    each file's requests keep is the parallel path's (a link needs snapshot.STREAM_MIN_FILES
+    files to send for that in production)."""
+    monkeypatch.setattr(snapshot, "STREAM_MIN_FILES", 1)
 
 
 @pytest.fixture
@@ -308,11 +317,14 @@ def test_connections_are_kept_and_reused(seed, receiver, repo, tmp_path):
 
 def test_a_worker_killed_mid_batch_resends_only_what_was_not_acknowledged(seed, receiver,
                                                                          tmp_path):
-    files = {f"f{n}.md": f"file {n}\n" for n in range(6)}
+    # As many files as it takes for several streams in the consumer (STREAM_MIN_FILES), fewer
+    # than one batch (acknowledgements.BATCH_FILES).
+    files = {f"f{n:03d}.md": f"file {n}\n" for n in range(STREAM_MIN_FILES)}
+    assert len(files) < acknowledgements.BATCH_FILES
     repo = Repo(tmp_path)
     repo.commit(files)
     app_id, repository_id = link(seed, receiver, repo)
-    receiver.hold_on = ("create", "f3.md")  # the app never answers this one
+    receiver.hold_on = ("create", "f050.md")  # the app never answers this one
     env = {"DOCORA_GIT_CACHE": str(tmp_path / "git-cache"), "WATCHDOG_INTERVAL_SECONDS": "1",
            "JOB_LEASE_SECONDS": "5", "LOST_JOB_GRACE_SECONDS": "1"}
     with db.connection() as conn:
@@ -323,16 +335,15 @@ def test_a_worker_killed_mid_batch_resends_only_what_was_not_acknowledged(seed, 
     try:
         assert receiver.holding.wait(30), consumer.log()
         # The other streams go on until every other file is acknowledged (and noted), then the
-        # worker is killed while f3.md waits for its answer.
-        wait_for(lambda: redis.Redis.from_url(TEST_REDIS_URL).hlen(journal_key) == 5, 15,
-                 message="the other five files acknowledged")
+        # worker is killed while f050.md waits for its answer.
+        wait_for(lambda: redis.Redis.from_url(TEST_REDIS_URL).hlen(journal_key) == len(files) - 1,
+                 15, message="every other file acknowledged")
         consumer.kill()
     finally:
         consumer.stop()
     # Acknowledged before the kill: in the journal, not yet in PostgreSQL (one batch).
     journal = redis.Redis.from_url(TEST_REDIS_URL).hgetall(journal_key)
-    assert sorted(path.decode() for path in journal) == ["f0.md", "f1.md", "f2.md", "f4.md",
-                                                          "f5.md"]
+    assert sorted(path.decode() for path in journal) == sorted(set(files) - {"f050.md"})
     with db.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM app_delivered_files").fetchone()["n"] == 0
 

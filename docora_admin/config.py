@@ -68,6 +68,9 @@ class Settings:
     app_rate_per_second: int = 200
     app_max_concurrency: int = 8
     retry_after_max_seconds: int = 3600
+    git_share_seconds: int = 5
+    delivery_connections_per_host: int = 32
+    delivery_streams_per_link: int = 4
 
 
 def _required(env, name, hint):
@@ -224,4 +227,7 @@ def _load(env):
         app_rate_per_second=_int(env, "APP_RATE_PER_SECOND", 200, 0, 1_000_000),
         app_max_concurrency=_int(env, "APP_MAX_CONCURRENCY", 8, 0, 10_000),
         retry_after_max_seconds=_int(env, "RETRY_AFTER_MAX_SECONDS", 3600, 1, 86_400),
+        git_share_seconds=_int(env, "GIT_SHARE_SECONDS", 5, 0, 3600),
+        delivery_connections_per_host=_int(env, "DELIVERY_CONNECTIONS_PER_HOST", 32, 1, 1000),
+        delivery_streams_per_link=_int(env, "DELIVERY_STREAMS_PER_LINK", 4, 1, 64),
     )

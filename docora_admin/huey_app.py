@@ -16,6 +16,8 @@ from .config import ConfigError, load_settings
 log = logging.getLogger(__name__)
 
 _logging_once = threading.Lock()
+_start_once = threading.Lock()
+_settings = None
 PRIORITY_ADMIN = 100
 PRIORITY_SNAPSHOT = 0
 
@@ -54,14 +56,18 @@ for _name in _FormatBeforeFirstLine.WATCHED:
 def start_worker_runtime():
     """Each consumer worker needs the pool and Redis client the services use; the process
     needs its watchdog thread (started once, whichever worker comes first)."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        sys.stderr.write(f"Configuration error: {exc}\n")
-        sys.stderr.flush()
-        os._exit(2)
-    _log_like_huey(settings)  # huey_consumer has set up its handler by now
-    runtime.start(settings, pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
+    global _settings
+    # Every worker thread runs this hook: the settings are read once per process.
+    with _start_once:
+        try:
+            if _settings is None:
+                _settings = load_settings()
+        except ConfigError as exc:
+            sys.stderr.write(f"Configuration error: {exc}\n")
+            sys.stderr.flush()
+            os._exit(2)
+        _log_like_huey(_settings)  # huey_consumer has set up its handler by now
+        runtime.start(_settings, pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
     from .services import watchdog
 
     watchdog.start()

@@ -1,8 +1,13 @@
 """A client app for tests: a local HTTP server that checks every Docora signature and records
-what it receives. Behaviour per test: answer a status, or sleep past the timeout."""
+what it receives. Behaviour per test: answer a status, or sleep past the timeout, or hold one
+request unanswered.
+
+It keeps connections alive (HTTP/1.1) with TCP_NODELAY, as a production app server does, so the
+tests exercise connection reuse; `connections` counts the TCP connections it accepted."""
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +18,8 @@ class Receiver:
         self.auth_key = auth_key
         self.app_id = app_id
         self.requests = []  # (action, payload)
+        self.headers = []  # the headers of each request in `requests`, a dict each
+        self.connections = 0
         # (app id, repository id, action, path, sha) of every acknowledged file, to prove that
         # nothing is delivered twice
         self.deliveries = []
@@ -20,16 +27,29 @@ class Receiver:
         self.status = 200
         self.delay = 0.0
         self.fail_on = None  # (action, path) answered with 500
+        self.hold_on = None  # (action, path) held unanswered until `release` is set
         self.retry_after = None  # a Retry-After header sent with a 429 or 503 status
         self.arrivals = []  # time.monotonic() of every request whose signature checked out
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
-        self._lock = threading.Lock()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                # Without it, an answer on a kept-alive connection waits ~40 ms for the
+                # client's delayed ACK (Nagle).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with receiver.lock:
+                    receiver.connections += 1
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -45,14 +65,14 @@ class Receiver:
                     receiver.bad_signatures += 1
                     self._answer(401)
                     return
-                with receiver._lock:
+                with receiver.lock:
                     receiver.arrivals.append(time.monotonic())
                     receiver.in_flight += 1
                     receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                 try:
                     self._handle(body)
                 finally:
-                    with receiver._lock:
+                    with receiver.lock:
                         receiver.in_flight -= 1
 
             def _handle(self, body):
@@ -63,8 +83,14 @@ class Receiver:
                 if receiver.fail_on == (action, payload["file"]["path"]):
                     self._answer(500)
                     return
+                if receiver.hold_on == (action, payload["file"]["path"]):
+                    receiver.holding.set()
+                    receiver.release.wait(60)
+                    self.close_connection = True  # never answered, never acknowledged
+                    return
                 if receiver.status == 200:
                     receiver.requests.append((action, payload))
+                    receiver.headers.append(dict(self.headers))
                     receiver.deliveries.append((
                         self.headers.get("X-Docora-App-Id"),
                         payload["repository"]["repository_id"], action,
@@ -79,7 +105,11 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(b"{}")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that timed out and hung up: nothing to report
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -9,32 +9,41 @@ def delivered(conn, app_id, repository_id):
     return {row["file_path"]: row["file_sha"] for row in rows}
 
 
-def record_delivered(conn, app_id, repository_id, file_path, file_sha):
-    conn.execute("""
-        INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
-        VALUES (%s, %s, %s, %s)
-        ON CONFLICT (app_id, repository_id, file_path)
-        DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
-    """, (app_id, repository_id, file_path, file_sha))
-
-
-def record_deleted(conn, app_id, repository_id, file_path):
-    conn.execute("DELETE FROM app_delivered_files "
-                 "WHERE app_id = %s AND repository_id = %s AND file_path = %s",
-                 (app_id, repository_id, file_path))
+def record_many(conn, app_id, repository_id, sent, deleted):
+    """Files the app acknowledged: `sent` [(path, sha)] and `deleted` [path], in the caller's
+    transaction (executemany: psycopg pipelines the statements)."""
+    with conn.cursor() as cur:
+        if sent:
+            cur.executemany("""
+                INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
+                VALUES (%s, %s, %s, %s)
+                ON CONFLICT (app_id, repository_id, file_path)
+                DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
+            """, [(app_id, repository_id, path, sha) for path, sha in sent])
+        if deleted:
+            cur.execute("DELETE FROM app_delivered_files WHERE app_id = %s "
+                        "AND repository_id = %s AND file_path = ANY(%s)",
+                        (app_id, repository_id, deleted))
 
 
 def save_snapshot(conn, repository_id, commit_sha, files):
-    """Replace the repository's snapshot with `files` [(path, sha, size)] at `commit_sha`."""
-    snapshot_id = conn.execute("""
+    """Replace the repository's snapshot with `files` [(path, sha, size)] at `commit_sha`,
+    unless it already is that commit's (every app's job of a commit finds the same files: the
+    first one writes them). Returns whether it wrote."""
+    written = conn.execute("""
         INSERT INTO repository_snapshots (repository_id, commit_sha, scanned_at)
         VALUES (%s, %s, now())
         ON CONFLICT (repository_id) DO UPDATE
         SET commit_sha = EXCLUDED.commit_sha, scanned_at = now()
+        WHERE repository_snapshots.commit_sha IS DISTINCT FROM EXCLUDED.commit_sha
         RETURNING id
-    """, (repository_id, commit_sha)).fetchone()["id"]
+    """, (repository_id, commit_sha)).fetchone()
+    if written is None:
+        return False
+    snapshot_id = written["id"]
     conn.execute("DELETE FROM snapshot_files WHERE snapshot_id = %s", (snapshot_id,))
     with conn.cursor().copy(
             "COPY snapshot_files (snapshot_id, file_path, file_sha, file_size) FROM STDIN") as copy:
         for path, sha, size in files:
             copy.write_row((snapshot_id, path, sha, size))
+    return True

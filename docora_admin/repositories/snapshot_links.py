@@ -34,17 +34,20 @@ def claim(conn, app_id, repository_id, generation, lease_seconds):
     """pending_snapshot → scanning in one statement, for the job queued for `generation` (None:
     a job queued before generations existed, which claims whatever is pending). The claim holds
     a lease: next_attempt_at is its end, renewed while the job runs. Returns the link's id,
-    retry_count, episode and start time, or None when there is nothing to claim (a duplicate or
-    stale job, or a link whose app or repository was deleted)."""
+    retry_count, episode, start time and due_at (when the job became due: the repository state
+    it delivers must be at least that recent; None when unknown), or None when there is nothing
+    to claim (a duplicate or stale job, or a link whose app or repository was deleted)."""
     return conn.execute("""
-        UPDATE app_repositories
+        UPDATE app_repositories ar
         SET status = 'scanning', updated_at = now(),
             next_attempt_at = now() + make_interval(secs => %(lease)s)
-        WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s
-          AND status = 'pending_snapshot'
-          AND (%(generation)s::integer IS NULL OR job_generation = %(generation)s::integer)
-        RETURNING id, retry_count, job_generation, retry_cause, retry_operation_id,
-                  updated_at AS started_at
+        FROM (SELECT id, next_attempt_at AS due_at FROM app_repositories
+              WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s) due
+        WHERE ar.id = due.id AND ar.status = 'pending_snapshot'
+          AND (%(generation)s::integer IS NULL OR ar.job_generation = %(generation)s::integer)
+        RETURNING ar.id, ar.retry_count, ar.job_generation, ar.retry_cause,
+                  ar.retry_operation_id, ar.updated_at AS started_at,
+                  least(due.due_at, ar.updated_at) AS due_at
     """, {"app_id": app_id, "repository_id": repository_id, "generation": generation,
           "lease": lease_seconds}).fetchone()
 

@@ -19,6 +19,7 @@ and the job's record of it: a job held up there (Redis slow or paused) and then 
 a file the app has, unrecorded, to be sent twice.
 """
 import os
+import threading
 import time
 
 from .. import runtime
@@ -86,7 +87,10 @@ class AppLimiter:
         self.concurrency = int(max_concurrency or 0)
         self.hold_us = int(hold_seconds * 1_000_000)
         self.waited_s = 0.0  # time spent waiting for turns, for the job's log line
-        self._held = ""  # the concurrency slot of the last request, until given back
+        # The concurrency slot of each delivery stream's last request (a link's files may go on
+        # several threads at once), until given back.
+        self._held = {}
+        self._lock = threading.Lock()
 
     @property
     def unlimited(self):
@@ -100,15 +104,18 @@ class AppLimiter:
         acquire = _script(runtime.redis_client())
         rate_key, inflight_key = _keys(self.app_id)
         holder = os.urandom(8).hex()
+        stream = threading.get_ident()
         started = time.monotonic()
         while True:
+            with self._lock:
+                previous = self._held.pop(stream, "")  # given back by the script, whatever
             granted, wait_us = acquire(keys=[rate_key, inflight_key], args=[
                 self.rate, self.concurrency, holder, self.hold_us, int(MAX_WAIT_S * 1e6),
-                self._held])
-            self._held = ""  # given back by the script, whatever it answered
+                previous])
             if granted == 1:
                 if self.concurrency > 0:
-                    self._held = holder
+                    with self._lock:
+                        self._held[stream] = holder
                 if wait_us:
                     time.sleep(wait_us / 1e6)
                 break
@@ -120,7 +127,8 @@ class AppLimiter:
         self.waited_s += time.monotonic() - started
 
     def release(self):
-        """Give back the last request's concurrency slot (once the job's outcome is recorded)."""
-        if self._held:
-            held, self._held = self._held, ""
-            runtime.redis_client().zrem(_keys(self.app_id)[1], held)
+        """Give back the concurrency slots still held (once the job's outcome is recorded)."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        if held:
+            runtime.redis_client().zrem(_keys(self.app_id)[1], *held)

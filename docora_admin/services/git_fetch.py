@@ -1,4 +1,5 @@
-"""Fetching a repository with git into a cache folder, one job per repository at a time."""
+"""Fetching a repository with git into a cache folder, one job per repository at a time, and
+asking a remote where its HEAD is (one cheap `git ls-remote`, no lock, nothing written)."""
 import hashlib
 import os
 import shutil
@@ -17,6 +18,13 @@ LOCK_TTL_S = 15
 # How long a job waits for another job's fetch of the same repository before it gives its
 # worker back (the link is queued again a little later): a worker never sits out a long fetch.
 LOCK_WAIT_S = 5
+# How often a waiting job tries the lock again. The lock is mostly held for a few milliseconds
+# (reading files of a checkout already at the right commit), so redis-py's default of 100 ms
+# would make a waiter sit out far more than the holder needs.
+LOCK_POLL_S = 0.005
+# Written into .git of a checkout once a fetch has brought it to a commit: which commit the work
+# tree holds, read without running git.
+_COMMIT_FILE = "docora-commit"
 
 
 class GitError(Exception):
@@ -51,7 +59,8 @@ def repository_lock(repository_id):
     # Not thread-local: the watchdog thread renews it for the job's thread.
     ttl = max(LOCK_TTL_S, 3 * runtime.settings().watchdog_interval_seconds)
     lock = runtime.redis_client().lock(f"docora:git-lock:{repository_id}", timeout=ttl,
-                                       blocking_timeout=LOCK_WAIT_S, thread_local=False)
+                                       blocking_timeout=LOCK_WAIT_S, sleep=LOCK_POLL_S,
+                                       thread_local=False)
     if not lock.acquire():
         raise RepositoryBusy(f"repository {repository_id} is busy")
     leases.hold_lock(lock)
@@ -90,11 +99,38 @@ def _describe(stderr):
     return f"git: {first.strip()[:200]}"
 
 
+def checkout_path(repository_id):
+    return cache_root() / hashlib.sha256(repository_id.encode()).hexdigest()[:32]
+
+
+def checkout_commit(repository_id):
+    """The commit the cached checkout of `repository_id` holds, or None when there is none (or
+    a fetch into it did not finish). Call inside repository_lock()."""
+    try:
+        return (checkout_path(repository_id) / ".git" / _COMMIT_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def remote_head(url, token=None):
+    """The commit the remote's HEAD points at now (`git ls-remote`: one process, no objects
+    transferred, no lock needed)."""
+    out = _git(["ls-remote", "--quiet", authenticated_url(url, token), "HEAD"])
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref == "HEAD":
+            return sha
+    raise GitError("git: the remote has no HEAD (an empty repository?)")
+
+
 def fetch(url, repository_id, token=None):
     """Bring the cached checkout of `repository_id` to the remote's HEAD; return
     (path, commit_sha). Call inside repository_lock()."""
-    target = cache_root() / hashlib.sha256(repository_id.encode()).hexdigest()[:32]
+    target = checkout_path(repository_id)
     remote = authenticated_url(url, token)
+    # Until this fetch is through, the work tree holds no known commit (a crash half way must
+    # not leave the old commit's name on a changed tree).
+    (target / ".git" / _COMMIT_FILE).unlink(missing_ok=True)
     if (target / ".git").is_dir():
         try:
             # The token can change between runs: set the remote each time, never log it.
@@ -108,4 +144,6 @@ def fetch(url, repository_id, token=None):
     else:
         shutil.rmtree(target, ignore_errors=True)
         _git(["clone", "--depth", "1", "--quiet", "--no-tags", remote, str(target)])
-    return target, _git(["rev-parse", "HEAD"], cwd=target)
+    commit_sha = _git(["rev-parse", "HEAD"], cwd=target)
+    (target / ".git" / _COMMIT_FILE).write_text(commit_sha)
+    return target, commit_sha

@@ -1,0 +1,476 @@
+"""Benchmark: retry-all of failed links until every app has every file (issue 12).
+
+    .venv/bin/python bench/retry_to_delivered.py [--apps 20] [--repositories 50] [--files 20]
+        [--file-kb 16] [--workers 8] [--consumers 1] [--repeat 1]
+        [--code NAME=PATH ...] [--py-spy PATH] [--database-url URL] [--redis-url URL]
+
+Every app is linked to every repository (apps × repositories links), each link `failed` with
+nothing delivered yet. Each repository is a local git repository (file:// remote) of --files
+files averaging --file-kb KB (70% text, 30% binary). A keep-alive receiver that checks every
+signature runs in a process of its own (bench/keepalive_receiver.py), with TCP_NODELAY.
+
+One run: fresh tables, Redis db and git cache; start --consumers real `huey_consumer app.huey -w
+WORKERS -k thread` processes; POST /admin/api/retry/all (Flask test client, in this process);
+wait until every link is `synced` and the receiver has acknowledged every file. The time runs
+from the POST to the later of the last link's status change and the last file's acknowledgement.
+Then, against the same receiver, a plain keep-alive client (http.client, WORKERS × CONSUMERS
+threads) sends the same payloads, signed the same way: the receiver's own ceiling, in the same
+run.
+
+--code NAME=PATH runs the consumers from another checkout of the project (e.g. main before this
+change: `git worktree add /work/wt-before 34979ec`), same venv, same database: give it twice or
+more and with --repeat the runs are interleaved (A B A B …) and medians reported per name.
+
+Reports links/s, files/s, MB/s (file bytes acknowledged), the consumers' CPU seconds (their
+own and their git children's) per file, git processes by command (from git's own GIT_TRACE2
+log; fetches = clone + fetch), new TCP connections the receiver accepted, and the ceiling.
+--py-spy PATH samples each consumer (`py-spy record --gil`: where the Python CPU time goes) and
+prints the functions by share of samples. The consumers inherit this process's environment, so
+e.g. `DELIVERY_STREAMS_PER_LINK=1 .venv/bin/python bench/retry_to_delivered.py` runs them with
+that setting. Database docora_bench_throughput and Redis db 11 by default (emptied each run);
+two runs at once on one database are refused.
+
+Measured (issue 12, a loaded 2-core machine, medians of interleaved runs): before 36.6 s
+(27 links/s, 547 files/s, 2.37 ms consumer CPU per file, 9,800 git processes, ~500 new
+connections), after 20.5 s (49 links/s, 976 files/s, 1.10 ms, 50 fetches, 8 connections);
+two consumers 17.1 s. See the issue's closing note for every run.
+"""
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_bench_throughput"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/11"
+ENCRYPTION_KEY = "0f" * 32
+
+
+def git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.com",
+                            GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.com"))
+
+
+def make_repositories(base, count, files, file_kb, rng):
+    """`count` repositories of `files` files each; returns [(path, total bytes)]."""
+    made = []
+    for r in range(count):
+        path = base / f"repo{r}"
+        path.mkdir(parents=True)
+        total = 0
+        for i in range(files):
+            size = max(100, int(rng.expovariate(1) * file_kb * 1000))
+            folder = path / f"dir{i % 4}"
+            folder.mkdir(exist_ok=True)
+            if i % 10 < 7:
+                line = f"line {i} of repository {r}, documentation words to make it text.\n"
+                data = (line * (size // len(line) + 1)).encode()
+                (folder / f"doc{i}.md").write_bytes(data)
+            else:
+                data = rng.randbytes(size)
+                (folder / f"blob{i}.bin").write_bytes(data)
+            total += len(data)
+        git("init", "--quiet", "-b", "main", cwd=path)
+        git("add", "-A", cwd=path)
+        git("commit", "--quiet", "-m", "bench", cwd=path)
+        made.append((path, total))
+    return made
+
+
+def ensure_database(url):
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    name = info.pop("dbname")
+    with psycopg.connect(psycopg.conninfo.make_conninfo(**info, dbname="postgres"),
+                         autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def app_env(args):
+    return {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+            "SECRET_KEY": "bench-secret-key-123456", "ADMIN_USERNAME": "bench",
+            "ADMIN_PASSWORD": "bench-password", "ENCRYPTION_KEY": ENCRYPTION_KEY}
+
+
+def seed(url, apps, repositories, base_url):
+    """Fresh tables: every app linked to every repository, each link failed, nothing delivered.
+    The failures are dated in a shuffled order, so a repository's links are spread over the
+    retry as they would be in life (the bulk retry takes them oldest first)."""
+    from docora_admin import crypto
+
+    key = bytes.fromhex(ENCRYPTION_KEY)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE apps, repositories, app_repositories, app_delivered_files, "
+                     "repository_snapshots, bulk_operations, delivery_attempts CASCADE")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO apps (app_id, app_name, base_url, token_hash, "
+                "client_auth_key_encrypted) VALUES (%s, %s, %s, 'x', %s)",
+                [(app_id, f"Bench {app_id}", f"{base_url}/{app_id}", crypto.encrypt(key, secret))
+                 for app_id, secret in apps.items()])
+            cur.executemany(
+                "INSERT INTO repositories (repository_id, github_url, owner, name) "
+                "VALUES (%s, %s, 'bench', %s)",
+                [(f"repo_bench_{r}", path.as_uri(), path.name)
+                 for r, (path, _) in enumerate(repositories)])
+            links = [(app_id, f"repo_bench_{r}") for app_id in apps
+                     for r in range(len(repositories))]
+            random.Random(11).shuffle(links)
+            cur.executemany(
+                "INSERT INTO app_repositories (app_id, repository_id, status, last_error, "
+                "retry_count, updated_at) VALUES (%s, %s, 'failed', 'POST /create → HTTP 500', "
+                "5, now() - make_interval(secs => %s))",
+                [(a, r, len(links) - n) for n, (a, r) in enumerate(links)])
+        conn.execute("VACUUM ANALYZE app_repositories")
+
+
+class ReceiverProcess:
+    def __init__(self, apps, tmp):
+        keys = tmp / "receiver-keys.json"
+        keys.write_text(json.dumps(apps))
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench/keepalive_receiver.py"),
+                                      str(keys)], stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.port = int(self.proc.stdout.readline())
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def _call(self, method, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=b"" if method == "POST" else None)
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+
+    def stats(self):
+        return self._call("GET", "/_stats")
+
+    def reset(self):
+        self._call("POST", "/_reset")
+
+    def close(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+def cpu_seconds(pid):
+    """utime + stime + cutime + cstime of a process (its waited-for children included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def start_consumers(args, code_root, tmp, trace):
+    env = {**os.environ, **app_env(args), "PYTHONPATH": str(code_root),
+           "DOCORA_GIT_CACHE": str(tmp / "git-cache"), "GIT_TRACE2": str(trace),
+           "WATCHDOG_INTERVAL_SECONDS": "5"}
+    procs = []
+    for n in range(args.consumers):
+        log = open(tmp / f"consumer{n}.log", "wb")
+        procs.append((subprocess.Popen(
+            [str(Path(sys.executable).parent / "huey_consumer"), "app.huey", "-w",
+             str(args.workers), "-k", "thread", "--flush-locks", "-d", "0.05", "-m", "0.5"],
+            cwd=code_root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True), tmp / f"consumer{n}.log"))
+    deadline = time.monotonic() + 30
+    for proc, log in procs:
+        while b"consumer started" not in log.read_bytes().lower():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("huey_consumer did not start:\n" + log.read_text())
+            time.sleep(0.05)
+    return [proc for proc, _ in procs]
+
+
+def stop_consumers(procs):
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def git_commands(trace):
+    """Top-level git commands run, by name, from GIT_TRACE2's `cmd_name NAME (NAME)` lines
+    (a child such as upload-pack is `cmd_name upload-pack (fetch/upload-pack)`)."""
+    counts = Counter()
+    if trace.exists():
+        for line in trace.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if "cmd_name" in parts:
+                at = parts.index("cmd_name")
+                if len(parts) > at + 2 and "/" not in parts[at + 2]:
+                    counts[parts[at + 1]] += 1
+                counts["processes"] += 1
+    return counts
+
+
+def login(client):
+    token = client.post("/admin/api/login", json={"username": "bench",
+                                                  "password": "bench-password"}).get_json()
+    return {"X-CSRFToken": token["csrf_token"]}
+
+
+def wait_until_delivered(args, name, links, expected_files, receiver):
+    deadline = time.monotonic() + args.timeout
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        while True:
+            synced, last_synced = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'synced'), "
+                "extract(epoch FROM max(updated_at) FILTER (WHERE status = 'synced')) "
+                "FROM app_repositories").fetchone()
+            stats = receiver.stats()
+            if synced == links and stats["files"] >= expected_files:
+                return synced, last_synced, stats
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: not done after {args.timeout} s: {synced}/{links} "
+                                   f"synced, {stats['files']}/{expected_files} files")
+            time.sleep(0.1)
+
+
+def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
+    from docora_admin.huey_app import huey
+
+    links = len(apps) * len(repositories)
+    expected_files = links * args.files
+    expected_bytes = len(apps) * sum(size for _, size in repositories)
+    seed(args.database_url, apps, repositories, receiver.base_url)
+    redis.Redis.from_url(args.redis_url).flushdb()
+    headers = login(client)  # after the flush: the session lives in Redis
+    shutil.rmtree(tmp / "git-cache", ignore_errors=True)
+    trace = tmp / "git-trace"
+    trace.unlink(missing_ok=True)
+    receiver.reset()
+    consumers = start_consumers(args, code_root, tmp, trace)
+    profilers = [subprocess.Popen(
+        [args.py_spy, "record", "-p", str(p.pid), "-r", "200", "-f", "raw", "--gil", "-o",
+         str(tmp / f"profile-{name}-{n}.txt"), "--nonblocking"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL) for n, p in enumerate(consumers)] if args.py_spy else []
+    cpu_before = sum(cpu_seconds(p.pid) for p in consumers)
+    receiver_cpu_before = receiver.stats()["cpu_s"]
+    try:
+        started = time.time()
+        response = client.post("/admin/api/retry/all", headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        synced, last_synced, stats = wait_until_delivered(args, name, links, expected_files,
+                                                          receiver)
+        cpu = sum(cpu_seconds(p.pid) for p in consumers) - cpu_before
+    finally:
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for profiler in profilers:
+            profiler.wait(60)
+        stop_consumers(consumers)
+    huey.flush()
+    for n in range(args.consumers):
+        log = (tmp / f"consumer{n}.log").read_text(errors="replace").splitlines()
+        problems = [line for line in log if "WARNING" in line or "ERROR" in line]
+        if problems:
+            print(f"consumer {n}: {len(problems)} warnings/errors, e.g. {problems[:3]}")
+    for n in range(len(profilers)):
+        print_profile(tmp / f"profile-{name}-{n}.txt", f"{name}, consumer {n}")
+    seconds = max(float(last_synced), stats["last_file_at"]) - started
+    git_counts = git_commands(trace)
+    result = {
+        "name": name, "seconds": seconds, "links": links, "files": stats["files"],
+        "requests": stats["requests"], "megabytes": stats["bytes"] / 1e6,
+        "connections": stats["connections"], "bad_signatures": stats["bad_signatures"],
+        "cpu_s": cpu, "receiver_cpu_s": stats["cpu_s"] - receiver_cpu_before,
+        "git": git_counts, "expected_bytes": expected_bytes}
+    result.update(ceiling(args, apps, repositories, receiver))
+    return result
+
+
+def print_profile(path, title, top=25):
+    """Where the consumer's sampled time went: per function, the share of samples in which it
+    is on the stack (inclusive) and at the top (self), from py-spy's collapsed stacks, idle
+    threads (waiting on the queue or a socket) included."""
+    inclusive, own, total = Counter(), Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1]
+                  if " (" in f else f for f in stack.split(";")]
+        count = int(count)
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        own[frames[-1]] += count
+    print(f"profile ({title}, {total} samples): inclusive | self")
+    for frame, count in inclusive.most_common(top):
+        print(f"  {100 * count / total:5.1f}% | {100 * own[frame] / total:5.1f}%  {frame}")
+    print("  top self:")
+    for frame, count in own.most_common(25):
+        print(f"  {100 * count / total:5.1f}%  {frame}")
+
+
+def payloads_of(repository_id, path):
+    """The bodies the snapshot job sends for a first sync of the repository at `path`, made by
+    the job's own payload code (docora_admin.services.delivery)."""
+    from docora_admin.services import delivery, file_scan
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    repository = {"repository_id": repository_id, "github_url": path.as_uri(), "owner": "bench",
+                  "name": path.name}
+    bodies = []
+    for scanned in file_scan.scan(path):
+        data = file_scan.read_content(path, scanned.path)
+        for payload in delivery.file_payloads(repository, commit, scanned.path, scanned.sha,
+                                              data):
+            bodies.append(json.dumps(payload, separators=(",", ":"),
+                                     ensure_ascii=False).encode())
+    return bodies
+
+
+def ceiling(args, apps, repositories, receiver):
+    """The receiver's own rate: the same requests from WORKERS × CONSUMERS keep-alive
+    http.client connections, each request prepared (body and signature) before the clock."""
+    bodies = [payloads_of(f"repo_bench_{r}", path) for r, (path, _) in enumerate(repositories)]
+    ts = str(int(time.time()))
+    requests = []
+    for app_id, secret in apps.items():
+        for repo_bodies in bodies:
+            for body in repo_bodies:
+                signature = "sha256=" + hmac.new(secret.encode(), ts.encode() + b"." + body,
+                                                 hashlib.sha256).hexdigest()
+                requests.append((f"/{app_id}/create", body, {
+                    "Content-Type": "application/json", "X-Docora-App-Id": app_id,
+                    "X-Docora-Timestamp": ts, "X-Docora-Signature": signature}))
+    threads = args.workers * args.consumers
+    receiver.reset()
+    errors = []
+
+    def send(share):
+        conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=30)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for path, body, headers in share:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                errors.append(response.status)
+        conn.close()
+
+    workers = [threading.Thread(target=send, args=(requests[n::threads],))
+               for n in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    seconds = time.perf_counter() - started
+    stats = receiver.stats()
+    assert not errors and stats["bad_signatures"] == 0, (errors[:5], stats)
+    return {"ceiling_s": seconds, "ceiling_requests": stats["requests"],
+            "ceiling_files": stats["files"], "ceiling_megabytes": stats["bytes"] / 1e6}
+
+
+def report(result):
+    r = result
+    git_counts = ", ".join(f"{k} {v}" for k, v in sorted(r["git"].items()) if k != "processes")
+    print(f"{r['name']:>8}: {r['seconds']:6.2f} s  {r['links'] / r['seconds']:6.1f} links/s  "
+          f"{r['files'] / r['seconds']:7.1f} files/s  {r['megabytes'] / r['seconds']:5.1f} MB/s  "
+          f"| consumer CPU {r['cpu_s']:.1f} s = {1000 * r['cpu_s'] / r['files']:.2f} ms/file, "
+          f"receiver CPU {r['receiver_cpu_s']:.1f} s | {r['requests']} POSTs, "
+          f"{r['connections']} new connections, {r['bad_signatures']} bad signatures | git: "
+          f"{git_counts} ({r['git']['processes']} git processes) | ceiling "
+          f"{r['ceiling_requests'] / r['ceiling_s']:.0f} req/s = "
+          f"{r['ceiling_files'] / r['ceiling_s']:.0f} files/s, "
+          f"{r['ceiling_megabytes'] / r['ceiling_s']:.1f} MB/s", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=20)
+    parser.add_argument("--repositories", type=int, default=50)
+    parser.add_argument("--files", type=int, default=20)
+    parser.add_argument("--file-kb", type=float, default=16)
+    parser.add_argument("--workers", type=int, default=8, help="threads per consumer")
+    parser.add_argument("--consumers", type=int, default=1, help="huey_consumer processes")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--code", action="append", default=[],
+                        help="NAME=PATH of a checkout whose code the consumers run "
+                             "(default: this one)")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="py-spy binary: sample the consumers during each run and print "
+                             "where their time went (needs ptrace rights, e.g. root)")
+    parser.add_argument("--database-url", default=DEFAULT_DB)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    args = parser.parse_args()
+    codes = [(c.split("=", 1)[0], Path(c.split("=", 1)[1]).resolve()) for c in args.code] \
+        or [("this", ROOT)]
+
+    os.environ.update(app_env(args))  # before docora_admin.huey_app reads REDIS_URL
+    ensure_database(args.database_url)
+    # Two runs at once on one database and Redis db would empty each other's tables.
+    guard = psycopg.connect(args.database_url, autocommit=True)
+    if not guard.execute("SELECT pg_try_advisory_lock(12012)").fetchone()[0]:
+        sys.exit("another retry_to_delivered run is using this database; wait for it")
+    from docora_admin import create_app, db
+
+    db.migrate(args.database_url)
+    app = create_app(app_env(args))
+    client = app.test_client()
+
+    tmp = Path(tempfile.mkdtemp(prefix="docora-throughput-bench-"))
+    repositories = make_repositories(tmp / "repos", args.repositories, args.files, args.file_kb,
+                                     random.Random(7))
+    apps = {f"app_bench_{n:02d}": f"bench-client-key-{n}" for n in range(args.apps)}
+    receiver = ReceiverProcess(apps, tmp)
+    total_mb = len(apps) * sum(size for _, size in repositories) / 1e6
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.apps} apps × "
+          f"{args.repositories} repositories = {args.apps * args.repositories} links, "
+          f"{args.files} files each ({args.apps * args.repositories * args.files} files, "
+          f"{total_mb:.0f} MB); {args.consumers} consumer(s) × {args.workers} workers; "
+          f"code: {', '.join(f'{n}={p}' for n, p in codes)}", flush=True)
+    results = []
+    try:
+        for _ in range(args.repeat):
+            for name, code_root in codes:
+                result = run_once(args, name, code_root, repositories, apps, receiver, client,
+                                  tmp)
+                report(result)
+                results.append(result)
+    finally:
+        receiver.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.repeat > 1 or len(codes) > 1:
+        print("medians:")
+        for name, _ in codes:
+            mine = [r for r in results if r["name"] == name]
+            seconds = statistics.median(r["seconds"] for r in mine)
+            cpu = statistics.median(1000 * r["cpu_s"] / r["files"] for r in mine)
+            ceiling_rate = statistics.median(r["ceiling_requests"] / r["ceiling_s"] for r in mine)
+            print(f"{name:>8}: {seconds:6.2f} s = {mine[0]['links'] / seconds:.1f} links/s, "
+                  f"{mine[0]['files'] / seconds:.0f} files/s, "
+                  f"{mine[0]['megabytes'] / seconds:.1f} MB/s; consumer CPU {cpu:.2f} ms/file; "
+                  f"receiver ceiling {ceiling_rate:.0f} req/s (runs: "
+                  f"{', '.join(format(r['seconds'], '.2f') for r in mine)})")
+
+
+if __name__ == "__main__":
+    main()

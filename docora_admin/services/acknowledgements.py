@@ -53,6 +53,13 @@ def forget(app_id, repository_id, paths):
         runtime.redis_client().hdel(journal_key(app_id, repository_id), *paths)
 
 
+def drop_journals(links):
+    """Forget the unwritten acknowledgements of [(app_id, repository_id)] (a re-sync: the app's
+    record of those links is cleared, and these would put part of it back)."""
+    if links:
+        runtime.redis_client().delete(*(journal_key(a, r) for a, r in links))
+
+
 def settle_journal(conn, app_id, repository_id):
     """Write what an earlier job noted but did not write (it died between batches); returns
     the paths, to forget() once the caller's transaction has committed."""

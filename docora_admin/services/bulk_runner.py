@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .. import db, runtime
 from ..repositories import bulk_operations as ops_repo
 from ..repositories import retry_links
-from . import bulk_progress, job_queue
+from . import acknowledgements, bulk_progress, job_queue
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,10 @@ class Chunks:
             outcome, rows, self.after, stamp = retry_links.reset_chunk(self.conn, self.op,
                                                                        self.after)
             if outcome == "chunk":
+                if self.op.get("kind") == "resync":
+                    # What a crashed job noted but never wrote would be written back by the
+                    # link's next job: a re-sync forgets it too.
+                    acknowledgements.drop_journals([(a, r) for a, r, _ in rows])
                 return rows, stamp
             if outcome == "done":
                 self._settle(exhausted=True)

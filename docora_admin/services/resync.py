@@ -15,7 +15,7 @@ from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from ..repositories import bulk_operations as ops_repo
 from ..repositories import resync_links, retry_links
-from . import audit, job_queue
+from . import acknowledgements, audit, job_queue
 from .retry import start_operation, valid_id
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def resync_link(app_id, repository_id):
         audit.record(conn, "resync.one", target=f"{app_id}/{repository_id}",
                      details={"app_id": app_id, "repository_id": repository_id,
                               "files_cleared": due["files_cleared"]})
+    acknowledgements.drop_journals([(app_id, repository_id)])
     [job_id] = job_queue.push_snapshot_jobs(
         [(app_id, repository_id, None, due["job_generation"])], due["stamp"])
     log.info("%s/%s re-sync queued: %d delivered-file records cleared", app_id, repository_id,

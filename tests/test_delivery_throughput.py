@@ -18,23 +18,23 @@ import redis
 
 from docora_admin import db, runtime
 from docora_admin.huey_app import huey
-from docora_admin.services import acknowledgements, job_queue, snapshot
+from docora_admin.services import acknowledgements, job_queue, snapshot, snapshot_delivery
 from tests.conftest import TEST_REDIS_URL
 from tests.processes import start_consumer, wait_for
 from tests.test_snapshot import Repo, git_cache, link, receiver  # noqa: F401 (fixtures)
 from tests.webhook_receiver import Receiver
 
 CHUNK = 512 * 1024
-STREAM_MIN_FILES = snapshot.STREAM_MIN_FILES  # as a consumer process has it
+STREAM_MIN_FILES = snapshot_delivery.STREAM_MIN_FILES  # as a consumer process has it
 BIG = os.urandom(1300 * 1024)
 
 
 @pytest.fixture(autouse=True)
 def streams_for_any_link(monkeypatch):
     """Every link here goes on several streams, however few its files, so that the order
-    each file's requests keep is the parallel path's (a link needs snapshot.STREAM_MIN_FILES
-    files to send for that in production)."""
-    monkeypatch.setattr(snapshot, "STREAM_MIN_FILES", 1)
+    each file's requests keep is the parallel path's (a link needs STREAM_MIN_FILES files to
+    send for that in production)."""
+    monkeypatch.setattr(snapshot_delivery, "STREAM_MIN_FILES", 1)
 
 
 @pytest.fixture

@@ -61,6 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench.bulk_retry import ensure_database  # noqa: E402
+
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_bench_throughput"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/11"
 ENCRYPTION_KEY = "0f" * 32
@@ -96,15 +98,6 @@ def make_repositories(base, count, files, file_kb, rng):
         git("commit", "--quiet", "-m", "bench", cwd=path)
         made.append((path, total))
     return made
-
-
-def ensure_database(url):
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    name = info.pop("dbname")
-    with psycopg.connect(psycopg.conninfo.make_conninfo(**info, dbname="postgres"),
-                         autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def app_env(args):

@@ -79,7 +79,8 @@ def _keys(app_id):
 
 
 class AppLimiter:
-    """The limits of one app for one job: `with limiter.turn(): post(...)` per request."""
+    """The limits of one app for one job: `limiter.turn()` before each request (from any of the
+    job's delivery streams), `limiter.release()` once the job's outcome is recorded."""
 
     def __init__(self, app_id, rate_per_second, max_concurrency, hold_seconds):
         self.app_id = app_id

@@ -334,3 +334,15 @@ def test_a_release_in_batches_queues_each_held_link_once(client, logged_in, seed
     assert delivery_control.resume_app(app_id)[1] == 5
     assert [r["job_generation"] for r in _links(app_id)] == [2] * 5
     assert huey.pending_count() == 5
+
+
+def test_the_in_progress_export_says_held_for_a_paused_apps_links(client, logged_in, seed):
+    app_id = seed.app("Paused Export App")
+    seed.failed_links(app_id, 2)
+    logged_in.post(f"/admin/api/apps/{app_id}/pause")
+    logged_in.post("/admin/api/retry/all")
+    run_queue()
+    lines = client.get("/admin/api/notifications/in-progress.jsonl").get_data(
+        as_text=True).splitlines()
+    assert len(lines) == 2 and all('"state": "held"' in line or '"state":"held"' in line
+                                   for line in lines)

@@ -203,6 +203,8 @@ def export_rows(query, max_attempts):
     until it is exhausted or closed."""
     kwargs = _filter_kwargs(query)
     descending = query.sort_order == "desc"
+    # The few apps held now (paused, circuit open): their waiting links are held, not queued.
+    held = {app["app_id"]: app for app in delivery_control.held_apps()}
     with db.connection() as conn:
         if query.view == "failed":
             rows = failed_links.stream_failed(conn, sort_by=query.sort_by, descending=descending,
@@ -212,8 +214,8 @@ def export_rows(query, max_attempts):
                 conn, sort_by=query.sort_by, descending=descending, **kwargs)
         now = datetime.now(timezone.utc)
         for row in rows:
-            yield dict(row, max_attempts=max_attempts,
-                       **link_state.describe(row, max_attempts, now=now))
+            yield dict(row, max_attempts=max_attempts, **link_state.describe(
+                row, max_attempts, now=now, delivery=held.get(row["app_id"])))
 
 
 def apps_with_failures():

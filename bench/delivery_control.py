@@ -19,6 +19,10 @@ delivers. Then:
 
 The links that failed before the circuit opened wait out a backoff (RETRY_BACKOFF_SECONDS=5 here,
 60 by default) before they deliver.
+
+BENCH_CONSUMER_LOG=<file> keeps the consumer's log there; BENCH_SHOW_LOG=1 prints its end.
+Measured (2-core machine, quiet): 19 attempts reached the app; all 10,000 delivered 166 s after it
+came back (60 links/s, each link its own repository to clone); busiest second 76 requests.
 """
 import argparse
 import os

@@ -115,30 +115,14 @@ def mark_attempt_failed(conn, claim_row, error, http_status, max_attempts, backo
     """, params).fetchone()
 
 
-def mark_interrupted(conn, claim_row, error, files=0, bytes_sent=0):
-    """The attempt was cut short by an outage (not the app's fault): give the link back to
-    pending_snapshot for a new generation, due now, without counting the attempt. Returns what
-    to queue, or None when the claim was lost meanwhile."""
-    return conn.execute(f"""
-        WITH ended AS (
-            UPDATE app_repositories
-            SET status = 'pending_snapshot', updated_at = now(), next_attempt_at = now(),
-                job_generation = job_generation + 1
-            WHERE id = %(link_id)s AND status = 'scanning'
-              AND job_generation = %(generation)s
-            RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status,
-                      job_generation
-        ), logged AS ({_LOG_ATTEMPT})
-        SELECT app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS stamp
-        FROM ended
-    """, _attempt_params(claim_row, "interrupted", error, None, files, bytes_sent)).fetchone()
-
-
-def mark_deferred(conn, claim_row, error, http_status, delay_seconds, files=0, bytes_sent=0):
-    """The app asked us to wait (429/503 with Retry-After): give the link back to
-    pending_snapshot for a new generation due after `delay_seconds`, the attempt logged as
-    deferred and not counted. Returns what to schedule, or None when the claim was lost."""
-    params = _attempt_params(claim_row, "deferred", error, http_status, files, bytes_sent)
+def give_back(conn, claim_row, outcome, error, http_status=None, delay_seconds=0, files=0,
+              bytes_sent=0):
+    """The attempt ended without counting against the link: cut short by an outage of ours
+    (outcome "interrupted", due now) or the app asked us to wait (outcome "deferred", due after
+    `delay_seconds`). The link goes back to pending_snapshot for a new generation and the
+    attempt is logged. Returns what to queue (with its stamp) or schedule (next_attempt_at), or
+    None when the claim was lost meanwhile."""
+    params = _attempt_params(claim_row, outcome, error, http_status, files, bytes_sent)
     params["delay"] = delay_seconds
     return conn.execute(f"""
         WITH ended AS (
@@ -151,7 +135,8 @@ def mark_deferred(conn, claim_row, error, http_status, delay_seconds, files=0, b
             RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status,
                       job_generation, next_attempt_at
         ), logged AS ({_LOG_ATTEMPT})
-        SELECT app_id, repository_id, retry_operation_id, job_generation, next_attempt_at
+        SELECT app_id, repository_id, retry_operation_id, job_generation, next_attempt_at,
+               {STAMP} AS stamp
         FROM ended
     """, params).fetchone()
 

@@ -177,18 +177,8 @@ def _refuse_if_busy(conn, app_id):
 def cancel(operation_id):
     """Request cancellation; rows not yet reached stay failed. ApiError 404 for an unknown id,
     409 (with the operation's final status, and nothing changed) when it already ended."""
-    if not bulk_progress.is_valid_operation_id(operation_id):
-        raise ApiError(404, "Operation not found or expired")
-    with db.connection() as conn:
-        op, changed = ops_repo.request_cancel(conn, operation_id)
-        if changed:
-            audit.record(conn, "operation.cancel", target=operation_id,
-                         details={"scope": op["scope"], "app_id": op["app_id"],
-                                  "kind": op["kind"]})
-    if op is None:
-        raise ApiError(404, "Operation not found or expired")
-    if not changed:
-        raise ApiError(409, f"Operation already {op['status']}", operation_status=op["status"])
+    op = _change(operation_id, ops_repo.request_cancel,
+                 lambda op: f"Operation already {op['status']}", "operation.cancel")
     bulk_progress.cancel_progress(operation_id)
     if op["status"] == "cancelled":  # it was paused: ended here
         bulk_progress.write_from_record(op)
@@ -200,7 +190,8 @@ def cancel(operation_id):
 def pause(operation_id):
     """Pause a running bulk operation after its current chunk; it keeps its cursor. ApiError 404
     for an unknown id, 409 when it is not running."""
-    op = _change(operation_id, ops_repo.request_pause, "Only a running operation can be paused",
+    op = _change(operation_id, ops_repo.request_pause,
+                 lambda op: f"Only a running operation can be paused; it is {op['status']}",
                  "operation.pause")
     bulk_progress.set_status(operation_id, "paused")
     return operation_json(op)
@@ -211,7 +202,8 @@ def resume(operation_id):
     from ..tasks import run_bulk_retry as queue_run
 
     runtime.redis_client().ping()
-    op = _change(operation_id, ops_repo.resume, "Only a paused operation can be resumed",
+    op = _change(operation_id, ops_repo.resume,
+                 lambda op: f"Only a paused operation can be resumed; it is {op['status']}",
                  "operation.resume")
     bulk_progress.set_status(operation_id, "running")
     # Should this push be lost, the operation's heartbeat stops and the watchdog resumes it.
@@ -220,6 +212,9 @@ def resume(operation_id):
 
 
 def _change(operation_id, change, refusal, action):
+    """Apply `change(conn, id)` to an operation and audit it as `action` in the same
+    transaction. ApiError 404 for an unknown id, 409 with `refusal(op)` when it did not apply
+    (nothing changed)."""
     if not bulk_progress.is_valid_operation_id(operation_id):
         raise ApiError(404, "Operation not found or expired")
     with db.connection() as conn:
@@ -231,5 +226,5 @@ def _change(operation_id, change, refusal, action):
     if op is None:
         raise ApiError(404, "Operation not found or expired")
     if not changed:
-        raise ApiError(409, f"{refusal}; it is {op['status']}", operation_status=op["status"])
+        raise ApiError(409, refusal(op), operation_status=op["status"])
     return op

@@ -166,8 +166,9 @@ def _interrupted(claimed, context, sent, exc, where):
 
     def record():
         with db.connection() as conn:
-            return snapshot_links.mark_interrupted(
-                conn, claimed, f"interrupted: {reason}; queued again", sent.files, sent.bytes)
+            return snapshot_links.give_back(
+                conn, claimed, "interrupted", f"interrupted: {reason}; queued again",
+                files=sent.files, bytes_sent=sent.bytes)
 
     requeue = _patiently(record, where)
     if requeue is not None:
@@ -184,8 +185,8 @@ def _deferred(claimed, context, sent, error, http_status, wait, where):
 
     def record():
         with db.connection() as conn:
-            due = snapshot_links.mark_deferred(conn, claimed, error, http_status, wait,
-                                               sent.files, sent.bytes)
+            due = snapshot_links.give_back(conn, claimed, "deferred", error, http_status, wait,
+                                           sent.files, sent.bytes)
             if due is not None:
                 delivery_control.record_deferral(conn, context["app_id"], wait)
             return due

@@ -5,7 +5,9 @@ delivers to a receiver that checks signatures and records every file it acknowle
 Whatever is killed or restarted when, the same must hold in the end:
 - every link reset by the retry gets a job soon after every component is back, and is delivered
   (synced);
-- no link is delivered twice for its reset: the receiver saw each file of each link once;
+- no link is delivered twice for its reset: the receiver saw each file of each link once,
+  except a file the app acknowledged while a worker that then died could not note it (the tests
+  that kill a worker say how many such files there can be);
 - the operation reaches a final state whose counters add up (completed == total) and its
   delivery outcome settles (delivered == queued), so its panel stops polling.
 Each test prints how long the recovery took (`pytest -s` shows it)."""
@@ -116,8 +118,10 @@ class Rig:
         return {r["status"]: r["n"] for r in self.query(
             "SELECT status, count(*) AS n FROM app_repositories GROUP BY status")}
 
-    def assert_everything_delivered_once(self, operation_id, since):
-        """The end state every fault must reach; returns the seconds it took from `since`."""
+    def assert_everything_delivered_once(self, operation_id, since, in_flight=0):
+        """The end state every fault must reach; returns the seconds it took from `since`.
+        `in_flight`: how many files the app may get twice, each one acknowledged by the app
+        while its worker could not note it (and then died)."""
         def settled():
             op = self.operation(operation_id)
             return op if op["settled_at"] is not None and self.statuses() == {
@@ -133,7 +137,8 @@ class Rig:
         delivered = collections.Counter(
             (app, repository, path) for app, repository, _, path, _ in self.receiver.deliveries)
         twice = {k: n for k, n in delivered.items() if n > 1}
-        assert twice == {}, f"delivered more than once: {twice}"
+        assert sum(n - 1 for n in twice.values()) <= in_flight, \
+            f"delivered more than once: {twice}"
         assert len(delivered) == self.links * len(FILES)
         assert self.receiver.bad_signatures == 0
         # The console says so too, and stops polling.
@@ -192,7 +197,11 @@ def test_sigkill_between_a_chunks_commit_and_its_push(rig):
     control.execute_command("CLIENT", "UNPAUSE")
     control.close()
     second = rig.consumer("second")
-    took = rig.assert_everything_delivered_once(operation_id, killed_at)
+    # Paused Redis also held up the first consumer's jobs: a file the app acknowledged then
+    # could not be noted in the acknowledgement journal (services/acknowledgements.py) before
+    # the kill, so it is sent again, at most one per worker thread (4). Any other file twice
+    # is a bug: the chunk redone, or a link delivered by two jobs.
+    took = rig.assert_everything_delivered_once(operation_id, killed_at, in_flight=4)
     jobless_for, requeued = _requeued_after(second.log(), killed_wall)
     print(f"\nSIGKILL between commit and push: {unpushed} links committed without a job, "
           f"{requeued} queued again {jobless_for:.1f} s after the kill; all {rig.links} "

@@ -182,7 +182,7 @@ def start_consumers(args, code_root, tmp, trace):
         log = open(tmp / f"consumer{n}.log", "wb")
         procs.append((subprocess.Popen(
             [str(Path(sys.executable).parent / "huey_consumer"), "app.huey", "-w",
-             str(args.workers), "-k", "thread", "--flush-locks", "-d", "0.05", "-m", "0.5"],
+             str(args.workers), "-k", args.worker_type, "--flush-locks", "-d", "0.05", "-m", "0.5"],
             cwd=code_root, env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True), tmp / f"consumer{n}.log"))
     deadline = time.monotonic() + 30
@@ -403,6 +403,8 @@ def main():
     parser.add_argument("--file-kb", type=float, default=16)
     parser.add_argument("--workers", type=int, default=8, help="threads per consumer")
     parser.add_argument("--consumers", type=int, default=1, help="huey_consumer processes")
+    parser.add_argument("--worker-type", choices=("thread", "process"), default="thread",
+                        help="huey_consumer -k: workers as threads of one process or processes")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--code", action="append", default=[],
                         help="NAME=PATH of a checkout whose code the consumers run "

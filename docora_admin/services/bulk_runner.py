@@ -73,9 +73,9 @@ def _queue_chunk(operation_id, rows, stamp, cancel_flagged=None):
     # The rows are committed as pending_snapshot, due now, and counted. If this process dies
     # before the push, the sweeper finds them due with no job and queues them.
     if rows:
-        job_queue.push_snapshot_jobs(
+        job_queue.push_snapshot_jobs(job_queue.apps_in_turn(
             [(app_id, repository_id, operation_id, generation)
-             for app_id, repository_id, generation in rows], stamp)
+             for app_id, repository_id, generation in rows]), stamp)
     cancelled = bulk_progress.increment_progress(operation_id, succeeded=len(rows))
     if cancelled and cancel_flagged is not None:
         cancel_flagged.set()

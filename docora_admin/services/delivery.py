@@ -2,50 +2,62 @@
 
 Headers: X-Docora-App-Id, X-Docora-Timestamp (unix s) and
 X-Docora-Signature: sha256=<hex HMAC-SHA256(client_auth_key, f"{ts}.{body}")>, body being the
-exact bytes sent. urllib3 (a well-kept HTTP client, already under requests and selenium) with a
-connect and read timeout on every request and no retries of its own: the job's outcome decides.
+exact bytes sent.
+
+The HTTP client is libcurl, through pycurl (the long-kept binding; a manylinux wheel, nothing to
+build). A first sync or a retry-all is thousands of small POSTs from a few worker threads, and
+per request urllib3 cost ~420 µs of client CPU, http.client ~210 µs, pycurl ~100 µs
+(bench/retry_to_delivered.py's payloads, 8 threads): curl runs the whole request, connect, send
+and the answer, in C with the GIL released once, where the Python clients take it back for every
+socket call and parse the answer's headers in Python. Every request has a connect timeout and a
+total timeout of DELIVERY_TIMEOUT_S, no proxy from the environment, no redirect, http and https
+only, certificates checked against the system's CA file, and no retries of its own: the job's
+outcome decides.
 
 WebhookClient.post is the one place a request reaches an app: whatever must wrap each request
 (a rate limit, Retry-After) wraps that call; it returns the app's answer (status and headers) and
 its errors carry them too.
 
-Connections are kept alive and reused: one pool per app host, holding up to
-DELIVERY_CONNECTIONS_PER_HOST connections, so that every worker thread of a consumer posting to
-the same app keeps its connection (with fewer, each request past the pool's size opened a new
-TCP connection and threw it away: ~1,400 new connections for 20,000 POSTs from 8 workers).
+Connections are kept alive and reused: each curl handle keeps the connection to the one app
+host it serves, and a consumer process keeps up to DELIVERY_CONNECTIONS_PER_HOST idle handles
+per host (with fewer than the threads posting to an app, each request past that opened a new TCP
+connection and threw it away: ~1,400 new connections for 20,000 POSTs from 8 workers).
 """
 import base64
+import errno
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from urllib.parse import urlsplit
 
-import urllib3
+import pycurl
+from urllib3 import HTTPHeaderDict
 
 from .. import runtime
 from . import file_scan
 
 CHUNK_THRESHOLD = 1 << 20  # binary files above 1 MiB go in chunks
 CHUNK_SIZE = 512 << 10
-# App hosts whose pools are kept (least recently used beyond that are closed).
+# App hosts whose idle handles are kept (least recently used beyond that are closed).
 HOSTS_KEPT = 200
+USER_AGENT = "Docora-Admin"
 
-_http = None
-_http_lock = threading.Lock()
-
-
-def _pool_manager():
-    global _http
-    if _http is None:
-        with _http_lock:
-            if _http is None:
-                _http = urllib3.PoolManager(
-                    num_pools=HOSTS_KEPT, retries=False,
-                    maxsize=runtime.settings().delivery_connections_per_host)
-    return _http
+# Short reasons for curl's errors, as the link's last error shows them.
+_CURL_REASONS = {
+    pycurl.E_COULDNT_RESOLVE_HOST: "cannot resolve the host",
+    pycurl.E_GOT_NOTHING: "the app closed the connection without answering",
+    pycurl.E_SEND_ERROR: "connection lost while sending",
+    pycurl.E_RECV_ERROR: "connection lost while receiving",
+    pycurl.E_SSL_CONNECT_ERROR: "TLS handshake failed",
+    pycurl.E_PEER_FAILED_VERIFICATION: "TLS certificate not trusted",
+    pycurl.E_UNSUPPORTED_PROTOCOL: "unsupported URL scheme",
+    pycurl.E_URL_MALFORMAT: "malformed URL",
+}
 
 
 class DeliveryError(Exception):
@@ -65,9 +77,80 @@ class DeliveryError(Exception):
         return None
 
 
+class Answer:
+    """The app's answer to one POST: `status`, and `headers` (case-insensitive, parsed when
+    asked for: a 2xx answer's headers are seldom read)."""
+
+    def __init__(self, status, header_lines):
+        self.status = status
+        self._lines = header_lines
+        self._headers = None
+
+    @property
+    def headers(self):
+        if self._headers is None:
+            self._headers = HTTPHeaderDict()
+            for line in self._lines:
+                name, colon, value = line.decode("latin-1").partition(":")
+                if colon and not name[:1].isspace():
+                    self._headers.add(name.strip(), value.strip())
+        return self._headers
+
+
 def sign(key, timestamp, body):
     mac = hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"sha256={mac.hexdigest()}"
+
+
+class _Handles:
+    """Idle curl handles per app host (scheme, host, port), each holding its connection to that
+    host: taken for one request, given back after it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.idle = OrderedDict()  # host → [handle], least recently used first
+
+    def take(self, host):
+        with self.lock:
+            handles = self.idle.get(host)
+            if handles:
+                self.idle.move_to_end(host)
+                return handles.pop()
+        return _new_handle()
+
+    def give(self, host, handle):
+        closing = []
+        with self.lock:
+            handles = self.idle.setdefault(host, [])
+            self.idle.move_to_end(host)
+            if len(handles) < runtime.settings().delivery_connections_per_host:
+                handles.append(handle)
+            else:
+                closing.append(handle)
+            while len(self.idle) > HOSTS_KEPT:
+                closing.extend(self.idle.popitem(last=False)[1])
+        for extra in closing:
+            extra.close()
+
+
+_handles = _Handles()
+
+
+def _new_handle():
+    handle = pycurl.Curl()
+    handle.setopt(pycurl.NOSIGNAL, 1)  # threads: no SIGALRM for timeouts
+    handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    handle.setopt(pycurl.FOLLOWLOCATION, 0)
+    handle.setopt(pycurl.PROXY, "")  # never a proxy from the environment
+    handle.setopt(pycurl.TCP_NODELAY, 1)
+    handle.setopt(pycurl.USERAGENT, USER_AGENT)
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile:
+        handle.setopt(pycurl.CAINFO, paths.cafile)
+    elif paths.capath:
+        handle.setopt(pycurl.CAPATH, paths.capath)
+    handle.setopt(pycurl.WRITEFUNCTION, len)  # the answer's body is not used
+    return handle
 
 
 class WebhookClient:
@@ -79,24 +162,17 @@ class WebhookClient:
         self.timeout = timeout
         self.bytes_sent = 0  # request bodies acknowledged with 2xx
         self._lock = threading.Lock()  # a link's files may go on several streams at once
-        self._pool = None
-        self._timeout = urllib3.Timeout(connect=min(timeout, 10), read=timeout)
-
-    def _connections(self):
-        # The app's connection pool and path, found once per client rather than per request
-        # (PoolManager parses the URL and looks the pool up on every call).
-        with self._lock:
-            if self._pool is None:
-                parts = urllib3.util.parse_url(self.base_url)
-                self._path = parts.path or ""
-                self._pool = _pool_manager().connection_from_host(parts.host, parts.port,
-                                                                  parts.scheme)
-            return self._pool, self._path
+        parts = urlsplit(self.base_url)
+        self._host = (parts.scheme, parts.hostname, parts.port)
+        self._netloc = parts.netloc.rpartition("@")[2]
+        # Requests go to the scheme, host, port and path of base_url: credentials or a query in
+        # it are not sent.
+        self._url = f"{parts.scheme}://{self._netloc}{parts.path}"
 
     def post(self, action, payload):
-        """POST {base_url}/{action}, signed; return the app's answer (urllib3 response: status,
-        headers) when it is 2xx, else raise DeliveryError."""
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        """POST {base_url}/{action} with `payload` (a dict, or its encode_body bytes), signed;
+        return the app's Answer (status, headers) when it is 2xx, else raise DeliveryError."""
+        body = payload if isinstance(payload, bytes) else encode_body(payload)
         if self.limiter is not None:
             self.limiter.turn()
         return self._send(action, body)
@@ -104,48 +180,146 @@ class WebhookClient:
     def _send(self, action, body):
         # Signed when it goes (after any wait for the app's turn), so the timestamp is fresh.
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "X-Docora-App-Id": self.app_id,
-                   "X-Docora-Timestamp": timestamp,
-                   "X-Docora-Signature": sign(self.auth_key, timestamp, body)}
+        header_lines = []
+        handle = _handles.take(self._host)
         try:
-            pool, path = self._connections()
-            response = pool.urlopen(
-                "POST", f"{path}/{action}", body=body, headers=headers, redirect=False,
-                retries=False, preload_content=True, timeout=self._timeout)
-        except urllib3.exceptions.NewConnectionError as exc:
-            # Checked first: urllib3 makes it a subclass of ConnectTimeoutError.
-            reason = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-            raise DeliveryError(f"{reason}: {urlsplit(self.base_url).netloc}") from None
-        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError):
-            raise DeliveryError(f"timeout after {self.timeout:g} s on POST /{action}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise DeliveryError(f"POST /{action} failed: {exc.__class__.__name__}") from None
-        if not 200 <= response.status < 300:
-            raise DeliveryError(f"POST /{action} → HTTP {response.status}", response.status,
-                                response.headers)
+            handle.setopt(pycurl.URL, f"{self._url}/{action}")
+            handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(self.timeout, 10) * 1000))
+            handle.setopt(pycurl.TIMEOUT_MS, int(self.timeout * 1000))
+            handle.setopt(pycurl.HTTPHEADER, [
+                "Content-Type: application/json", f"X-Docora-App-Id: {self.app_id}",
+                f"X-Docora-Timestamp: {timestamp}",
+                f"X-Docora-Signature: {sign(self.auth_key, timestamp, body)}",
+                "Accept:", "Expect:"])  # no curl defaults: Accept: */*, Expect: 100-continue
+            handle.setopt(pycurl.POSTFIELDSIZE, len(body))
+            handle.setopt(pycurl.POSTFIELDS, body)
+            handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
+            handle.perform()
+            status = handle.getinfo(pycurl.RESPONSE_CODE)
+        except pycurl.error as exc:
+            refused = handle.getinfo(pycurl.OS_ERRNO) == errno.ECONNREFUSED
+            handle.close()  # its connection is in an unknown state
+            raise self._error(action, exc.args[0], refused) from None
+        _handles.give(self._host, handle)
+        answer = Answer(status, header_lines)
+        if not 200 <= status < 300:
+            raise DeliveryError(f"POST /{action} → HTTP {status}", status, answer.headers)
         with self._lock:
             self.bytes_sent += len(body)
-        return response
+        return answer
+
+    def _error(self, action, code, refused):
+        if code == pycurl.E_COULDNT_CONNECT:
+            reason = "connection refused" if refused else "cannot connect"
+            return DeliveryError(f"{reason}: {self._netloc}")
+        if code == pycurl.E_OPERATION_TIMEDOUT:
+            return DeliveryError(f"timeout after {self.timeout:g} s on POST /{action}")
+        reason = _CURL_REASONS.get(code, f"curl error {code}")
+        return DeliveryError(f"POST /{action} failed: {reason}")
+
+
+def _json(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_body(payload):
+    """A request's body: compact JSON, UTF-8, in the payload's key order."""
+    return _json(payload).encode()
+
+
+class _Entries:
+    """The JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by (path,
+    sha), least recently used beyond a budget of characters: every app of a repository is sent
+    the same files, and encoding one (UTF-8 checks, base64, JSON escapes) cost more than the
+    rest of building its request."""
+
+    def __init__(self, budget):
+        self.budget = budget
+        self.lock = threading.Lock()
+        self.entries = OrderedDict()
+        self.size = 0
+
+    def get(self, key):
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None:
+                self.entries.move_to_end(key)
+            return entry
+
+    def put(self, key, entry):
+        with self.lock:
+            if key in self.entries or len(entry) > self.budget:
+                return
+            self.entries[key] = entry
+            self.size += len(entry)
+            while self.size > self.budget:
+                self.size -= len(self.entries.popitem(last=False)[1])
+
+
+ENTRY_CACHE_CHARS = 64 << 20
+_entries = _Entries(ENTRY_CACHE_CHARS)
+
+
+def cached_entry(path, sha):
+    """The file's encoded entry if this process has it (the file need not be read)."""
+    return _entries.get((path, sha))
+
+
+def file_bodies(repository, commit_sha, path, sha, data=None, previous_sha=None, entry=None):
+    """The request bodies for one file: encode_body() of each of file_payloads(), byte for byte,
+    from its bytes `data` or from its cached_entry() `entry`."""
+    if entry is None:
+        content, encoding = file_scan.encode(data)
+        if _chunked(data, encoding):
+            for payload in _chunk_payloads(_base(repository, commit_sha, previous_sha), path,
+                                           sha, data):
+                yield encode_body(payload)
+            return
+        entry = _json(_file_entry(path, sha, data, content, encoding))
+        _entries.put((path, sha), entry)
+    # The payload's keys in file_payloads' order, the file's entry as it was encoded.
+    head = (f'{{"repository":{_json(repository)},"commit_sha":{_json(commit_sha)}'
+            f',"timestamp":{int(time.time())}')
+    if previous_sha is not None:
+        head += f',"previous_sha":{_json(previous_sha)}'
+    yield f'{head},"file":{entry}}}'.encode()
 
 
 def file_payloads(repository, commit_sha, path, sha, data, previous_sha=None):
     """Payloads for one file's bytes: one, or for a binary file over 1 MiB one per 512 KiB chunk
     (file.chunk = {id, index, total}), each to be acknowledged before the next is sent."""
+    base = _base(repository, commit_sha, previous_sha)
+    content, encoding = file_scan.encode(data)
+    if _chunked(data, encoding):
+        yield from _chunk_payloads(base, path, sha, data)
+        return
+    yield {**base, "file": _file_entry(path, sha, data, content, encoding)}
+
+
+def _base(repository, commit_sha, previous_sha):
     base = {"repository": repository, "commit_sha": commit_sha, "timestamp": int(time.time())}
     if previous_sha is not None:
         base["previous_sha"] = previous_sha
+    return base
+
+
+def _chunked(data, encoding):
+    return encoding == "base64" and len(data) > CHUNK_THRESHOLD
+
+
+def _chunk_payloads(base, path, sha, data):
+    total = -(-len(data) // CHUNK_SIZE)
+    chunk_id = uuid.uuid4().hex
     info = {"path": path, "sha": sha, "size": len(data)}
-    content, encoding = file_scan.encode(data)
-    if encoding == "base64" and len(data) > CHUNK_THRESHOLD:
-        total = -(-len(data) // CHUNK_SIZE)
-        chunk_id = uuid.uuid4().hex
-        for index in range(total):
-            piece = data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]
-            yield {**base, "file": {**info, "content": base64.b64encode(piece).decode(),
-                                    "content_encoding": "base64",
-                                    "chunk": {"id": chunk_id, "index": index, "total": total}}}
-        return
-    entry = {**info, "content": content}
+    for index in range(total):
+        piece = data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]
+        yield {**base, "file": {**info, "content": base64.b64encode(piece).decode(),
+                                "content_encoding": "base64",
+                                "chunk": {"id": chunk_id, "index": index, "total": total}}}
+
+
+def _file_entry(path, sha, data, content, encoding):
+    entry = {"path": path, "sha": sha, "size": len(data), "content": content}
     if encoding:
         entry["content_encoding"] = encoding
-    yield {**base, "file": entry}
+    return entry

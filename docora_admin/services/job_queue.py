@@ -16,6 +16,7 @@ write the timestamp ourselves: the PostgreSQL time of the statement that made th
 ("stamp", which equals its next_attempt_at), so the oldest waiting member says how far the
 consumers have got, and a due link older than that (by a grace period) has no job left.
 """
+import itertools
 import os
 import struct
 
@@ -33,6 +34,20 @@ def _storage():
         raise TypeError("job_queue writes PriorityRedisHuey's queue layout; "
                         f"got {type(storage).__name__}")
     return storage
+
+
+def apps_in_turn(jobs):
+    """The jobs [(app_id, …)] reordered so that the apps take turns (round robin, each app's
+    jobs in their order): a chunk of a retry-all comes app by app, and queued so, every worker
+    would deliver to the same app at once, held to that app's rate and concurrency while the
+    other apps wait."""
+    by_app = {}
+    for job in jobs:
+        by_app.setdefault(job[0], []).append(job)
+    if len(by_app) <= 1:
+        return list(jobs)
+    queues = list(by_app.values())
+    return [job for turn in itertools.zip_longest(*queues) for job in turn if job is not None]
 
 
 def push_snapshot_jobs(jobs, stamp):

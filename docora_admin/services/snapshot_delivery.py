@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .. import crypto, redact, runtime
 from ..repositories import delivered_files, snapshot_links
 from . import acknowledgements, shared_checkout
-from .delivery import DeliveryError, WebhookClient, file_payloads
+from .delivery import DeliveryError, WebhookClient, cached_entry, file_bodies
 from .patience import in_transaction, patiently
 
 STREAM_MIN_FILES = 100  # a link with fewer files to send sends them one at a time
@@ -60,10 +60,23 @@ def deliver(claimed, context, sent, where, limiter=None):
 
     already = _delivered_so_far(app_id, repository_id, where)
     # The checkout is shared by every app of the repository (services/shared_checkout.py): what
-    # must be sent is read under its lock, delivered after.
+    # must be sent is read under its lock, delivered after; a file this process has encoded
+    # for another app is not read again (its entry is kept for this job in `encoded`).
+    encoded = {}
+
+    def wanted(files):
+        to_read = []
+        for f in files:
+            if already.get(f.path) != f.sha:
+                entry = cached_entry(f.path, f.sha)
+                if entry is None:
+                    to_read.append(f)
+                else:
+                    encoded[f.path] = entry
+        return to_read
+
     commit, contents = shared_checkout.read(
-        repository_id, context["github_url"], token, claimed["due_at"].timestamp(),
-        wanted=lambda files: [f for f in files if already.get(f.path) != f.sha])
+        repository_id, context["github_url"], token, claimed["due_at"].timestamp(), wanted)
     files = commit.files
     current = {f.path for f in files}
     creates = [f for f in files if f.path not in already]
@@ -88,11 +101,11 @@ def deliver(claimed, context, sent, where, limiter=None):
     def send(action, scanned):
         # A file's requests (its chunks) go in order on one stream, each acknowledged before
         # the next.
-        for payload in file_payloads(repository, commit.sha, scanned.path, scanned.sha,
-                                     contents.pop(scanned.path),
-                                     previous_sha=already.get(scanned.path)
-                                     if action == "update" else None):
-            client.post(action, payload)
+        for body in file_bodies(repository, commit.sha, scanned.path, scanned.sha,
+                                contents.pop(scanned.path, None),
+                                already.get(scanned.path) if action == "update" else None,
+                                encoded.pop(scanned.path, None)):
+            client.post(action, body)
         # Noted as each file is acknowledged, so a later run resends only what is missing.
         batch.acknowledged(scanned.path, scanned.sha)
         with counting:
@@ -107,11 +120,12 @@ def deliver(claimed, context, sent, where, limiter=None):
     # workers' jobs (measured: +50% CPU per file on a retry-all of 20-file links).
     todo = len(deletes) + len(creates) + len(updates)
     streams = settings.delivery_streams_per_link if todo >= STREAM_MIN_FILES else 1
+    ended = limiter.thread_done if limiter is not None else None
     try:
         # Deletes, then creates, then updates: each phase ends before the next begins.
-        _on_streams(streams, [lambda p=p: delete(p) for p in deletes])
-        _on_streams(streams, [lambda f=f: send("create", f) for f in creates])
-        _on_streams(streams, [lambda f=f: send("update", f) for f in updates])
+        _on_streams(streams, [lambda p=p: delete(p) for p in deletes], ended)
+        _on_streams(streams, [lambda f=f: send("create", f) for f in creates], ended)
+        _on_streams(streams, [lambda f=f: send("update", f) for f in updates], ended)
         batch.flush()
     except DeliveryError:
         # The app refused one file: what it took before is written now, so the link's page
@@ -124,10 +138,11 @@ def deliver(claimed, context, sent, where, limiter=None):
         conn, repository_id, commit.sha, [(f.path, f.sha, f.size) for f in files])), where)
 
 
-def _on_streams(streams, tasks):
+def _on_streams(streams, tasks, thread_done=None):
     """Run `tasks` (one file each) in order of start on up to `streams` threads, this one
     included: a link with many files is not held to one request at a time. The first error
-    stops the tasks not yet started and is raised once the running ones have ended."""
+    stops the tasks not yet started and is raised once the running ones have ended.
+    `thread_done()` is called by each helper thread as it ends."""
     if streams <= 1 or len(tasks) <= 1:
         for task in tasks:
             task()
@@ -146,7 +161,14 @@ def _on_streams(streams, tasks):
                 errors.append(exc)
                 return
 
-    helpers = [threading.Thread(target=stream, name="delivery-stream", daemon=True)
+    def helper():
+        try:
+            stream()
+        finally:
+            if thread_done is not None:
+                thread_done()
+
+    helpers = [threading.Thread(target=helper, name="delivery-stream", daemon=True)
                for _ in range(min(streams, len(tasks)) - 1)]
     for helper in helpers:
         helper.start()

@@ -27,9 +27,9 @@ TIME_BUDGET_S = 20
 def _queue(rows):
     if not rows:
         return 0
-    job_queue.push_snapshot_jobs(
+    job_queue.push_snapshot_jobs(job_queue.apps_in_turn(
         [(r["app_id"], r["repository_id"], r["retry_operation_id"], r["job_generation"])
-         for r in rows], rows[0]["stamp"])
+         for r in rows]), rows[0]["stamp"])
     return len(rows)
 
 

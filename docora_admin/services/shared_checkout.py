@@ -80,20 +80,28 @@ def remote_head(repository_id, url, token, not_before):
     window = runtime.settings().git_share_seconds
     key = HEAD_KEY.format(repository_id)
     if window:
-        seen = runtime.redis_client().get(key)
-        if seen:
-            sha, _, observed_at = seen.decode().partition(" ")
-            if not_before <= float(observed_at) and time.time() - float(observed_at) <= window:
-                return sha
+        # This process's own last observation first (no round trip), then every process's.
+        for seen in (_heads.get(key), lambda: runtime.redis_client().get(key)):
+            seen = seen() if callable(seen) else seen
+            if seen:
+                sha, _, observed_at = seen.decode().partition(" ")
+                if not_before <= float(observed_at) and time.time() - float(observed_at) <= window:
+                    _heads[key] = seen
+                    return sha
     observed_at = time.time()
     sha = git_fetch.remote_head(url, token)
     _observed(key, sha, observed_at, window)
     return sha
 
 
+_heads = {}  # HEAD_KEY → the last observation this process made or read, as Redis holds it
+
+
 def _observed(key, sha, observed_at, window):
     if window:
-        runtime.redis_client().set(key, f"{sha} {observed_at:.6f}", px=window * 1000)
+        seen = f"{sha} {observed_at:.6f}".encode()
+        runtime.redis_client().set(key, seen, px=window * 1000)
+        _heads[key] = seen
 
 
 def read(repository_id, url, token, not_before, wanted):
@@ -103,6 +111,14 @@ def read(repository_id, url, token, not_before, wanted):
     not at that commit; raises git_fetch.RepositoryBusy when another job holds the checkout for
     too long."""
     head = remote_head(repository_id, url, token, not_before)
+    # Most links find the checkout already at that commit, scanned by this process: their files
+    # are read without the lock (two Redis round trips, and the wait while the other apps' jobs
+    # of the repository hold it). A fetch into the checkout meanwhile makes a file read differ
+    # from the scan (or vanish), and the link takes the locked way below.
+    if git_fetch.checkout_commit(repository_id) == head and _scans.get((repository_id, head)):
+        commit, contents = _read_checkout(repository_id, head, wanted)
+        if contents is not None:
+            return commit, contents
     with git_fetch.repository_lock(repository_id):
         sha = git_fetch.checkout_commit(repository_id)
         if sha != head:

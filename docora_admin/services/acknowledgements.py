@@ -12,6 +12,8 @@ sent again: at least once, as before.
 """
 import threading
 
+import redis
+
 from .. import db, runtime
 from ..repositories import delivered_files
 
@@ -24,19 +26,6 @@ _DELETED = ""
 
 def journal_key(app_id, repository_id):
     return f"docora:acked:{app_id}:{repository_id}"
-
-
-def note(app_id, repository_id, path, sha, first=False):
-    """The app acknowledged `path` at `sha` (None: its delete). The first note of an attempt
-    also sets the journal's time to live (one command per file is what this is about)."""
-    key = journal_key(app_id, repository_id)
-    if first:
-        pipe = runtime.redis_client().pipeline(transaction=False)
-        pipe.hset(key, path, sha or _DELETED)
-        pipe.expire(key, JOURNAL_TTL_S)
-        pipe.execute()
-    else:
-        runtime.redis_client().hset(key, path, sha or _DELETED)
 
 
 def write(conn, app_id, repository_id, acknowledged):
@@ -72,27 +61,31 @@ def settle_journal(conn, app_id, repository_id):
 class Batch:
     """The acknowledgements of one attempt not yet written to PostgreSQL, from any number of
     threads. `patiently(action)` runs each Redis or PostgreSQL step (the job's way of waiting
-    out an outage)."""
+    out an outage). Call confirm() before each request to the app, and close() at the end."""
 
     def __init__(self, app_id, repository_id, patiently):
         self.app_id, self.repository_id = app_id, repository_id
         self.patiently = patiently
         self.lock = threading.Lock()
         self.pending = {}
-        self.expiry_set = False
+        self.notes = _Notes(journal_key(app_id, repository_id))
 
     def acknowledged(self, path, sha):
         """Note one acknowledgement at once; write a batch when BATCH_FILES are waiting."""
         with self.lock:
-            first, self.expiry_set = not self.expiry_set, True
-        self.patiently(lambda: note(self.app_id, self.repository_id, path, sha, first))
-        with self.lock:
+            self.patiently(lambda: self.notes.note(path, sha or _DELETED))
             self.pending[path] = sha
             full = len(self.pending) >= BATCH_FILES
             if full:
                 pending, self.pending = self.pending, {}
         if full:
             self._write(pending)
+
+    def confirm(self):
+        """Every acknowledgement noted so far is in the journal (call before the next request:
+        a file goes out only once the ones before it are safe)."""
+        with self.lock:
+            self.patiently(self.notes.confirm)
 
     def flush(self):
         """Write what is waiting in one transaction, then take it out of the journal."""
@@ -101,10 +94,82 @@ class Batch:
         if pending:
             self._write(pending)
 
+    def close(self):
+        self.notes.close()
+
     def _write(self, pending):
         def write_batch():
             with db.connection() as conn:
                 write(conn, self.app_id, self.repository_id, pending)
 
+        self.confirm()  # the journal holds them before PostgreSQL does, and before forget()
         self.patiently(write_batch)
         self.patiently(lambda: forget(self.app_id, self.repository_id, list(pending)))
+
+
+class _Notes:
+    """A job's notes into its journal, pipelined on a Redis connection of its own: a note is
+    sent the moment the app acknowledges a file, its reply read by confirm() before the next
+    request goes out; by then the reply has almost always arrived. A round trip per file (a
+    worker asleep on Redis, and redis-py's per-command work) was a fifth of a job's time, and
+    still no file goes out while an earlier acknowledgement could be missing from the journal:
+    a worker killed at any point leaves unnoted at most the file it had just been answered for.
+
+    After a connection error every note not yet confirmed is sent again (HSET is idempotent);
+    the error goes to the caller, whose patiently() tries again."""
+
+    def __init__(self, key):
+        self.key = key
+        self.connection = None
+        self.to_send = {}  # path → value, not yet sent on the current connection
+        self.sent = []  # [(path, value)] sent, reply not read yet
+        self.replies = 0  # replies to read for `sent` (the EXPIRE has one too)
+
+    def note(self, path, value):
+        self.to_send[path] = value
+        self._send()
+
+    def confirm(self):
+        if self.to_send:
+            self._send()
+        try:
+            while self.replies:
+                self.connection.read_response()
+                self.replies -= 1
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._drop()
+            raise
+        self.sent.clear()
+
+    def close(self):
+        if self.connection is not None:
+            if self.replies:  # a job cut short: its replies must not reach the next user
+                self.connection.disconnect()
+            runtime.redis_client().connection_pool.release(self.connection)
+            self.connection = None
+
+    def _send(self):
+        extra = []
+        try:
+            if self.connection is None:
+                self.connection = runtime.redis_client().connection_pool.get_connection()
+                # A new connection: what the last one sent may not have been applied, and the
+                # journal's time to live is set (once per connection, not per note).
+                self.to_send = {**dict(self.sent), **self.to_send}
+                self.sent, self.replies = [], 0
+                extra = [("EXPIRE", self.key, JOURNAL_TTL_S)]
+            commands = [("HSET", self.key, path, value)
+                        for path, value in self.to_send.items()] + extra
+            self.connection.send_packed_command(self.connection.pack_commands(commands))
+        except (redis.ConnectionError, redis.TimeoutError):
+            self._drop()
+            raise
+        self.replies += len(commands)
+        self.sent.extend(self.to_send.items())
+        self.to_send.clear()
+
+    def _drop(self):
+        if self.connection is not None:
+            self.connection.disconnect()
+            self.close()
+            self.replies = 0

@@ -91,6 +91,7 @@ def deliver(claimed, context, sent, where, limiter=None):
     counting = threading.Lock()
 
     def delete(path):
+        holding_on(batch.confirm)
         client.post("delete", {"repository": repository, "commit_sha": commit.sha,
                                "file": {"path": path, "sha": already[path]},
                                "previous_sha": already[path], "timestamp": int(time.time())})
@@ -105,6 +106,7 @@ def deliver(claimed, context, sent, where, limiter=None):
                                 contents.pop(scanned.path, None),
                                 already.get(scanned.path) if action == "update" else None,
                                 encoded.pop(scanned.path, None)):
+            holding_on(batch.confirm)  # no request while an acknowledgement is unnoted
             client.post(action, body)
         # Noted as each file is acknowledged, so a later run resends only what is missing.
         batch.acknowledged(scanned.path, scanned.sha)
@@ -133,6 +135,7 @@ def deliver(claimed, context, sent, where, limiter=None):
         batch.flush()
         raise
     finally:
+        batch.close()
         sent.bytes = client.bytes_sent
     patiently(lambda: in_transaction(lambda conn: delivered_files.save_snapshot(
         conn, repository_id, commit.sha, [(f.path, f.sha, f.size) for f in files])), where)

@@ -11,19 +11,18 @@ def delivered(conn, app_id, repository_id):
 
 def record_many(conn, app_id, repository_id, sent, deleted):
     """Files the app acknowledged: `sent` [(path, sha)] and `deleted` [path], in the caller's
-    transaction (executemany: psycopg pipelines the statements)."""
-    with conn.cursor() as cur:
-        if sent:
-            cur.executemany("""
-                INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
-                VALUES (%s, %s, %s, %s)
-                ON CONFLICT (app_id, repository_id, file_path)
-                DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
-            """, [(app_id, repository_id, path, sha) for path, sha in sent])
-        if deleted:
-            cur.execute("DELETE FROM app_delivered_files WHERE app_id = %s "
-                        "AND repository_id = %s AND file_path = ANY(%s)",
-                        (app_id, repository_id, deleted))
+    transaction (one statement each, the files as arrays: a batch of 200 is one round trip)."""
+    if sent:
+        conn.execute("""
+            INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
+            SELECT %s, %s, path, sha FROM unnest(%s::text[], %s::text[]) AS f (path, sha)
+            ON CONFLICT (app_id, repository_id, file_path)
+            DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
+        """, (app_id, repository_id, [path for path, _ in sent], [sha for _, sha in sent]))
+    if deleted:
+        conn.execute("DELETE FROM app_delivered_files WHERE app_id = %s "
+                     "AND repository_id = %s AND file_path = ANY(%s)",
+                     (app_id, repository_id, deleted))
 
 
 def save_snapshot(conn, repository_id, commit_sha, files):

@@ -94,6 +94,22 @@ class Batch:
         if pending:
             self._write(pending)
 
+    def write_rest(self, conn):
+        """Write what is waiting in the caller's transaction (which may be tried again); call
+        forget_written() once it has committed."""
+        with self.lock:
+            write(conn, self.app_id, self.repository_id, self.pending)
+
+    def forget_written(self):
+        """Take what write_rest() wrote out of the journal, if Redis answers now: left there,
+        it is only written again by the link's next job."""
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        try:
+            forget(self.app_id, self.repository_id, list(pending))
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
+
     def close(self):
         self.notes.close()
 

@@ -86,7 +86,7 @@ def _attempt_with(claimed, context, admission, limiter):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
-        deliver(claimed, context, sent, where, limiter)
+        delivered = deliver(claimed, context, sent, where, limiter)
     except ClaimLost:
         log.warning("%s: stopped, its link was given to another job during an outage", where)
         return None
@@ -111,12 +111,17 @@ def _attempt_with(claimed, context, admission, limiter):
 
     def record():
         with db.connection() as conn:
+            delivered.record(conn)
             ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes)
             closed = (ended is not None
                       and delivery_control.record_delivered(conn, context["app_id"]))
             return ended, closed
 
-    ended, circuit_closed = _patiently(record, where)
+    try:
+        ended, circuit_closed = _patiently(record, where)
+        delivered.settled()
+    finally:
+        delivered.close()
     if ended is None:
         log.warning("%s: delivered, but the claim had been given to another job", where)
         return None

@@ -128,17 +128,52 @@ def deliver(claimed, context, sent, where, limiter=None):
         _on_streams(streams, [lambda p=p: delete(p) for p in deletes], ended)
         _on_streams(streams, [lambda f=f: send("create", f) for f in creates], ended)
         _on_streams(streams, [lambda f=f: send("update", f) for f in updates], ended)
-        batch.flush()
+        holding_on(batch.confirm)
     except DeliveryError:
         # The app refused one file: what it took before is written now, so the link's page
         # counts it (the journal would have it written by the next job anyway).
-        batch.flush()
+        try:
+            batch.flush()
+        finally:
+            batch.close()
+        raise
+    except BaseException:
+        batch.close()
         raise
     finally:
-        batch.close()
         sent.bytes = client.bytes_sent
-    patiently(lambda: in_transaction(lambda conn: delivered_files.save_snapshot(
-        conn, repository_id, commit.sha, [(f.path, f.sha, f.size) for f in files])), where)
+    return Delivered(batch, repository_id, commit.sha, files)
+
+
+class Delivered:
+    """An attempt that delivered everything: its last acknowledgements and the repository's
+    snapshot are written in the transaction that marks the link synced (one commit rather than
+    three), by record(conn); settled() once that has committed, close() in any case."""
+
+    def __init__(self, batch, repository_id, commit_sha, files):
+        self.batch, self.repository_id = batch, repository_id
+        self.commit_sha, self.files = commit_sha, files
+
+    def record(self, conn):
+        self.batch.write_rest(conn)
+        if _snapshots_saved.get(self.repository_id) != self.commit_sha:
+            delivered_files.save_snapshot(conn, self.repository_id, self.commit_sha,
+                                          [(f.path, f.sha, f.size) for f in self.files])
+
+    def settled(self):
+        if len(_snapshots_saved) >= SNAPSHOTS_REMEMBERED:
+            _snapshots_saved.clear()
+        _snapshots_saved[self.repository_id] = self.commit_sha
+        self.batch.forget_written()
+
+    def close(self):
+        self.batch.close()
+
+
+# repository_id → the commit whose snapshot this process has seen saved: the other apps' jobs
+# of that commit skip the statement.
+_snapshots_saved = {}
+SNAPSHOTS_REMEMBERED = 100_000
 
 
 def _on_streams(streams, tasks, thread_done=None):

@@ -6,7 +6,7 @@ file. Now each acknowledgement is one Redis HSET (a fraction of that) into the l
 `docora:acked:{app_id}:{repository_id}` (path → sha, "" for a deleted path), and PostgreSQL gets
 them BATCH_FILES at a time in one transaction, after which they leave the journal. A worker
 killed between two batches leaves its acknowledgements in the journal: the link's next job
-writes them to PostgreSQL before it diffs (settle_journal), so it resends only what the app did
+writes them to PostgreSQL before it diffs (unwritten, write), so it resends only what the app did
 not acknowledge. Should Redis lose the journal (a restart without persistence), those files are
 sent again: at least once, as before.
 """
@@ -49,13 +49,11 @@ def drop_journals(links):
         runtime.redis_client().delete(*(journal_key(a, r) for a, r in links))
 
 
-def settle_journal(conn, app_id, repository_id):
-    """Write what an earlier job noted but did not write (it died between batches); returns
-    the paths, to forget() once the caller's transaction has committed."""
+def unwritten(app_id, repository_id):
+    """{path: sha or None} an earlier job noted but did not write (it died between batches):
+    to write() before diffing, and forget() once that has committed."""
     noted = runtime.redis_client().hgetall(journal_key(app_id, repository_id))
-    acknowledged = {path.decode(): sha.decode() or None for path, sha in noted.items()}
-    write(conn, app_id, repository_id, acknowledged)
-    return list(acknowledged)
+    return {path.decode(): sha.decode() or None for path, sha in noted.items()}
 
 
 class Batch:

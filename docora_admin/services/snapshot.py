@@ -111,7 +111,8 @@ def _attempt_with(claimed, context, admission, limiter):
 
     def record():
         with db.connection() as conn:
-            delivered.record(conn)
+            delivered.record_snapshot(conn)
+            delivered.record_acknowledgements(conn)
             ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes)
             closed = (ended is not None
                       and delivery_control.record_delivered(conn, context["app_id"]))

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import crypto, redact, runtime
+from .. import crypto, db, redact, runtime
 from ..repositories import delivered_files, snapshot_links
 from . import acknowledgements, shared_checkout
 from .delivery import DeliveryError, WebhookClient, cached_entry, file_bodies
@@ -148,17 +148,21 @@ def deliver(claimed, context, sent, where, limiter=None):
 class Delivered:
     """An attempt that delivered everything: its last acknowledgements and the repository's
     snapshot are written in the transaction that marks the link synced (one commit rather than
-    three), by record(conn); settled() once that has committed, close() in any case."""
+    three), by record_snapshot(conn) and then record_acknowledgements(conn) (which may run in
+    pipeline mode); settled() once that has committed, close() in any case."""
 
     def __init__(self, batch, repository_id, commit_sha, files):
         self.batch, self.repository_id = batch, repository_id
         self.commit_sha, self.files = commit_sha, files
 
-    def record(self, conn):
-        self.batch.write_rest(conn)
+    def record_snapshot(self, conn):
+        # Not in pipeline mode: a COPY (once per commit and process).
         if _snapshots_saved.get(self.repository_id) != self.commit_sha:
             delivered_files.save_snapshot(conn, self.repository_id, self.commit_sha,
                                           [(f.path, f.sha, f.size) for f in self.files])
+
+    def record_acknowledgements(self, conn):
+        self.batch.write_rest(conn)
 
     def settled(self):
         if len(_snapshots_saved) >= SNAPSHOTS_REMEMBERED:
@@ -219,10 +223,16 @@ def _on_streams(streams, tasks, thread_done=None):
 
 def _delivered_so_far(app_id, repository_id, where):
     """{path: sha} the app has acknowledged, an earlier job's unwritten journal included."""
-    def read(conn):
-        settled = acknowledgements.settle_journal(conn, app_id, repository_id)
-        return settled, delivered_files.delivered(conn, app_id, repository_id)
+    def read():
+        noted = acknowledgements.unwritten(app_id, repository_id)
+        if not noted:  # the usual case: one statement, no transaction round trips
+            with db.autocommit_connection() as conn:
+                return noted, delivered_files.delivered(conn, app_id, repository_id)
+        with db.connection() as conn:
+            acknowledgements.write(conn, app_id, repository_id, noted)
+            return noted, delivered_files.delivered(conn, app_id, repository_id)
 
-    settled, already = patiently(lambda: in_transaction(read), where)
-    patiently(lambda: acknowledgements.forget(app_id, repository_id, settled), where)
+    settled, already = patiently(read, where)
+    if settled:
+        patiently(lambda: acknowledgements.forget(app_id, repository_id, list(settled)), where)
     return already

@@ -30,6 +30,24 @@ _LOG_ATTEMPT = """
 """
 
 
+# pending_snapshot → scanning for the job queued for %(generation)s, with a lease; {extra} adds
+# a condition. RETURNING the claim's columns (see claim()) and the link's own context.
+_CLAIM = """
+    UPDATE app_repositories ar
+    SET status = 'scanning', updated_at = now(),
+        next_attempt_at = now() + make_interval(secs => %(lease)s)
+    FROM (SELECT id, next_attempt_at AS due_at FROM app_repositories
+          WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s) due
+    WHERE ar.id = due.id AND ar.status = 'pending_snapshot'
+      AND (%(generation)s::integer IS NULL OR ar.job_generation = %(generation)s::integer)
+      {extra}
+    RETURNING ar.id, ar.retry_count, ar.job_generation, ar.retry_cause,
+              ar.retry_operation_id, ar.updated_at AS started_at,
+              least(due.due_at, ar.updated_at) AS due_at,
+              ar.app_id, ar.repository_id, ar.github_token_encrypted
+"""
+
+
 def claim(conn, app_id, repository_id, generation, lease_seconds):
     """pending_snapshot → scanning in one statement, for the job queued for `generation` (None:
     a job queued before generations existed, which claims whatever is pending). The claim holds
@@ -37,17 +55,31 @@ def claim(conn, app_id, repository_id, generation, lease_seconds):
     retry_count, episode, start time and due_at (when the job became due: the repository state
     it delivers must be at least that recent; None when unknown), or None when there is nothing
     to claim (a duplicate or stale job, or a link whose app or repository was deleted)."""
-    return conn.execute("""
-        UPDATE app_repositories ar
-        SET status = 'scanning', updated_at = now(),
-            next_attempt_at = now() + make_interval(secs => %(lease)s)
-        FROM (SELECT id, next_attempt_at AS due_at FROM app_repositories
-              WHERE app_id = %(app_id)s AND repository_id = %(repository_id)s) due
-        WHERE ar.id = due.id AND ar.status = 'pending_snapshot'
-          AND (%(generation)s::integer IS NULL OR ar.job_generation = %(generation)s::integer)
-        RETURNING ar.id, ar.retry_count, ar.job_generation, ar.retry_cause,
-                  ar.retry_operation_id, ar.updated_at AS started_at,
-                  least(due.due_at, ar.updated_at) AS due_at
+    return conn.execute(_CLAIM.format(extra=""), {
+        "app_id": app_id, "repository_id": repository_id, "generation": generation,
+        "lease": lease_seconds}).fetchone()
+
+
+def claim_unless_held(conn, app_id, repository_id, generation, lease_seconds):
+    """claim() and delivery_context() in one statement (autocommit: one round trip, where the
+    claim's transaction took five), provided the app's deliveries are not held (paused,
+    deferred, circuit open: see services/delivery_control.admit for those). Returns held, the
+    app's rate_per_second and max_concurrency overrides (None: the defaults), and the claim's
+    and the context's columns (id None: nothing claimed)."""
+    return conn.execute(f"""
+        WITH control AS (
+            SELECT (paused_at IS NOT NULL OR deferred_until > now()
+                    OR circuit_opened_at IS NOT NULL) AS held, rate_per_second, max_concurrency
+            FROM app_delivery_control WHERE app_id = %(app_id)s
+        ), claimed AS ({_CLAIM.format(extra="AND NOT EXISTS (SELECT FROM control WHERE held)")})
+        SELECT EXISTS (SELECT FROM control WHERE held) AS held,
+               (SELECT rate_per_second FROM control), (SELECT max_concurrency FROM control),
+               c.*, a.base_url, a.client_auth_key_encrypted,
+               r.github_url, r.owner, r.name, r.is_private
+        FROM (SELECT) one
+        LEFT JOIN claimed c ON true
+        LEFT JOIN apps a ON a.app_id = c.app_id
+        LEFT JOIN repositories r ON r.repository_id = c.repository_id
     """, {"app_id": app_id, "repository_id": repository_id, "generation": generation,
           "lease": lease_seconds}).fetchone()
 

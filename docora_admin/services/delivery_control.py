@@ -15,7 +15,7 @@ attempts (plus those already under way), not one per link.
 """
 import email.utils
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from .. import db, runtime
@@ -53,13 +53,19 @@ def admit(conn, app_id):
         return Admission(False, settings.app_rate_per_second, settings.app_max_concurrency)
     if row["paused_at"] is not None or row["deferred"]:
         return None
-    probe = False
-    if row["circuit_opened_at"] is not None:
-        if not control_repo.take_probe(conn, app_id, settings.circuit_probe_seconds,
-                                       settings.circuit_probe_max_seconds):
-            return None
-        probe = True
-    return Admission(probe, _or_default(row["rate_per_second"], settings.app_rate_per_second),
+    if row["circuit_opened_at"] is None:
+        return admission(row)
+    if not control_repo.take_probe(conn, app_id, settings.circuit_probe_seconds,
+                                   settings.circuit_probe_max_seconds):
+        return None
+    return replace(admission(row), probe=True)
+
+
+def admission(row):
+    """The Admission of an app that is not held, from its rate_per_second and max_concurrency
+    overrides (None: the defaults)."""
+    settings = runtime.settings()
+    return Admission(False, _or_default(row["rate_per_second"], settings.app_rate_per_second),
                      _or_default(row["max_concurrency"], settings.app_max_concurrency))
 
 

@@ -49,10 +49,18 @@ def run_snapshot(app_id, repository_id, operation_id=None, generation=None):
     lease = runtime.settings().job_lease_seconds
 
     def claim():
+        # Most jobs: one statement claims the link unless the app is held and reads what the
+        # delivery needs.
+        with db.autocommit_connection() as conn:
+            row = snapshot_links.claim_unless_held(conn, app_id, repository_id, generation, lease)
+        if not row["held"]:
+            if row["id"] is None:
+                return None, None, None
+            return row, row, delivery_control.admission(row)
         with db.connection() as conn:
             # An app whose deliveries are held (paused, circuit open, asked to wait) is not
             # attempted: its link stays pending until the app is released
-            # (services/delivery_control.py).
+            # (services/delivery_control.py); an open circuit's probe is taken here.
             admission = delivery_control.admit(conn, app_id)
             if admission is None:
                 return None, None, None

@@ -21,7 +21,27 @@ _settings = None
 PRIORITY_ADMIN = 100
 PRIORITY_SNAPSHOT = 0
 
-huey = PriorityRedisHuey(
+class DocoraHuey(PriorityRedisHuey):
+    """Huey without revocation: whether a job runs is decided by its link's claim (and a bulk
+    operation's by its row), never by a revoke flag. Huey looks a task's flags up before running
+    it and deletes its flag after: two Redis round trips per snapshot job, spared here."""
+
+    def revoke(self, task, revoke_until=None, revoke_once=False):
+        raise NotImplementedError("tasks are not revoked in Docora Admin")
+
+    def revoke_all(self, task_class, revoke_until=None, revoke_once=False):
+        raise NotImplementedError("tasks are not revoked in Docora Admin")
+
+    def is_revoked(self, task, timestamp=None, peek=True):
+        return False
+
+    def delete(self, key):
+        if key.startswith("r:"):  # a task's revoke flag (Task.revoke_id): never set
+            return False
+        return super().delete(key)
+
+
+huey = DocoraHuey(
     "docora-admin",
     url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
     # Results are not read by anyone: progress lives in bulk_operations and the Redis hash.

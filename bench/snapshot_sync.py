@@ -1,11 +1,22 @@
 """Benchmark: sync a 1,000-file, 20 MB repository to a local receiver.
 
-    .venv/bin/python bench/snapshot_sync.py [--files 1000] [--megabytes 20]
+    .venv/bin/python bench/snapshot_sync.py [--files 1000] [--megabytes 20] [--packed]
+        [--code PATH]
 
 Makes a git repository (mixed text and binary files, a few binaries over 1 MiB so chunking is
-exercised) in a temp folder, a receiver that checks every signature (tests/webhook_receiver.py),
-and a link in a database of its own; then times the snapshot job for a first sync, a 1% change
-and a re-sync with no change, and reports files/s and MB/s.
+exercised) in a temp folder, a receiver that checks every signature (tests/webhook_receiver.py,
+in this process), and a link in a database of its own; then times the snapshot job for a first
+sync, a 1% change and a re-sync with no change, and reports files/s and MB/s, and how much of
+each sync was the fetch (clone or fetch and checkout).
+
+The repository's objects are loose unless --packed (`git repack -a -d` after each commit, as a
+hosting service keeps a repository): a shallow clone of loose objects makes this machine
+delta-search and compress them for the pack it sends, about 1 s of the first sync here, which a
+real remote does not cost us. --code PATH runs the snapshot job of another checkout (e.g. `git
+worktree add /work/wt-before 34979ec`), with this checkout's receiver.
+
+The per-app limits are the consumer's (APP_RATE_PER_SECOND, APP_MAX_CONCURRENCY from the
+environment); with a rate limit, a first sync takes at least files / rate seconds.
 """
 import argparse
 import os
@@ -30,7 +41,7 @@ def git(*args, cwd):
                             GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.com"))
 
 
-def make_repo(path, files, megabytes, rng):
+def make_repo(path, files, megabytes, rng, packed):
     """`files` files adding up to about `megabytes` MB: 70% text, 30% binary, 3 big binaries."""
     path.mkdir(parents=True)
     big = [1_500_000, 1_200_000, 1_100_000]
@@ -49,6 +60,8 @@ def make_repo(path, files, megabytes, rng):
     git("init", "--quiet", "-b", "main", cwd=path)
     git("add", "-A", cwd=path)
     git("commit", "--quiet", "-m", "bench", cwd=path)
+    if packed:
+        git("repack", "-a", "-d", "-q", cwd=path)
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and ".git" not in f.parts)
 
 
@@ -58,7 +71,12 @@ def main():
     parser.add_argument("--megabytes", type=int, default=20)
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--packed", action="store_true",
+                        help="repack the repository after each commit, as a host keeps it")
+    parser.add_argument("--code", metavar="PATH", default=str(ROOT),
+                        help="the checkout whose snapshot job runs (default: this one)")
     args = parser.parse_args()
+    sys.path.insert(0, args.code)
 
     sys.path.insert(0, str(ROOT / "bench"))
     import bulk_retry  # database helpers
@@ -70,14 +88,14 @@ def main():
                        "ADMIN_PASSWORD": "bench-password", "ENCRYPTION_KEY": "0f" * 32,
                        "DOCORA_GIT_CACHE": str(tmp / "cache")})
     from docora_admin import create_app, crypto, db
-    from docora_admin.services import snapshot
-    from tests.webhook_receiver import Receiver
+    from docora_admin.services import git_fetch, snapshot
+    Receiver = _receiver_class()
 
     db.migrate(args.database_url)
     create_app()
     rng = random.Random(7)
     repo = tmp / "repo"
-    size = make_repo(repo, args.files, args.megabytes, rng)
+    size = make_repo(repo, args.files, args.megabytes, rng, args.packed)
     receiver = Receiver(auth_key=KEY)
     with db.connection() as conn:
         conn.execute("TRUNCATE apps, repositories, app_repositories, app_delivered_files, "
@@ -90,10 +108,23 @@ def main():
         conn.execute("INSERT INTO app_repositories (app_id, repository_id, status) "
                      "VALUES ('app_bench', 'repo_bench', 'pending_snapshot')")
 
+    fetching = [0.0]
+    fetch = git_fetch.fetch
+
+    def timed_fetch(*a, **k):
+        started = time.perf_counter()
+        try:
+            return fetch(*a, **k)
+        finally:
+            fetching[0] += time.perf_counter() - started
+
+    git_fetch.fetch = timed_fetch  # the job looks it up on the module, whichever code runs
+
     def timed_sync(label):
         with db.connection() as conn:
             conn.execute("UPDATE app_repositories SET status = 'pending_snapshot'")
         receiver.requests.clear()
+        fetching[0] = 0.0
         start = time.perf_counter()
         status = snapshot.run_snapshot("app_bench", "repo_bench")
         seconds = time.perf_counter() - start
@@ -103,18 +134,33 @@ def main():
                         if p["file"].get("chunk", {}).get("index", 0) == 0) / 1e6
         print(f"{label:<22} {status:<8} {seconds:7.2f} s  {files:5d} files "
               f"({files / seconds:7.1f}/s)  {megabytes:6.1f} MB ({megabytes / seconds:5.1f} MB/s)"
-              f"  {len(sent)} POSTs, {receiver.bad_signatures} bad signatures")
+              f"  {len(sent)} POSTs, {receiver.bad_signatures} bad signatures; "
+              f"fetch {fetching[0]:.2f} s")
 
-    print(f"repository: {args.files} files, {size / 1e6:.1f} MB; receiver and git on this "
-          "machine (file:// remote)")
+    print(f"repository: {args.files} files, {size / 1e6:.1f} MB, "
+          f"{'packed' if args.packed else 'loose objects'}; receiver and git on this machine "
+          f"(file:// remote); code: {args.code}; APP_RATE_PER_SECOND="
+          f"{os.environ.get('APP_RATE_PER_SECOND', 'default')}")
     timed_sync("first sync")
     changed = rng.sample(sorted(p for p in repo.rglob("*.md")), max(1, args.files // 100))
     for path in changed:
         path.write_text(path.read_text() + "changed\n")
     git("commit", "--quiet", "-am", "1% change", cwd=repo)
+    if args.packed:
+        git("repack", "-a", "-d", "-q", cwd=repo)
     timed_sync("1% change")
     timed_sync("re-sync, no change")
     receiver.close()
+
+
+def _receiver_class():
+    """tests/webhook_receiver.Receiver of this checkout, whichever code runs the job."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_webhook_receiver",
+                                                  ROOT / "tests" / "webhook_receiver.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Receiver
 
 
 if __name__ == "__main__":

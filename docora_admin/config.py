@@ -65,7 +65,7 @@ class Settings:
     circuit_failure_threshold: int = 10
     circuit_probe_seconds: int = 30
     circuit_probe_max_seconds: int = 600
-    app_rate_per_second: int = 200
+    app_rate_per_second: int = 0
     app_max_concurrency: int = 8
     retry_after_max_seconds: int = 3600
     git_share_seconds: int = 5
@@ -224,7 +224,7 @@ def _load(env):
         circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 10, 1, 10_000),
         circuit_probe_seconds=_int(env, "CIRCUIT_PROBE_SECONDS", 30, 1, 86_400),
         circuit_probe_max_seconds=_int(env, "CIRCUIT_PROBE_MAX_SECONDS", 600, 1, 86_400),
-        app_rate_per_second=_int(env, "APP_RATE_PER_SECOND", 200, 0, 1_000_000),
+        app_rate_per_second=_int(env, "APP_RATE_PER_SECOND", 0, 0, 1_000_000),
         app_max_concurrency=_int(env, "APP_MAX_CONCURRENCY", 8, 0, 10_000),
         retry_after_max_seconds=_int(env, "RETRY_AFTER_MAX_SECONDS", 3600, 1, 86_400),
         git_share_seconds=_int(env, "GIT_SHARE_SECONDS", 5, 0, 3600),

@@ -122,6 +122,10 @@ def deliver(claimed, context, sent, where, limiter=None):
     # workers' jobs (measured: +50% CPU per file on a retry-all of 20-file links).
     todo = len(deletes) + len(creates) + len(updates)
     streams = settings.delivery_streams_per_link if todo >= STREAM_MIN_FILES else 1
+    if limiter is not None and limiter.concurrency > 0:
+        # Each stream holds one of the app's concurrency slots: a stream beyond them would
+        # only wait for one, and give the link back after MAX_WAIT_S.
+        streams = min(streams, limiter.concurrency)
     ended = limiter.thread_done if limiter is not None else None
     try:
         # Deletes, then creates, then updates: each phase ends before the next begins.

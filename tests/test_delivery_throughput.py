@@ -315,6 +315,18 @@ def test_connections_are_kept_and_reused(seed, receiver, repo, tmp_path):
     assert receiver.connections == opened  # the second job found them open
 
 
+def test_a_links_streams_never_outnumber_its_apps_concurrency(seed, receiver, tmp_path):
+    repo = Repo(tmp_path)
+    repo.commit({f"f{n:02d}.md": f"file {n}\n" for n in range(24)})
+    app_id, repository_id = link(seed, receiver, repo)
+    runtime._settings = dataclasses.replace(runtime.settings(), delivery_streams_per_link=8,
+                                            app_max_concurrency=2, app_rate_per_second=0)
+    receiver.delay = 0.02  # requests overlap whenever two streams are sending
+    assert snapshot.run_snapshot(app_id, repository_id) == "synced"
+    assert len(receiver.deliveries) == 24
+    assert receiver.max_in_flight == 2  # two streams, not eight (six waiting for a slot)
+
+
 def test_a_worker_killed_mid_batch_resends_only_what_was_not_acknowledged(seed, receiver,
                                                                          tmp_path):
     # As many files as it takes for several streams in the consumer (STREAM_MIN_FILES), fewer

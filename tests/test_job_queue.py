@@ -65,3 +65,20 @@ def test_a_backoff_job_is_scheduled_not_queued():
     assert huey.pending_count() == 0 and huey.scheduled_count() == 1
     [task] = huey.scheduled()
     assert task.args == ("app_a", "repo_a", None, 4)
+
+
+def test_a_chunk_is_queued_with_its_apps_taking_turns():
+    jobs = [("app_a", f"repo_{n}", None, 1) for n in range(3)] + \
+        [("app_b", "repo_0", None, 1)] + [("app_c", f"repo_{n}", None, 1) for n in range(2)]
+    assert [(a, r) for a, r, _, _ in job_queue.apps_in_turn(jobs)] == [
+        ("app_a", "repo_0"), ("app_b", "repo_0"), ("app_c", "repo_0"),
+        ("app_a", "repo_1"), ("app_c", "repo_1"), ("app_a", "repo_2")]
+
+
+def test_tasks_are_never_revoked():
+    job = snapshot.s("app_a", "repo_a", None, 1)
+    with pytest.raises(NotImplementedError):
+        huey.revoke(job)
+    with pytest.raises(NotImplementedError):
+        huey.revoke_by_id(job.id)
+    assert not huey.is_revoked(job)

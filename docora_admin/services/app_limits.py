@@ -3,12 +3,12 @@
 
 Rate: reservations in the style of GCRA. The app's key holds the time (Redis's own clock, so
 processes on several machines agree) from which its next turn may be taken, a turn being 1/rate
-long. A delivery stream reserves a block of consecutive turns at once and sends one request per
-turn, each no earlier than its turn begins and all before the block ends; it reserves again once
-the block is used up or over. Whichever streams and processes send, no window of time holds more
-requests than it holds turns (+1), and a fast stream asks Redis once per block rather than once
-per request: a script call per request was a quarter of a consumer's CPU time on a retry-all of
-small links (bench/retry_to_delivered.py). A block lasts at most BLOCK_S (one turn when the rate
+long. A delivery stream reserves a block of consecutive turns at once and sends at most one
+request per turn, no earlier than the turn begins and before it ends (a turn that went by unused
+is skipped, not made up for); it reserves again once the block is over. Whichever streams and
+processes send, no window of time holds more requests than it holds turns (+1), and a fast
+stream asks Redis once per block rather than once per request: a script call per request was a
+quarter of a consumer's CPU time on a retry-all of small links (bench/retry_to_delivered.py). A block lasts at most BLOCK_S (one turn when the rate
 is lower than 1/BLOCK_S: such an app is asked for its turn per request, as before); a stream that
 could not use its whole block (a slow app) asks for fewer turns next time, and turns it leaves
 unused are given back when nobody has reserved after them.
@@ -122,7 +122,8 @@ class _Stream:
         self.turn_us = 0  # Redis time of the block's first turn
         self.first_at = 0.0  # the same, on this process's monotonic clock
         self.count = 0  # turns in the block
-        self.used = 0  # turns taken from it
+        self.used = 0  # turns taken from it or gone by
+        self.sent = 0  # requests sent in it
 
     def given_back(self, interval_us):
         """The block's unused turns, as the scripts take them: "end unused_from" (µs)."""
@@ -175,7 +176,7 @@ class AppLimiter:
                     self.rate, self.concurrency, stream.holder, self.hold_us,
                     int(MAX_WAIT_S * 1e6), wanted, given_back])
             if given_back:
-                stream.count = stream.used = 0
+                stream.count = stream.used = stream.sent = 0
             if granted == 1:
                 now = time.monotonic()
                 # The hold lasts two delivery timeouts: a request that starts before
@@ -183,7 +184,7 @@ class AppLimiter:
                 stream.slot_until = now + wait_us / 1e6 + self.hold_us / 1e6
                 if self.rate > 0:
                     stream.turn_us, stream.first_at = turn_us, now + wait_us / 1e6
-                    stream.count, stream.used = wanted, 1
+                    stream.count, stream.used, stream.sent = wanted, 1, 1
                     if wait_us:
                         time.sleep(wait_us / 1e6)
                 break
@@ -195,29 +196,32 @@ class AppLimiter:
         self.waited_s += time.monotonic() - started
 
     def _from_block(self, stream, now):
-        """Take the stream's next reserved turn if it has one that has not gone by (waiting for
-        it to begin); with no rate, go on while the slot's hold is fresh."""
+        """Take the stream's next reserved turn that has not gone by, waiting for it to begin
+        (turns that went by unused are skipped: one request per turn, never two at once to
+        make up for them); with no rate, go on while the slot's hold is fresh."""
         if now >= stream.slot_until:
             return False
         if self.rate <= 0:
             return True
-        if stream.used >= stream.count:
-            return False
         interval = self.interval_us / 1e6
-        at = stream.first_at + stream.used * interval
-        if now >= stream.first_at + stream.count * interval:
-            return False  # the block is over: its unused turns are given back by the next call
-        stream.used += 1
+        turn = stream.used
+        if now >= stream.first_at + (turn + 1) * interval:
+            turn = int((now - stream.first_at) / interval)
+        if turn >= stream.count:
+            return False  # the block is over
+        stream.used, stream.sent = turn + 1, stream.sent + 1
+        at = stream.first_at + turn * interval
         if at > now:
             time.sleep(at - now)
             self.waited_s += at - now
         return True
 
     def _block_wanted(self, stream):
-        # A stream that left turns of its last block unused (it is slower than the rate) asks
-        # for as many as it used, plus one; one that used them all asks for twice as many.
+        # A stream that sent fewer requests than its last block had turns (it is slower than
+        # the rate) asks for as many as it sent, plus one; one that sent one per turn asks for
+        # twice as many.
         if stream.count:
-            stream.block_size = (stream.used + 1 if stream.used < stream.count
+            stream.block_size = (stream.sent + 1 if stream.sent < stream.count
                                  else stream.count * 2)
         return max(1, min(self.longest_block, stream.block_size))
 

@@ -9,20 +9,39 @@ def delivered(conn, app_id, repository_id):
     return {row["file_path"]: row["file_sha"] for row in rows}
 
 
+# Files the app acknowledged, as statements (or CTEs) taking %(app_id)s, %(repository_id)s,
+# %(paths)s and %(shas)s (sent, parallel arrays) and %(deleted)s (paths): one round trip for a
+# batch of any size, and part of the statement that ends a delivered attempt
+# (snapshot_links.mark_synced).
+ACKNOWLEDGED = """
+    INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
+    SELECT %(app_id)s, %(repository_id)s, path, sha
+    FROM unnest(%(paths)s::text[], %(shas)s::text[]) AS f (path, sha)
+    ON CONFLICT (app_id, repository_id, file_path)
+    DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
+"""
+UNACKNOWLEDGED = """
+    DELETE FROM app_delivered_files WHERE app_id = %(app_id)s
+    AND repository_id = %(repository_id)s AND file_path = ANY(%(deleted)s::text[])
+"""
+
+
+def acknowledged_params(app_id, repository_id, sent, deleted):
+    """The parameters of ACKNOWLEDGED and UNACKNOWLEDGED for `sent` [(path, sha)] and `deleted`
+    [path]."""
+    return {"app_id": app_id, "repository_id": repository_id,
+            "paths": [path for path, _ in sent], "shas": [sha for _, sha in sent],
+            "deleted": list(deleted)}
+
+
 def record_many(conn, app_id, repository_id, sent, deleted):
     """Files the app acknowledged: `sent` [(path, sha)] and `deleted` [path], in the caller's
-    transaction (one statement each, the files as arrays: a batch of 200 is one round trip)."""
+    transaction."""
+    params = acknowledged_params(app_id, repository_id, sent, deleted)
     if sent:
-        conn.execute("""
-            INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
-            SELECT %s, %s, path, sha FROM unnest(%s::text[], %s::text[]) AS f (path, sha)
-            ON CONFLICT (app_id, repository_id, file_path)
-            DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
-        """, (app_id, repository_id, [path for path, _ in sent], [sha for _, sha in sent]))
+        conn.execute(ACKNOWLEDGED, params)
     if deleted:
-        conn.execute("DELETE FROM app_delivered_files WHERE app_id = %s "
-                     "AND repository_id = %s AND file_path = ANY(%s)",
-                     (app_id, repository_id, deleted))
+        conn.execute(UNACKNOWLEDGED, params)
 
 
 def save_snapshot(conn, repository_id, commit_sha, files):

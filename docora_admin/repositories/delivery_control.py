@@ -78,24 +78,23 @@ def close_circuit(conn, app_id):
     """, {"app_id": app_id}).fetchone()
 
 
-def record_delivered(conn, app_id):
-    """A delivered attempt ends the app's failure streak and closes its circuit. Writes only
-    when there is something to reset (a healthy app's row is not touched per job). Returns the
-    row as it was when it changed, else None."""
-    return conn.execute(f"""
-        WITH before AS (
-            SELECT {_COLUMNS} FROM app_delivery_control
-            WHERE app_id = %(app_id)s
-              AND (consecutive_failures > 0 OR circuit_opened_at IS NOT NULL)
-            FOR UPDATE
-        ), closed AS (
-            UPDATE app_delivery_control c
-            SET circuit_opened_at = NULL, probe_at = NULL, probe_failures = 0,
-                consecutive_failures = 0, updated_at = now()
-            FROM before WHERE c.app_id = before.app_id
-        )
-        SELECT * FROM before
-    """, {"app_id": app_id}).fetchone()
+# A delivered attempt ends the app's failure streak and closes its circuit: CTEs `before` (the
+# app's row as it was, when there was something to reset: a healthy app's row is not touched
+# per job) and `streak_ended`, for the statement that ends a delivered attempt
+# (snapshot_links.mark_synced), taking %(app_id)s; {condition} adds to before's WHERE.
+STREAK_ENDED = f"""
+    before AS (
+        SELECT {_COLUMNS} FROM app_delivery_control
+        WHERE app_id = %(app_id)s
+          AND (consecutive_failures > 0 OR circuit_opened_at IS NOT NULL) {{condition}}
+        FOR UPDATE
+    ), streak_ended AS (
+        UPDATE app_delivery_control c
+        SET circuit_opened_at = NULL, probe_at = NULL, probe_failures = 0,
+            consecutive_failures = 0, updated_at = now()
+        FROM before WHERE c.app_id = before.app_id
+    )
+"""
 
 
 def record_failed(conn, app_id, error, threshold, probe_seconds, probe_max_seconds,

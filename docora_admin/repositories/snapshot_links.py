@@ -5,6 +5,7 @@ Every statement that moves a link to pending_snapshot bumps job_generation and r
 caller must queue: (app_id, repository_id, retry_operation_id, job_generation) and the statement's
 time in microseconds (the job's place in the queue).
 """
+from . import delivered_files, delivery_control
 from .delivery_control import HELD
 from .retry_links import STAMP
 
@@ -104,10 +105,16 @@ def _attempt_params(claim_row, outcome, error=None, http_status=None, files=0, b
             "bytes": bytes_sent}
 
 
-def mark_synced(conn, claim_row, files=0, bytes_sent=0):
-    """The attempt delivered: the link is synced and the attempt logged. Returns the link's
-    episode (retry_operation_id), or None when the claim was lost meanwhile (the lease expired
-    and the link was given to another job)."""
+def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=()):
+    """The attempt delivered, in one statement: the link is synced and the attempt logged, the
+    last files the app acknowledged recorded (`sent` [(path, sha)], `deleted` [path]), and the
+    app's failure streak ended. Returns the link's episode (retry_operation_id) and
+    circuit_closed (this delivery closed the app's circuit: release the app after the commit),
+    or None when the claim was lost meanwhile (the lease expired and the link was given to
+    another job; the acknowledgements are recorded all the same, the streak is left)."""
+    params = _attempt_params(claim_row, "delivered", files=files, bytes_sent=bytes_sent)
+    params.update(delivered_files.acknowledged_params(
+        claim_row["app_id"], claim_row["repository_id"], sent, deleted))
     return conn.execute(f"""
         WITH ended AS (
             UPDATE app_repositories
@@ -116,9 +123,14 @@ def mark_synced(conn, claim_row, files=0, bytes_sent=0):
             WHERE id = %(link_id)s AND status = 'scanning'
               AND job_generation = %(generation)s
             RETURNING id, app_id, repository_id, retry_cause, retry_operation_id, status
-        ), logged AS ({_LOG_ATTEMPT})
-        SELECT retry_operation_id, status FROM ended
-    """, _attempt_params(claim_row, "delivered", files=files, bytes_sent=bytes_sent)).fetchone()
+        ), logged AS ({_LOG_ATTEMPT}
+        ), acknowledged AS ({delivered_files.ACKNOWLEDGED}
+        ), unacknowledged AS ({delivered_files.UNACKNOWLEDGED}
+        ), {delivery_control.STREAK_ENDED.format(condition="AND EXISTS (SELECT FROM ended)")}
+        SELECT retry_operation_id, status,
+               EXISTS (SELECT FROM before WHERE circuit_opened_at IS NOT NULL) AS circuit_closed
+        FROM ended
+    """, params).fetchone()
 
 
 def mark_attempt_failed(conn, claim_row, error, http_status, max_attempts, backoff_seconds,

@@ -92,15 +92,16 @@ class Batch:
         if pending:
             self._write(pending)
 
-    def write_rest(self, conn):
-        """Write what is waiting in the caller's transaction (which may be tried again); call
-        forget_written() once it has committed."""
+    def rest(self):
+        """What is waiting, as ([(path, sha)] sent, [path] deleted), for the caller to write
+        (snapshot_links.mark_synced); forget_written() once that has committed."""
         with self.lock:
-            write(conn, self.app_id, self.repository_id, self.pending)
+            return ([(path, sha) for path, sha in self.pending.items() if sha],
+                    [path for path, sha in self.pending.items() if not sha])
 
     def forget_written(self):
-        """Take what write_rest() wrote out of the journal, if Redis answers now: left there,
-        it is only written again by the link's next job."""
+        """Take what rest() gave out of the journal once it is written, if Redis answers now:
+        left there, it is only written again by the link's next job."""
         with self.lock:
             pending, self.pending = self.pending, {}
         try:

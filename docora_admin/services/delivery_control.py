@@ -73,13 +73,6 @@ def _or_default(value, default):
     return default if value is None else value
 
 
-def record_delivered(conn, app_id):
-    """In the transaction that marks an attempt delivered: end the app's failure streak. Returns
-    True when this closed the app's circuit (the caller releases the app after the commit)."""
-    before = control_repo.record_delivered(conn, app_id)
-    return before is not None and before["circuit_opened_at"] is not None
-
-
 def record_failed(conn, app_id, error, was_probe=False):
     """In the transaction that marks an attempt failed because of the app: one more failure in
     its streak; the circuit opens at the threshold. `was_probe`: the attempt was the open

@@ -16,8 +16,8 @@ Where delivery control (per-app pause, limits, Retry-After) hooks in, one call s
 - around each request to the app: WebhookClient.post() (services/delivery.py), the only call
   that sends one; it returns the response (status, headers) and its DeliveryError carries
   http_status and headers;
-- where an attempt's outcome is known: _attempt() for delivered (after mark_synced) and
-  _failed() for failed.
+- where an attempt's outcome is known: snapshot_links.mark_synced() for delivered (it ends the
+  app's failure streak in the same statement) and _failed() for failed.
 """
 import logging
 
@@ -118,13 +118,17 @@ def _attempt_with(claimed, context, admission, limiter):
                        where)
 
     def record():
-        with db.connection() as conn:
-            delivered.record_snapshot(conn)
-            delivered.record_acknowledgements(conn)
-            ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes)
-            closed = (ended is not None
-                      and delivery_control.record_delivered(conn, context["app_id"]))
-            return ended, closed
+        sent_files, deleted = delivered.rest()
+        if delivered.snapshot_saved:  # the usual case: one statement, no transaction
+            with db.autocommit_connection() as conn:
+                ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
+                                                   sent_files, deleted)
+        else:
+            with db.connection() as conn:
+                delivered.record_snapshot(conn)
+                ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
+                                                   sent_files, deleted)
+        return ended, ended is not None and ended["circuit_closed"]
 
     try:
         ended, circuit_closed = _patiently(record, where)

@@ -150,23 +150,25 @@ def deliver(claimed, context, sent, where, limiter=None):
 
 
 class Delivered:
-    """An attempt that delivered everything: its last acknowledgements and the repository's
-    snapshot are written in the transaction that marks the link synced (one commit rather than
-    three), by record_snapshot(conn) and then record_acknowledgements(conn) (which may run in
-    pipeline mode); settled() once that has committed, close() in any case."""
+    """An attempt that delivered everything: its last acknowledgements (rest()) are written by
+    the statement that marks the link synced, and the repository's snapshot, when this process
+    has not seen it saved (snapshot_saved), in the same transaction by record_snapshot(conn);
+    settled() once that has committed, close() in any case."""
 
     def __init__(self, batch, repository_id, commit_sha, files):
         self.batch, self.repository_id = batch, repository_id
         self.commit_sha, self.files = commit_sha, files
 
-    def record_snapshot(self, conn):
-        # Not in pipeline mode: a COPY (once per commit and process).
-        if _snapshots_saved.get(self.repository_id) != self.commit_sha:
-            delivered_files.save_snapshot(conn, self.repository_id, self.commit_sha,
-                                          [(f.path, f.sha, f.size) for f in self.files])
+    @property
+    def snapshot_saved(self):
+        return _snapshots_saved.get(self.repository_id) == self.commit_sha
 
-    def record_acknowledgements(self, conn):
-        self.batch.write_rest(conn)
+    def record_snapshot(self, conn):
+        delivered_files.save_snapshot(conn, self.repository_id, self.commit_sha,
+                                      [(f.path, f.sha, f.size) for f in self.files])
+
+    def rest(self):
+        return self.batch.rest()
 
     def settled(self):
         if len(_snapshots_saved) >= SNAPSHOTS_REMEMBERED:

@@ -36,10 +36,11 @@ def write(conn, app_id, repository_id, acknowledged):
         [path for path, sha in acknowledged.items() if not sha])
 
 
-def forget(app_id, repository_id, paths):
-    """Take written acknowledgements out of the journal (call after the commit)."""
+def forget(app_id, repository_id, paths, client=None):
+    """Take written acknowledgements out of the journal (call after the commit); `client` may
+    be a pipeline to add the command to."""
     if paths:
-        runtime.redis_client().hdel(journal_key(app_id, repository_id), *paths)
+        (client or runtime.redis_client()).hdel(journal_key(app_id, repository_id), *paths)
 
 
 def drop_journals(links):
@@ -99,15 +100,13 @@ class Batch:
             return ([(path, sha) for path, sha in self.pending.items() if sha],
                     [path for path, sha in self.pending.items() if not sha])
 
-    def forget_written(self):
-        """Take what rest() gave out of the journal once it is written, if Redis answers now:
-        left there, it is only written again by the link's next job."""
+    def forget_written(self, pipeline):
+        """Take what rest() gave out of the journal once it is written, on `pipeline` (run by
+        the caller, best effort: left in the journal, it is only written again by the link's
+        next job)."""
         with self.lock:
             pending, self.pending = self.pending, {}
-        try:
-            forget(self.app_id, self.repository_id, list(pending))
-        except (redis.ConnectionError, redis.TimeoutError):
-            pass
+        forget(self.app_id, self.repository_id, list(pending), pipeline)
 
     def close(self):
         self.notes.close()

@@ -233,14 +233,18 @@ class AppLimiter:
             if stream is not None:
                 self._idle.append(stream)
 
-    def release(self):
+    def release(self, pipeline=None):
         """Give back the concurrency slots and unused turns (once the job's outcome is
-        recorded)."""
+        recorded); on `pipeline` when given (the caller runs it)."""
         with self._lock:
             streams = [*self._streams.values(), *self._idle]
             self._streams, self._idle = {}, []
         holders = [s.holder for s in streams] if self.concurrency > 0 else []
         blocks = [b for b in (s.given_back(self.interval_us) for s in streams) if b]
-        if holders or blocks:
-            _script(runtime.redis_client(), _RELEASE)(
-                keys=list(_keys(self.app_id)), args=[len(holders), *holders, *blocks])
+        if not holders and not blocks:
+            return
+        args = [len(holders), *holders, *blocks]
+        if pipeline is not None:  # EVAL: a pipeline's EVALSHA would first ask SCRIPT EXISTS
+            pipeline.eval(_RELEASE, 2, *_keys(self.app_id), *args)
+        else:
+            _script(runtime.redis_client(), _RELEASE)(keys=list(_keys(self.app_id)), args=args)

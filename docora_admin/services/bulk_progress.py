@@ -50,9 +50,11 @@ def increment_progress(operation_id, succeeded=0, failed=0, skipped=0):
                                      "completed": succeeded + failed + skipped})
 
 
-def increment_deliveries(operation_id, delivered=0, delivery_failed=0):
-    """Add links whose delivery episode, started by this operation, just ended."""
-    _increment(operation_id, {"delivered": delivered, "delivery_failed": delivery_failed})
+def increment_deliveries(operation_id, delivered=0, delivery_failed=0, pipeline=None):
+    """Add links whose delivery episode, started by this operation, just ended (on `pipeline`
+    when given: the caller runs it)."""
+    _increment(operation_id, {"delivered": delivered, "delivery_failed": delivery_failed},
+               pipeline)
 
 
 # Every HINCRBY at once, and only while the hash exists: an expired hash is not resurrected as a
@@ -64,8 +66,11 @@ return redis.call('HGET', KEYS[1], 'cancelled')
 """
 
 
-def _increment(operation_id, amounts):
+def _increment(operation_id, amounts, pipeline=None):
     args = [part for field, amount in amounts.items() if amount for part in (field, amount)]
+    if pipeline is not None:
+        pipeline.eval(_INCREMENT, 1, _key(operation_id), *args)
+        return None
     client = runtime.redis_client()
     return client.eval(_INCREMENT, 1, _key(operation_id), *args) == b"true"
 

@@ -86,7 +86,8 @@ def _attempt(claimed, context, admission):
     try:
         return _attempt_with(claimed, context, admission, limiter)
     finally:
-        # The app's concurrency slot goes back once the outcome is recorded, not before.
+        # The app's concurrency slot goes back once the outcome is recorded, not before (a
+        # delivered attempt has given it back already, with its other Redis work).
         _best_effort(limiter.release, f"snapshot {context['app_id']}")
 
 
@@ -132,9 +133,22 @@ def _attempt_with(claimed, context, admission, limiter):
 
     try:
         ended, circuit_closed = _patiently(record, where)
-        delivered.settled()
     finally:
         delivered.close()
+    # What is left in Redis, in one round trip, all of it self-healing should Redis refuse: the
+    # journal's written entries (the link's next job writes them again), the app's concurrency
+    # slots and unused turns (they expire), the operation's live counter (the sweeper rewrites
+    # it from PostgreSQL).
+    after = runtime.redis_client().pipeline(transaction=False)
+    delivered.settled(after)
+    limiter.release(after)
+    if ended is not None:
+        _report_to_operation(ended["retry_operation_id"], delivered=True, pipeline=after)
+    try:
+        after.execute(raise_on_error=False)
+    except redis.RedisError as exc:  # each heals: see above
+        log.warning("%s: Redis did not take the delivered attempt's follow-up (%s)", where,
+                    exc.__class__.__name__)
     if ended is None:
         log.warning("%s: delivered, but the claim had been given to another job", where)
         return None
@@ -143,7 +157,6 @@ def _attempt_with(claimed, context, admission, limiter):
         _best_effort(lambda: delivery_control.release(context["app_id"]), where)
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,
               sent.creates, sent.updates)
-    _report_to_operation(ended["retry_operation_id"], delivered=True)
     return "synced"
 
 
@@ -245,13 +258,15 @@ def _best_effort(action, where):
         log.warning("%s: not queued (%s); the sweeper will", where, exc.__class__.__name__)
 
 
-def _report_to_operation(operation_id, delivered):
-    """Live counters of the bulk operation whose episode just ended. PostgreSQL holds the truth
-    (the attempt log); the sweeper rewrites these from it, so a lost increment heals."""
+def _report_to_operation(operation_id, delivered, pipeline=None):
+    """Live counters of the bulk operation whose episode just ended (on `pipeline` when given).
+    PostgreSQL holds the truth (the attempt log); the sweeper rewrites these from it, so a lost
+    increment heals."""
     if not operation_id:
         return
     try:
         bulk_progress.increment_deliveries(operation_id, delivered=int(delivered),
-                                           delivery_failed=int(not delivered))
+                                           delivery_failed=int(not delivered),
+                                           pipeline=pipeline)
     except redis.RedisError:
         pass

@@ -170,11 +170,12 @@ class Delivered:
     def rest(self):
         return self.batch.rest()
 
-    def settled(self):
+    def settled(self, pipeline):
+        """The outcome has committed: what is left to do in Redis goes on `pipeline`."""
         if len(_snapshots_saved) >= SNAPSHOTS_REMEMBERED:
             _snapshots_saved.clear()
         _snapshots_saved[self.repository_id] = self.commit_sha
-        self.batch.forget_written()
+        self.batch.forget_written(pipeline)
 
     def close(self):
         self.batch.close()

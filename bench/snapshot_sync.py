@@ -15,6 +15,10 @@ delta-search and compress them for the pack it sends, about 1 s of the first syn
 real remote does not cost us. --code PATH runs the snapshot job of another checkout (e.g. `git
 worktree add /work/wt-before 34979ec`), with this checkout's receiver.
 
+--receiver-process runs the receiver in a process of its own (bench/keepalive_receiver.py, the
+one bench/retry_to_delivered.py uses: it checks every signature and counts files and bytes)
+rather than in this one, where its request handling shares this process's GIL with the job.
+
 The per-app limits are the consumer's (APP_RATE_PER_SECOND, APP_MAX_CONCURRENCY from the
 environment); with a rate limit, a first sync takes at least files / rate seconds.
 """
@@ -73,6 +77,8 @@ def main():
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--packed", action="store_true",
                         help="repack the repository after each commit, as a host keeps it")
+    parser.add_argument("--receiver-process", action="store_true",
+                        help="the receiver in a process of its own, not sharing the job's GIL")
     parser.add_argument("--code", metavar="PATH", default=str(ROOT),
                         help="the checkout whose snapshot job runs (default: this one)")
     args = parser.parse_args()
@@ -96,7 +102,11 @@ def main():
     rng = random.Random(7)
     repo = tmp / "repo"
     size = make_repo(repo, args.files, args.megabytes, rng, args.packed)
-    receiver = Receiver(auth_key=KEY)
+    if args.receiver_process:
+        from retry_to_delivered import ReceiverProcess
+        receiver = _Counted(ReceiverProcess({"app_bench": KEY}, tmp), "app_bench")
+    else:
+        receiver = Receiver(auth_key=KEY)
     with db.connection() as conn:
         conn.execute("TRUNCATE apps, repositories, app_repositories, app_delivered_files, "
                      "repository_snapshots CASCADE")
@@ -123,19 +133,15 @@ def main():
     def timed_sync(label):
         with db.connection() as conn:
             conn.execute("UPDATE app_repositories SET status = 'pending_snapshot'")
-        receiver.requests.clear()
+        receiver.clear()
         fetching[0] = 0.0
         start = time.perf_counter()
         status = snapshot.run_snapshot("app_bench", "repo_bench")
         seconds = time.perf_counter() - start
-        sent = [p for _, p in receiver.requests]
-        files = len({p["file"]["path"] for p in sent})
-        megabytes = sum(p["file"]["size"] for p in sent
-                        if p["file"].get("chunk", {}).get("index", 0) == 0) / 1e6
+        files, megabytes, posts, bad = receiver.counts()
         print(f"{label:<22} {status:<8} {seconds:7.2f} s  {files:5d} files "
               f"({files / seconds:7.1f}/s)  {megabytes:6.1f} MB ({megabytes / seconds:5.1f} MB/s)"
-              f"  {len(sent)} POSTs, {receiver.bad_signatures} bad signatures; "
-              f"fetch {fetching[0]:.2f} s")
+              f"  {posts} POSTs, {bad} bad signatures; fetch {fetching[0]:.2f} s")
 
     print(f"repository: {args.files} files, {size / 1e6:.1f} MB, "
           f"{'packed' if args.packed else 'loose objects'}; receiver and git on this machine "
@@ -153,6 +159,24 @@ def main():
     receiver.close()
 
 
+class _Counted:
+    """bench/keepalive_receiver.py in its own process, counted as the in-process one is."""
+
+    def __init__(self, process, app_id):
+        self.process = process
+        self.base_url = f"{process.base_url}/{app_id}"
+
+    def clear(self):
+        self.process.reset()
+
+    def counts(self):
+        stats = self.process.stats()
+        return stats["files"], stats["bytes"] / 1e6, stats["requests"], stats["bad_signatures"]
+
+    def close(self):
+        self.process.close()
+
+
 def _receiver_class():
     """tests/webhook_receiver.Receiver of this checkout, whichever code runs the job."""
     import importlib.util
@@ -160,7 +184,18 @@ def _receiver_class():
                                                   ROOT / "tests" / "webhook_receiver.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.Receiver
+    class Receiver(module.Receiver):
+        def clear(self):
+            self.requests.clear()
+
+        def counts(self):
+            sent = [p for _, p in self.requests]
+            return (len({p["file"]["path"] for p in sent}),
+                    sum(p["file"]["size"] for p in sent
+                        if p["file"].get("chunk", {}).get("index", 0) == 0) / 1e6,
+                    len(sent), self.bad_signatures)
+
+    return Receiver
 
 
 if __name__ == "__main__":

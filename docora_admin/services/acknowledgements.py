@@ -2,9 +2,10 @@
 to app_delivered_files (PostgreSQL) in batches.
 
 One commit per delivered file cost a job ~1 ms of PostgreSQL round trips and a WAL flush per
-file. Now each acknowledgement is one Redis HSET (a fraction of that) into the link's journal,
-`docora:acked:{app_id}:{repository_id}` (path → sha, "" for a deleted path), and PostgreSQL gets
-them BATCH_FILES at a time in one transaction, after which they leave the journal. A worker
+file. Now each acknowledgement is one Redis HSET into the link's journal,
+`docora:acked:{app_id}:{repository_id}` (path → sha, "" for a deleted path), pipelined on the
+job's own connection (_Notes), and PostgreSQL gets them BATCH_FILES at a time in one
+transaction (the last ones with the link's outcome), after which they leave the journal. A worker
 killed between two batches leaves its acknowledgements in the journal: the link's next job
 writes them to PostgreSQL before it diffs (unwritten, write), so it resends only what the app did
 not acknowledge. Should Redis lose the journal (a restart without persistence), those files are

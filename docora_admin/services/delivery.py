@@ -142,6 +142,8 @@ def _new_handle(timeout):
     handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(timeout, 10) * 1000))
     handle.setopt(pycurl.TIMEOUT_MS, int(timeout * 1000))
     handle.setopt(pycurl.NOSIGNAL, 1)  # threads: no SIGALRM for timeouts
+    # HTTP/1.1 over TLS too (curl would offer HTTP/2): what the apps have always been sent.
+    handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
     handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     handle.setopt(pycurl.FOLLOWLOCATION, 0)
     handle.setopt(pycurl.PROXY, "")  # never a proxy from the environment
@@ -172,6 +174,8 @@ class WebhookClient:
         # it are not sent.
         self._url = f"{parts.scheme}://{self._netloc}{parts.path}"
         self._kept = runtime.settings().delivery_connections_per_host
+        if any(c in str(app_id) for c in "\r\n\0"):  # it goes in a header line as it is
+            raise ValueError("an app id cannot hold a line break")
 
     def post(self, action, payload):
         """POST {base_url}/{action} with `payload` (a dict, or its encode_body bytes), signed;

@@ -61,7 +61,8 @@ def deliver(claimed, context, sent, where, limiter=None):
     already = _delivered_so_far(app_id, repository_id, where)
     # The checkout is shared by every app of the repository (services/shared_checkout.py): what
     # must be sent is read under its lock, delivered after; a file this process has encoded
-    # for another app is not read again (its entry is kept for this job in `encoded`).
+    # for another app is not read again (its entry is kept for this job in `encoded`, by path
+    # and sha: `wanted` may be asked again for a newer commit).
     encoded = {}
 
     def wanted(files):
@@ -72,7 +73,7 @@ def deliver(claimed, context, sent, where, limiter=None):
                 if entry is None:
                     to_read.append(f)
                 else:
-                    encoded[f.path] = entry
+                    encoded[(f.path, f.sha)] = entry
         return to_read
 
     commit, contents = shared_checkout.read(
@@ -105,7 +106,7 @@ def deliver(claimed, context, sent, where, limiter=None):
         for body in file_bodies(repository, commit.sha, scanned.path, scanned.sha,
                                 contents.pop(scanned.path, None),
                                 already.get(scanned.path) if action == "update" else None,
-                                encoded.pop(scanned.path, None)):
+                                encoded.pop((scanned.path, scanned.sha), None)):
             holding_on(batch.confirm)  # no request while an acknowledgement is unnoted
             client.post(action, body)
         # Noted as each file is acknowledged, so a later run resends only what is missing.

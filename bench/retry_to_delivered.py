@@ -1,12 +1,14 @@
 """Benchmark: retry-all of failed links until every app has every file (issue 12).
 
     .venv/bin/python bench/retry_to_delivered.py [--apps 20] [--repositories 50] [--files 20]
-        [--file-kb 16] [--workers 8] [--consumers 1] [--repeat 1]
-        [--code NAME=PATH ...] [--py-spy PATH] [--database-url URL] [--redis-url URL]
+        [--file-kb 16] [--workers 8] [--consumers 1] [--worker-type thread|process]
+        [--packed] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH]
+        [--database-url URL] [--redis-url URL]
 
 Every app is linked to every repository (apps × repositories links), each link `failed` with
 nothing delivered yet. Each repository is a local git repository (file:// remote) of --files
-files averaging --file-kb KB (70% text, 30% binary). A keep-alive receiver that checks every
+files averaging --file-kb KB (70% text, 30% binary), its objects loose as the issue measured
+(--packed: repacked, as a hosting service keeps a repository). A keep-alive receiver that checks every
 signature runs in a process of its own (bench/keepalive_receiver.py), with TCP_NODELAY.
 
 One run: fresh tables, Redis db and git cache; start --consumers real `huey_consumer app.huey -w
@@ -30,10 +32,12 @@ e.g. `DELIVERY_STREAMS_PER_LINK=1 .venv/bin/python bench/retry_to_delivered.py` 
 that setting. Database docora_bench_throughput and Redis db 11 by default (emptied each run);
 two runs at once on one database are refused.
 
-Measured (issue 12, a loaded 2-core machine, medians of interleaved runs): before 36.6 s
-(27 links/s, 547 files/s, 2.37 ms consumer CPU per file, 9,800 git processes, ~500 new
-connections), after 20.5 s (49 links/s, 976 files/s, 1.10 ms, 50 fetches, 8 connections);
-two consumers 17.1 s. See the issue's closing note for every run.
+Measured on a 2-core machine, medians of interleaved runs against 34979ec (before issue 12),
+default limits: loose objects, 1 consumer × 8: before 36.0 s (555 files/s, 2.45 ms consumer CPU
+per file, 9,800 git processes, ~590 new connections), after 11.45 s (1,746 files/s, 0.60 ms, 50
+clones and no fetch, 8 connections); --packed: 34.9 → 10.8 s; --consumers 2: 31.2 → 9.75 s.
+APP_RATE_PER_SECOND=200: 15.6 s (8 apps at a time at 200/s cannot go under 12.5 s). See the
+issue's closing notes for every run.
 """
 import argparse
 import hashlib
@@ -140,6 +144,9 @@ def seed(url, apps, repositories, base_url):
                 "5, now() - make_interval(secs => %s))",
                 [(a, r, len(links) - n) for n, (a, r) in enumerate(links)])
         conn.execute("VACUUM ANALYZE app_repositories")
+        # The last run's writes (the code before issue 12 commits per file) are flushed now,
+        # not by a checkpoint during this run.
+        conn.execute("CHECKPOINT")
 
 
 class ReceiverProcess:

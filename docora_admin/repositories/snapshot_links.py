@@ -69,9 +69,8 @@ def claim_unless_held(conn, app_id, repository_id, generation, lease_seconds):
     and the context's columns (id None: nothing claimed)."""
     return conn.execute(f"""
         WITH control AS (
-            SELECT (paused_at IS NOT NULL OR deferred_until > now()
-                    OR circuit_opened_at IS NOT NULL) AS held, rate_per_second, max_concurrency
-            FROM app_delivery_control WHERE app_id = %(app_id)s
+            SELECT {HELD} AS held, c.rate_per_second, c.max_concurrency
+            FROM app_delivery_control c WHERE c.app_id = %(app_id)s
         ), claimed AS ({_CLAIM.format(extra="AND NOT EXISTS (SELECT FROM control WHERE held)")})
         SELECT EXISTS (SELECT FROM control WHERE held) AS held,
                (SELECT rate_per_second FROM control), (SELECT max_concurrency FROM control),

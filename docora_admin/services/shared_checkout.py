@@ -81,13 +81,14 @@ def remote_head(repository_id, url, token, not_before):
     key = HEAD_KEY.format(repository_id)
     if window:
         # This process's own last observation first (no round trip), then every process's.
-        for seen in (_heads.get(key), lambda: runtime.redis_client().get(key)):
-            seen = seen() if callable(seen) else seen
-            if seen:
-                sha, _, observed_at = seen.decode().partition(" ")
-                if not_before <= float(observed_at) and time.time() - float(observed_at) <= window:
-                    _heads[key] = seen
-                    return sha
+        sha = _fresh(_heads.get(key), not_before, window)
+        if sha is None:
+            seen = runtime.redis_client().get(key)
+            sha = _fresh(seen, not_before, window)
+            if sha is not None:
+                _remember(key, seen)
+        if sha is not None:
+            return sha
     observed_at = time.time()
     sha = git_fetch.remote_head(url, token)
     _observed(key, sha, observed_at, window)
@@ -95,13 +96,30 @@ def remote_head(repository_id, url, token, not_before):
 
 
 _heads = {}  # HEAD_KEY → the last observation this process made or read, as Redis holds it
+HEADS_REMEMBERED = 100_000
+
+
+def _fresh(seen, not_before, window):
+    """The commit of an observation (b"sha observed_at") made after `not_before` and within the
+    last `window` seconds, else None."""
+    if seen:
+        sha, _, observed_at = seen.decode().partition(" ")
+        if not_before <= float(observed_at) and time.time() - float(observed_at) <= window:
+            return sha
+    return None
+
+
+def _remember(key, seen):
+    if len(_heads) >= HEADS_REMEMBERED:
+        _heads.clear()
+    _heads[key] = seen
 
 
 def _observed(key, sha, observed_at, window):
     if window:
         seen = f"{sha} {observed_at:.6f}".encode()
         runtime.redis_client().set(key, seen, px=window * 1000)
-        _heads[key] = seen
+        _remember(key, seen)
 
 
 def read(repository_id, url, token, not_before, wanted):

@@ -39,6 +39,7 @@ from urllib3 import HTTPHeaderDict
 
 from .. import runtime
 from . import file_scan
+from .sized_lru import SizedLRU
 
 CHUNK_THRESHOLD = 1 << 20  # binary files above 1 MiB go in chunks
 CHUNK_SIZE = 512 << 10
@@ -233,37 +234,11 @@ def encode_body(payload):
     return _json(payload).encode()
 
 
-class _Entries:
-    """The JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by (path,
-    sha), least recently used beyond a budget of characters: every app of a repository is sent
-    the same files, and encoding one (UTF-8 checks, base64, JSON escapes) cost more than the
-    rest of building its request."""
-
-    def __init__(self, budget):
-        self.budget = budget
-        self.lock = threading.Lock()
-        self.entries = OrderedDict()
-        self.size = 0
-
-    def get(self, key):
-        with self.lock:
-            entry = self.entries.get(key)
-            if entry is not None:
-                self.entries.move_to_end(key)
-            return entry
-
-    def put(self, key, entry):
-        with self.lock:
-            if key in self.entries or len(entry) > self.budget:
-                return
-            self.entries[key] = entry
-            self.size += len(entry)
-            while self.size > self.budget:
-                self.size -= len(self.entries.popitem(last=False)[1])
-
-
+# The JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by (path, sha):
+# every app of a repository is sent the same files, and encoding one (UTF-8 checks, base64, JSON
+# escapes) cost more than the rest of building its request.
 ENTRY_CACHE_CHARS = 64 << 20
-_entries = _Entries(ENTRY_CACHE_CHARS)
+_entries = SizedLRU(ENTRY_CACHE_CHARS)
 
 
 def cached_entry(path, sha):

@@ -18,13 +18,12 @@ The repository lock (services/git_fetch.py) is held only to check the checkout's
 it), scan a new commit and read the contents this link needs; the delivery runs without it.
 """
 import hashlib
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from .. import runtime
 from . import file_scan, git_fetch
+from .sized_lru import SizedLRU
 
 HEAD_KEY = "docora:repo-head:{}"
 # Scans kept per process, counted in files: 50 repositories of 20 files take 1,000; a large
@@ -38,40 +37,8 @@ class Commit:
     files: tuple  # file_scan.ScannedFile, sorted by path
 
 
-class _ScanCache:
-    """Least recently used scans, (repository_id, commit sha) → files, up to a file budget."""
-
-    def __init__(self, budget):
-        self.budget = budget
-        self.lock = threading.Lock()
-        self.scans = OrderedDict()
-        self.size = 0
-
-    def get(self, key):
-        with self.lock:
-            files = self.scans.get(key)
-            if files is not None:
-                self.scans.move_to_end(key)
-            return files
-
-    def put(self, key, files):
-        with self.lock:
-            if key in self.scans:
-                return
-            self.scans[key] = files
-            self.size += len(files)
-            while self.size > self.budget and len(self.scans) > 1:
-                _, dropped = self.scans.popitem(last=False)
-                self.size -= len(dropped)
-
-    def drop(self, key):
-        with self.lock:
-            files = self.scans.pop(key, None)
-            if files is not None:
-                self.size -= len(files)
-
-
-_scans = _ScanCache(SCAN_CACHE_FILES)
+# Least recently used scans, (repository_id, commit sha) → files, up to a file budget.
+_scans = SizedLRU(SCAN_CACHE_FILES)
 
 
 def remote_head(repository_id, url, token, not_before):

@@ -1,4 +1,6 @@
 """The pipelined snapshot enqueue writes exactly what huey.enqueue would."""
+import itertools
+import random
 import re
 
 import pytest
@@ -68,11 +70,36 @@ def test_a_backoff_job_is_scheduled_not_queued():
 
 
 def test_a_chunk_is_queued_with_its_apps_taking_turns():
-    jobs = [("app_a", f"repo_{n}", None, 1) for n in range(3)] + \
-        [("app_b", "repo_0", None, 1)] + [("app_c", f"repo_{n}", None, 1) for n in range(2)]
+    # No repository shared: every job is its repository's first, and the order is the apps'
+    # round robin, each app's jobs in their order.
+    jobs = [("app_a", f"repo_a{n}", None, 1) for n in range(3)] + \
+        [("app_b", "repo_b0", None, 1)] + [("app_c", f"repo_c{n}", None, 1) for n in range(2)]
     assert [(a, r) for a, r, _, _ in job_queue.apps_in_turn(jobs)] == [
-        ("app_a", "repo_0"), ("app_b", "repo_0"), ("app_c", "repo_0"),
-        ("app_a", "repo_1"), ("app_c", "repo_1"), ("app_a", "repo_2")]
+        ("app_a", "repo_a0"), ("app_b", "repo_b0"), ("app_c", "repo_c0"),
+        ("app_a", "repo_a1"), ("app_c", "repo_c1"), ("app_a", "repo_a2")]
+
+
+def test_a_repositorys_jobs_are_queued_together_its_first_one_well_ahead():
+    # 4 apps on the same 40 repositories, failed in a shuffled order (as a retry-all's chunk
+    # comes): each repository's other jobs come in a row, its first one about LEAD places
+    # before them (for the fetch to be done when they run), and the apps still take turns.
+    apps, repositories = 4, 40
+    jobs = [(f"app_{a}", f"repo_{r:02d}", None, 1) for a in range(apps)
+            for r in range(repositories)]
+    random.Random(3).shuffle(jobs)
+    queued = job_queue.apps_in_turn(jobs)
+    assert sorted(queued) == sorted(jobs)
+    places = {}
+    for place, (_, repository_id, _, _) in enumerate(queued):
+        places.setdefault(repository_id, []).append(place)
+    for at in places.values():
+        first, rest = at[0], at[1:]
+        assert rest == list(range(rest[0], rest[0] + apps - 1))
+        assert first < rest[0]
+        if first >= job_queue.LEAD:
+            assert rest[0] - first >= job_queue.LEAD - 2 * apps
+    longest_run = max(len(list(run)) for _, run in itertools.groupby(a for a, *_ in queued))
+    assert longest_run <= 3
 
 
 def test_tasks_are_never_revoked():

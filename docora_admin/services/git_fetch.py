@@ -143,7 +143,10 @@ def fetch(url, repository_id, token=None):
             raise
     else:
         shutil.rmtree(target, ignore_errors=True)
-        _git(["clone", "--depth", "1", "--quiet", "--no-tags", remote, str(target)])
+        # No template: the sample hooks and the like are a dozen more files to create per
+        # clone (a retry-all clones every repository), and nothing here uses them.
+        _git(["clone", "--depth", "1", "--quiet", "--no-tags", "--template=", remote,
+              str(target)])
     commit_sha = _git(["rev-parse", "HEAD"], cwd=target)
     (target / ".git" / _COMMIT_FILE).write_text(commit_sha)
     return target, commit_sha

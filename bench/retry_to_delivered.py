@@ -341,10 +341,7 @@ def payloads_of(repository_id, path):
     bodies = []
     for scanned in file_scan.scan(path):
         data = file_scan.read_content(path, scanned.path)
-        for payload in delivery.file_payloads(repository, commit, scanned.path, scanned.sha,
-                                              data):
-            bodies.append(json.dumps(payload, separators=(",", ":"),
-                                     ensure_ascii=False).encode())
+        bodies.extend(delivery.file_bodies(repository, commit, scanned.path, scanned.sha, data))
     return bodies
 
 

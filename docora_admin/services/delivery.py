@@ -247,8 +247,10 @@ def cached_entry(path, sha):
 
 
 def file_bodies(repository, commit_sha, path, sha, data=None, previous_sha=None, entry=None):
-    """The request bodies for one file: encode_body() of each of file_payloads(), byte for byte,
-    from its bytes `data` or from its cached_entry() `entry`."""
+    """The request bodies for one file, from its bytes `data` or from its cached_entry()
+    `entry`: one, or for a binary file over 1 MiB one per 512 KiB chunk (file.chunk = {id,
+    index, total}), each to be acknowledged before the next is sent. A body is encode_body() of
+    its payload, byte for byte, the file's entry cached as it was encoded."""
     if entry is None:
         content, encoding = file_scan.encode(data)
         if _chunked(data, encoding):
@@ -258,23 +260,12 @@ def file_bodies(repository, commit_sha, path, sha, data=None, previous_sha=None,
             return
         entry = _json(_file_entry(path, sha, data, content, encoding))
         _entries.put((path, sha), entry)
-    # The payload's keys in file_payloads' order, the file's entry as it was encoded.
+    # The payload's keys in _base's order, then the file's entry as it was encoded.
     head = (f'{{"repository":{_json(repository)},"commit_sha":{_json(commit_sha)}'
             f',"timestamp":{int(time.time())}')
     if previous_sha is not None:
         head += f',"previous_sha":{_json(previous_sha)}'
     yield f'{head},"file":{entry}}}'.encode()
-
-
-def file_payloads(repository, commit_sha, path, sha, data, previous_sha=None):
-    """Payloads for one file's bytes: one, or for a binary file over 1 MiB one per 512 KiB chunk
-    (file.chunk = {id, index, total}), each to be acknowledged before the next is sent."""
-    base = _base(repository, commit_sha, previous_sha)
-    content, encoding = file_scan.encode(data)
-    if _chunked(data, encoding):
-        yield from _chunk_payloads(base, path, sha, data)
-        return
-    yield {**base, "file": _file_entry(path, sha, data, content, encoding)}
 
 
 def _base(repository, commit_sha, previous_sha):

@@ -339,7 +339,7 @@ def payloads_of(repository_id, path):
     repository = {"repository_id": repository_id, "github_url": path.as_uri(), "owner": "bench",
                   "name": path.name}
     bodies = []
-    for scanned in file_scan.scan(path):
+    for scanned in file_scan.scan(path)[0]:
         data = file_scan.read_content(path, scanned.path)
         bodies.extend(delivery.file_bodies(repository, commit, scanned.path, scanned.sha, data))
     return bodies

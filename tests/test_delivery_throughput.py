@@ -1,9 +1,11 @@
 """What an app receives does not depend on how cheaply the snapshot job gets it (issue 12): a
 shared fetch and scan, acknowledgements written in batches, kept-alive connections.
 
-The expected requests are worked out here from the work tree itself (sha256, UTF-8 or base64,
-512 KiB chunks above 1 MiB), not with the job's own code."""
+The expected requests are worked out here from the work tree itself and the contract
+(../shared/DOCORA_CONTRACT.md §1: sha256, UTF-8 or base64, a binary over 1 MiB as the base64
+string of the whole file cut every 524,288 characters), not with the job's own code."""
 import base64
+import calendar
 import dataclasses
 import hashlib
 import hmac
@@ -24,7 +26,7 @@ from tests.processes import start_consumer, wait_for
 from tests.test_snapshot import Repo, git_cache, link, receiver  # noqa: F401 (fixtures)
 from tests.webhook_receiver import Receiver
 
-CHUNK = 512 * 1024
+CHUNK_CHARS = 512 * 1024
 STREAM_MIN_FILES = snapshot_delivery.STREAM_MIN_FILES  # as a consumer process has it
 BIG = os.urandom(1300 * 1024)
 
@@ -74,24 +76,31 @@ def head(repo):
 
 
 def expected_file_payloads(repo, path, commit, repository, previous_sha=None):
+    """The contract's bodies of one file, in its key order (the timestamp left out); the
+    files here are small text or base64 under 700 KB, or a binary over 1 MiB."""
     data = (repo.work / path).read_bytes()
     info = {"path": path, "sha": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    base = {"repository": repository, "commit_sha": commit}
-    if previous_sha:
-        base["previous_sha"] = previous_sha
+
+    def payload(file):
+        body = {"repository": repository, "file": file}
+        if previous_sha:
+            body["previous_sha"] = previous_sha
+        body["commit_sha"] = commit
+        return body
+
     try:
         if b"\x00" in data:
             raise UnicodeDecodeError("utf-8", data, 0, 1, "NUL")
-        return [{**base, "file": {**info, "content": data.decode()}}]
+        return [payload({**info, "content": data.decode()})]
     except UnicodeDecodeError:
         pass
+    encoded = base64.b64encode(data).decode()
     if len(data) <= 1 << 20:
-        return [{**base, "file": {**info, "content": base64.b64encode(data).decode(),
-                                  "content_encoding": "base64"}}]
-    total = -(-len(data) // CHUNK)
-    return [{**base, "file": {**info, "content": base64.b64encode(
-        data[i * CHUNK:(i + 1) * CHUNK]).decode(), "content_encoding": "base64",
-        "chunk": {"index": i, "total": total}}} for i in range(total)]
+        return [payload({**info, "content": encoded, "content_encoding": "base64"})]
+    pieces = [encoded[i:i + CHUNK_CHARS] for i in range(0, len(encoded), CHUNK_CHARS)]
+    return [payload({**info, "content": piece, "content_encoding": "base64",
+                     "chunk": {"index": i, "total": len(pieces)}})
+            for i, piece in enumerate(pieces)]
 
 
 def per_file(requests):
@@ -119,7 +128,8 @@ def comparable(requests):
     out = []
     for action, payload in requests:
         payload = json.loads(json.dumps(payload))
-        assert abs(payload.pop("timestamp") - time.time()) < 60
+        sent_at = time.strptime(payload.pop("timestamp"), "%Y-%m-%dT%H:%M:%S.%fZ")
+        assert abs(calendar.timegm(sent_at) - time.time()) < 60
         payload["file"].get("chunk", {}).pop("id", None)
         out.append((action, payload))
     return out
@@ -170,8 +180,8 @@ def test_the_app_receives_the_same_requests_in_the_same_order(seed, receiver, re
     assert len(receiver.requests) == len(expected)
     chunk_ids = {p["file"]["chunk"]["id"] for _, p in receiver.requests if "chunk" in p["file"]}
     assert len(chunk_ids) == 1
-    big = [p["file"] for _, p in receiver.requests if p["file"]["path"] == "assets/big.bin"]
-    assert b"".join(base64.b64decode(c["content"]) for c in big) == BIG
+    assert receiver.violations == []
+    assert receiver.files[(app_id, repository_id, "assets/big.bin")] == BIG
     check_signed(receiver, app_id)
 
     old = {p["file"]["path"]: p["file"]["sha"] for _, p in receiver.requests}
@@ -183,8 +193,7 @@ def test_the_app_receives_the_same_requests_in_the_same_order(seed, receiver, re
     second = head(repo)
     assert comparable(receiver.requests) == [
         ("delete", {"repository": repository, "commit_sha": second,
-                    "file": {"path": "README.md", "sha": old["README.md"]},
-                    "previous_sha": old["README.md"]}),
+                    "file": {"path": "README.md", "sha": old["README.md"]}}),
         *[("create", p) for p in expected_file_payloads(repo, "docs/a-new.md", second,
                                                         repository)],
         *[("update", p) for p in expected_file_payloads(repo, "docs/guide.md", second,
@@ -311,7 +320,7 @@ def test_connections_are_kept_and_reused(seed, receiver, repo, tmp_path):
     opened = receiver.connections
     assert 1 <= opened <= runtime.settings().delivery_streams_per_link
     assert snapshot.run_snapshot(app_id, other_id) == "synced"
-    assert len(receiver.requests) == 6 + 2  # 4 files, the big one in 3 chunks; then 2
+    assert len(receiver.requests) == 7 + 2  # 4 files, the big one in 4 chunks; then 2
     assert receiver.connections == opened  # the second job found them open
 
 

@@ -204,10 +204,12 @@ def test_big_binary_arrives_in_chunks_that_reassemble(seed, receiver, repo):
     app_id, repository_id = link(seed, receiver, repo)
     assert snapshot.run_snapshot(app_id, repository_id) == "synced"
     chunks = [p["file"] for _, p in receiver.requests if p["file"]["path"] == "assets/big.bin"]
-    assert [c["chunk"]["index"] for c in chunks] == [0, 1, 2]
-    assert {c["chunk"]["total"] for c in chunks} == {3} and len({c["chunk"]["id"]
+    # 1,331,200 bytes: 1,774,936 base64 characters, cut every 524,288
+    assert [c["chunk"]["index"] for c in chunks] == [0, 1, 2, 3]
+    assert {c["chunk"]["total"] for c in chunks} == {4} and len({c["chunk"]["id"]
                                                                   for c in chunks}) == 1
-    assert b"".join(base64.b64decode(c["content"]) for c in chunks) == blob
+    assert receiver.violations == []
+    assert receiver.files[(app_id, repository_id, "assets/big.bin")] == blob
 
 
 def test_token_never_reaches_last_error(seed, receiver, tmp_path):

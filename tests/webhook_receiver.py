@@ -1,16 +1,20 @@
-"""A client app for tests: a local HTTP server that checks every Docora signature and records
-what it receives. Behaviour per test: answer a status, or sleep past the timeout, or hold one
+"""A client app for tests: a local HTTP server that checks every request as a client following
+Docora's published reference does (tests/reference_client.py: signature over the re-serialised
+body, fresh timestamp, body shapes, chunks reassembled and checked) and records what it
+receives; `files` holds each file as the client rebuilt it, `violations` what broke the
+contract (answered 400). Behaviour per test: answer a status, or sleep past the timeout, or hold one
 request unanswered.
 
 It keeps connections alive (HTTP/1.1) with TCP_NODELAY, as a production app server does, so the
 tests exercise connection reuse; `connections` counts the TCP connections it accepted."""
-import hashlib
-import hmac
-import json
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .reference_client import Reassembler, Violation, check_shape, verify
+
+BODY_LIMIT = 1 << 20  # a default Fastify client's: larger bodies get 413
 
 
 class Receiver:
@@ -24,6 +28,10 @@ class Receiver:
         # nothing is delivered twice
         self.deliveries = []
         self.bad_signatures = 0
+        self.violations = []  # what broke the contract, one line each (answered 400)
+        self.files = {}  # (app id, repository id, path) → the bytes the client rebuilt
+        self.reassembler = Reassembler()
+        self.too_large = 0  # bodies over BODY_LIMIT (answered 413)
         self.status = 200
         self.delay = 0.0
         self.fail_on = None  # (action, path) answered with 500
@@ -53,15 +61,17 @@ class Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                ts = self.headers.get("X-Docora-Timestamp", "")
-                expected = "sha256=" + hmac.new(receiver.auth_key.encode(), f"{ts}.".encode()
-                                                + body, hashlib.sha256).hexdigest()
-                signature_ok = hmac.compare_digest(expected,
-                                                   self.headers.get("X-Docora-Signature", ""))
-                fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+                if len(body) > BODY_LIMIT:
+                    receiver.too_large += 1
+                    self._answer(413)
+                    return
+                try:
+                    payload = verify(body, self.headers, receiver.auth_key)
+                except Violation:
+                    payload = None
                 app_ok = receiver.app_id is None or \
                     self.headers.get("X-Docora-App-Id") == receiver.app_id
-                if not (signature_ok and fresh and app_ok):
+                if payload is None or not app_ok:
                     receiver.bad_signatures += 1
                     self._answer(401)
                     return
@@ -70,16 +80,27 @@ class Receiver:
                     receiver.in_flight += 1
                     receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                 try:
-                    self._handle(body)
+                    self._handle(payload)
                 finally:
                     with receiver.lock:
                         receiver.in_flight -= 1
 
-            def _handle(self, body):
+            def _handle(self, payload):
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 action = self.path.rsplit("/", 1)[-1]
-                payload = json.loads(body)
+                try:
+                    check_shape(action, payload)
+                except (Violation, KeyError, TypeError, AttributeError) as exc:
+                    receiver.violations.append(f"{action}: {exc!r}")
+                    self._answer(400)
+                    return
+                if action == "sync_failed":
+                    with receiver.lock:
+                        receiver.requests.append((action, payload))
+                        receiver.headers.append(dict(self.headers))
+                    self._answer(receiver.status)
+                    return
                 if receiver.fail_on == (action, payload["file"]["path"]):
                     self._answer(500)
                     return
@@ -89,6 +110,8 @@ class Receiver:
                     self.close_connection = True  # never answered, never acknowledged
                     return
                 if receiver.status == 200:
+                    if not self._rebuild(action, payload):
+                        return
                     receiver.requests.append((action, payload))
                     receiver.headers.append(dict(self.headers))
                     receiver.deliveries.append((
@@ -96,6 +119,23 @@ class Receiver:
                         payload["repository"]["repository_id"], action,
                         payload["file"]["path"], payload["file"]["sha"]))
                 self._answer(receiver.status)
+
+            def _rebuild(self, action, payload):
+                key = (self.headers.get("X-Docora-App-Id"),
+                       payload["repository"]["repository_id"], payload["file"]["path"])
+                if action == "delete":
+                    receiver.files.pop(key, None)
+                    return True
+                try:
+                    with receiver.lock:
+                        done = receiver.reassembler.feed(payload)
+                except Violation as exc:
+                    receiver.violations.append(f"{action}: {exc}")
+                    self._answer(400)
+                    return False
+                if done is not None:
+                    receiver.files[key] = done[1]
+                return True
 
             def _answer(self, status):
                 self.send_response(status)
@@ -117,7 +157,8 @@ class Receiver:
 
     def actions(self):
         return sorted((action, payload["file"]["path"]) for action, payload in self.requests
-                      if "chunk" not in payload["file"] or payload["file"]["chunk"]["index"] == 0)
+                      if "file" in payload and ("chunk" not in payload["file"]
+                                                or payload["file"]["chunk"]["index"] == 0))
 
     def close(self):
         if self.thread.is_alive():

@@ -6,7 +6,7 @@ def for_link(conn, link_id, limit=50):
     """A link's attempts, newest first."""
     return conn.execute("""
         SELECT id, attempt, cause, operation_id, started_at, finished_at, outcome, link_status,
-               error, http_status, files_sent, bytes_sent,
+               error, http_status, files_sent, bytes_sent, skipped_count, skipped,
                (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS duration_ms
         FROM delivery_attempts WHERE link_id = %s ORDER BY id DESC LIMIT %s
     """, (link_id, limit)).fetchall()

@@ -5,6 +5,8 @@ Every statement that moves a link to pending_snapshot bumps job_generation and r
 caller must queue: (app_id, repository_id, retry_operation_id, job_generation) and the statement's
 time in microseconds (the job's place in the queue).
 """
+from psycopg.types.json import Jsonb
+
 from . import delivered_files, delivery_control
 from .delivery_control import HELD
 from .retry_links import STAMP
@@ -23,12 +25,14 @@ _QUEUED = f"app_id, repository_id, retry_operation_id, job_generation, {STAMP} A
 _LOG_ATTEMPT = """
     INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt, cause, operation_id,
                                    started_at, outcome, link_status, error, http_status,
-                                   files_sent, bytes_sent)
+                                   files_sent, bytes_sent, skipped_count, skipped)
     SELECT id, app_id, repository_id, %(attempt)s, coalesce(retry_cause, 'scheduler'),
            retry_operation_id, %(started_at)s, %(outcome)s, status, %(error)s, %(http_status)s,
-           %(files)s, %(bytes)s
+           %(files)s, %(bytes)s, %(skipped_count)s, %(skipped)s
     FROM ended
 """
+# An attempt's log keeps the first SKIPPED_KEPT files it set aside (and the count of all).
+SKIPPED_KEPT = 100
 
 
 # pending_snapshot → scanning for the job queued for %(generation)s, with a lease; {extra} adds
@@ -97,21 +101,26 @@ def delivery_context(conn, app_id, repository_id):
     """, (app_id, repository_id)).fetchone()
 
 
-def _attempt_params(claim_row, outcome, error=None, http_status=None, files=0, bytes_sent=0):
+def _attempt_params(claim_row, outcome, error=None, http_status=None, files=0, bytes_sent=0,
+                    skipped=()):
     return {"link_id": claim_row["id"], "generation": claim_row["job_generation"],
             "attempt": claim_row["retry_count"] + 1, "started_at": claim_row["started_at"],
             "outcome": outcome, "error": error, "http_status": http_status, "files": files,
-            "bytes": bytes_sent}
+            "bytes": bytes_sent, "skipped_count": len(skipped),
+            "skipped": Jsonb([{"path": f.path, "reason": f.reason}
+                              for f in skipped[:SKIPPED_KEPT]]) if skipped else None}
 
 
-def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=()):
+def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=(), skipped=()):
     """The attempt delivered, in one statement: the link is synced and the attempt logged, the
     last files the app acknowledged recorded (`sent` [(path, sha)], `deleted` [path]), and the
     app's failure streak ended. Returns the link's episode (retry_operation_id) and
     circuit_closed (this delivery closed the app's circuit: release the app after the commit),
     or None when the claim was lost meanwhile (the lease expired and the link was given to
-    another job; the acknowledgements are recorded all the same, the streak is left)."""
-    params = _attempt_params(claim_row, "delivered", files=files, bytes_sent=bytes_sent)
+    another job; the acknowledgements are recorded all the same, the streak is left).
+    `skipped` [file_scan.SkippedFile]: the files set aside, logged with the attempt."""
+    params = _attempt_params(claim_row, "delivered", files=files, bytes_sent=bytes_sent,
+                             skipped=skipped)
     params.update(delivered_files.acknowledged_params(
         claim_row["app_id"], claim_row["repository_id"], sent, deleted))
     return conn.execute(f"""
@@ -133,11 +142,12 @@ def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=()):
 
 
 def mark_attempt_failed(conn, claim_row, error, http_status, max_attempts, backoff_seconds,
-                        files=0, bytes_sent=0):
+                        files=0, bytes_sent=0, skipped=()):
     """retry_count + 1 and last_error, logged; `failed` at the limit, else back to
     pending_snapshot for a new generation due after the backoff. Returns the link's new status,
     generation, next_attempt_at and episode, or None when the claim was lost meanwhile."""
-    params = _attempt_params(claim_row, "failed", error, http_status, files, bytes_sent)
+    params = _attempt_params(claim_row, "failed", error, http_status, files, bytes_sent,
+                             skipped)
     params.update(max=max_attempts, delay=backoff_seconds)
     return conn.execute(f"""
         WITH ended AS (

@@ -2,7 +2,8 @@
 
 Headers: X-Docora-App-Id, X-Docora-Timestamp (unix s) and
 X-Docora-Signature: sha256=<hex HMAC-SHA256(client_auth_key, f"{ts}.{body}")>, body being the
-exact bytes sent.
+exact bytes sent; on file requests also X-Docora-Delivery-Id (ours, unsigned: see delivery_id).
+Bodies follow ../shared/DOCORA_CONTRACT.md §1 (file_bodies, delete_body).
 
 The HTTP client is libcurl, through pycurl (the long-kept binding; a manylinux wheel, nothing to
 build). A first sync or a retry-all is thousands of small POSTs from a few worker threads, and
@@ -41,8 +42,10 @@ from .. import runtime
 from . import file_scan
 from .sized_lru import SizedLRU
 
-CHUNK_THRESHOLD = 1 << 20  # binary files above 1 MiB go in chunks
-CHUNK_SIZE = 512 << 10
+BINARY_CHUNK_THRESHOLD = 1 << 20  # a binary file over 1 MiB always goes in chunks
+BODY_LIMIT = 1 << 20  # no request body over 1 MiB (a default Fastify client refuses more)
+CHUNK_CHARS = 512 << 10  # base64 characters per chunk: the contract's cut
+CHUNK_BYTES = CHUNK_CHARS // 4 * 3  # the file's bytes whose base64 is one chunk
 # App hosts whose idle handles are kept (least recently used beyond that are closed).
 HOSTS_KEPT = 200
 USER_AGENT = "Docora-Admin"
@@ -178,26 +181,29 @@ class WebhookClient:
         if any(c in str(app_id) for c in "\r\n\0"):  # it goes in a header line as it is
             raise ValueError("an app id cannot hold a line break")
 
-    def post(self, action, payload):
-        """POST {base_url}/{action} with `payload` (a dict, or its encode_body bytes), signed;
-        return the app's Answer (status, headers) when it is 2xx, else raise DeliveryError."""
+    def post(self, action, payload, delivery_id=None):
+        """POST {base_url}/{action} with `payload` (a dict, or its encode_body bytes), signed,
+        with X-Docora-Delivery-Id when `delivery_id` is given; return the app's Answer (status,
+        headers) when it is 2xx, else raise DeliveryError."""
         body = payload if isinstance(payload, bytes) else encode_body(payload)
         if self.limiter is not None:
             self.limiter.turn()
-        return self._send(action, body)
+        return self._send(action, body, delivery_id)
 
-    def _send(self, action, body):
+    def _send(self, action, body, delivery_id):
         # Signed when it goes (after any wait for the app's turn), so the timestamp is fresh.
         timestamp = str(int(time.time()))
         header_lines = []
+        headers = ["Content-Type: application/json", f"X-Docora-App-Id: {self.app_id}",
+                   f"X-Docora-Timestamp: {timestamp}",
+                   f"X-Docora-Signature: {sign(self.auth_key, timestamp, body)}",
+                   "Accept:", "Expect:"]  # no curl defaults: Accept: */*, Expect: 100-continue
+        if delivery_id is not None:
+            headers.append(f"X-Docora-Delivery-Id: {delivery_id}")
         handle = _handles.take(self._host, self.timeout)
         try:
             handle.setopt(pycurl.URL, f"{self._url}/{action}")
-            handle.setopt(pycurl.HTTPHEADER, [
-                "Content-Type: application/json", f"X-Docora-App-Id: {self.app_id}",
-                f"X-Docora-Timestamp: {timestamp}",
-                f"X-Docora-Signature: {sign(self.auth_key, timestamp, body)}",
-                "Accept:", "Expect:"])  # no curl defaults: Accept: */*, Expect: 100-continue
+            handle.setopt(pycurl.HTTPHEADER, headers)
             handle.setopt(pycurl.POSTFIELDSIZE, len(body))
             handle.setopt(pycurl.POSTFIELDS, body)
             handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
@@ -225,19 +231,44 @@ class WebhookClient:
         return DeliveryError(f"POST /{action} failed: {reason}")
 
 
+def iso_timestamp(epoch_seconds=None):
+    """`epoch_seconds` (default: now) as JavaScript's Date.prototype.toISOString() writes it,
+    UTC with milliseconds and `Z` (2025-01-11T12:00:00.000Z): the contract's `timestamp`."""
+    if epoch_seconds is None:
+        epoch_seconds = time.time()
+    millis = int(epoch_seconds * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + \
+        f".{millis % 1000:03d}Z"
+
+
 def _json(value):
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_body(payload):
-    """A request's body: compact JSON, UTF-8, in the payload's key order."""
+    """A request's body: compact JSON, UTF-8, in the payload's key order. What a client's
+    JSON.stringify(JSON.parse(body)) gives back byte for byte (the signature's rule): compact
+    separators, non-ASCII as itself, control characters escaped as JavaScript does."""
     return _json(payload).encode()
+
+
+def delivery_id(app_id, repository_id, action, path, sha, commit_sha):
+    """X-Docora-Delivery-Id: a dashed UUID naming one version of one file sent to one app
+    (app, repository, event, path, the file's sha, the commit it was sent for), the same on
+    every resend of it, chunks included (they differ by chunk.index)."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE,
+                          "\0".join((app_id, repository_id, action, path, sha, commit_sha))))
+
+
+_DELIVERY_NAMESPACE = uuid.UUID("6f1c4a52-2d1b-4c53-9a57-8d0e3b7c9e10")
 
 
 # The JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by (path, sha):
 # every app of a repository is sent the same files, and encoding one (UTF-8 checks, base64, JSON
-# escapes) cost more than the rest of building its request.
+# escapes) cost more than the rest of building its request. Only entries that fit in a body
+# with room to spare for its envelope are kept.
 ENTRY_CACHE_CHARS = 64 << 20
+ENVELOPE_RESERVE = 64 << 10
 _entries = SizedLRU(ENTRY_CACHE_CHARS)
 
 
@@ -246,48 +277,65 @@ def cached_entry(path, sha):
     return _entries.get((path, sha))
 
 
+def delete_body(repository, commit_sha, path, last_sha):
+    """The body of a delete: `file` is {path, sha} with the sha the app was last delivered."""
+    return encode_body({"repository": repository, "file": {"path": path, "sha": last_sha},
+                        "commit_sha": commit_sha, "timestamp": iso_timestamp()})
+
+
 def file_bodies(repository, commit_sha, path, sha, data=None, previous_sha=None, entry=None):
-    """The request bodies for one file, from its bytes `data` or from its cached_entry()
-    `entry`: one, or for a binary file over 1 MiB one per 512 KiB chunk (file.chunk = {id,
-    index, total}), each to be acknowledged before the next is sent. A body is encode_body() of
-    its payload, byte for byte, the file's entry cached as it was encoded."""
+    """The request bodies of a create (or of an update: `previous_sha`, the sha the app has),
+    from the file's bytes `data` or from its cached_entry() `entry`, to be sent in order, each
+    acknowledged before the next.
+
+    Keys as the contract orders them: repository, file, [previous_sha], commit_sha, timestamp.
+    One body when it fits in BODY_LIMIT and the file is not a binary over 1 MiB; else the
+    file goes as base64 chunks: the base64 string of the whole file cut every CHUNK_CHARS
+    characters, file.chunk = {id, index, total}. A text file too large for one body goes that
+    way too (the original sends it whole, and a client's default 1 MiB limit refuses it)."""
+    head = f'{{"repository":{_json(repository)},"file":'.encode()
     if entry is None:
         content, encoding = file_scan.encode(data)
-        if _chunked(data, encoding):
-            for payload in _chunk_payloads(_base(repository, commit_sha, previous_sha), path,
-                                           sha, data):
-                yield encode_body(payload)
+        if encoding == "base64" and len(data) > BINARY_CHUNK_THRESHOLD:
+            yield from _chunk_bodies(head, commit_sha, path, sha, data, previous_sha)
             return
-        entry = _json(_file_entry(path, sha, data, content, encoding))
-        _entries.put((path, sha), entry)
-    # The payload's keys in _base's order, then the file's entry as it was encoded.
-    head = (f'{{"repository":{_json(repository)},"commit_sha":{_json(commit_sha)}'
-            f',"timestamp":{int(time.time())}')
-    if previous_sha is not None:
-        head += f',"previous_sha":{_json(previous_sha)}'
-    yield f'{head},"file":{entry}}}'.encode()
+        entry = _json(_file_entry(path, sha, data, content, encoding)).encode()
+        if len(entry) <= BODY_LIMIT - ENVELOPE_RESERVE:
+            _entries.put((path, sha), entry)
+    body = head + entry + _tail(commit_sha, previous_sha)
+    if len(body) <= BODY_LIMIT:
+        yield body
+        return
+    if data is None:  # a cached entry whose envelope left it no room: rebuild the bytes
+        data = _data_of(entry)
+    yield from _chunk_bodies(head, commit_sha, path, sha, data, previous_sha)
 
 
-def _base(repository, commit_sha, previous_sha):
-    base = {"repository": repository, "commit_sha": commit_sha, "timestamp": int(time.time())}
-    if previous_sha is not None:
-        base["previous_sha"] = previous_sha
-    return base
+def _tail(commit_sha, previous_sha):
+    # Made as each body is, so that its timestamp says when it was built.
+    previous = "" if previous_sha is None else f',"previous_sha":{_json(previous_sha)}'
+    return (f'{previous},"commit_sha":{_json(commit_sha)}'
+            f',"timestamp":"{iso_timestamp()}"}}').encode()
 
 
-def _chunked(data, encoding):
-    return encoding == "base64" and len(data) > CHUNK_THRESHOLD
-
-
-def _chunk_payloads(base, path, sha, data):
-    total = -(-len(data) // CHUNK_SIZE)
-    chunk_id = uuid.uuid4().hex
-    info = {"path": path, "sha": sha, "size": len(data)}
+def _chunk_bodies(head, commit_sha, path, sha, data, previous_sha):
+    # A slice of CHUNK_BYTES (a multiple of 3) encodes to exactly CHUNK_CHARS characters with
+    # no padding, so encoding slice by slice gives the whole file's base64 string, cut.
+    total = -(-len(data) // CHUNK_BYTES)
+    chunk_id = str(uuid.uuid4())
+    info = f'{{"path":{_json(path)},"sha":{_json(sha)},"size":{len(data)},"content":"'
     for index in range(total):
-        piece = data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]
-        yield {**base, "file": {**info, "content": base64.b64encode(piece).decode(),
-                                "content_encoding": "base64",
-                                "chunk": {"id": chunk_id, "index": index, "total": total}}}
+        piece = base64.b64encode(data[index * CHUNK_BYTES:(index + 1) * CHUNK_BYTES])
+        yield b"".join((head, info.encode(), piece, (
+            f'","content_encoding":"base64","chunk":{{"id":"{chunk_id}","index":{index}'
+            f',"total":{total}}}}}').encode(), _tail(commit_sha, previous_sha)))
+
+
+def _data_of(entry):
+    file = json.loads(entry)
+    if file.get("content_encoding") == "base64":
+        return base64.b64decode(file["content"])
+    return file["content"].encode()
 
 
 def _file_entry(path, sha, data, content, encoding):

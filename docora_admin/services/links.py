@@ -62,5 +62,12 @@ def link_json(link, attempts=None):
             "duration_ms": a["duration_ms"], "outcome": a["outcome"],
             "link_status": a["link_status"], "error": a["error"],
             "http_status": a["http_status"], "files_sent": a["files_sent"],
-            "bytes_sent": a["bytes_sent"]} for a in attempts]
+            "bytes_sent": a["bytes_sent"], "skipped_count": a["skipped_count"],
+            "skipped": a["skipped"] or []} for a in attempts]
     return body
+
+
+def last_skipped(attempts):
+    """The newest of `attempts` (newest first) that set files aside as not sendable, or
+    None."""
+    return next((a for a in attempts if a["skipped_count"]), None)

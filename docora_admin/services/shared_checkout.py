@@ -35,9 +35,13 @@ SCAN_CACHE_FILES = 500_000
 class Commit:
     sha: str
     files: tuple  # file_scan.ScannedFile, sorted by path
+    skipped: tuple = ()  # file_scan.SkippedFile: files that cannot be sent, and why
+
+    def __len__(self):  # its weight in the scan cache
+        return len(self.files) + len(self.skipped)
 
 
-# Least recently used scans, (repository_id, commit sha) → files, up to a file budget.
+# Least recently used scans, (repository_id, commit sha) → Commit, up to a file budget.
 _scans = SizedLRU(SCAN_CACHE_FILES)
 
 
@@ -100,7 +104,8 @@ def read(repository_id, url, token, not_before, wanted):
     # are read without the lock (two Redis round trips, and the wait while the other apps' jobs
     # of the repository hold it). A fetch into the checkout meanwhile makes a file read differ
     # from the scan (or vanish), and the link takes the locked way below.
-    if git_fetch.checkout_commit(repository_id) == head and _scans.get((repository_id, head)):
+    if (git_fetch.checkout_commit(repository_id) == head
+            and _scans.get((repository_id, head)) is not None):
         commit, contents = _read_checkout(repository_id, head, wanted)
         if contents is not None:
             return commit, contents
@@ -131,12 +136,13 @@ def _read_checkout(repository_id, sha, wanted):
     """(Commit, contents) of the checkout at `sha`, scanned once per process; contents None
     when a file read does not match the scan."""
     root = git_fetch.checkout_path(repository_id)
-    files = _scans.get((repository_id, sha))
-    if files is None:
-        files = tuple(file_scan.scan(root))
-        _scans.put((repository_id, sha), files)
+    commit = _scans.get((repository_id, sha))
+    if commit is None:
+        files, skipped = file_scan.scan(root)
+        commit = Commit(sha, tuple(files), tuple(skipped))
+        _scans.put((repository_id, sha), commit)
     contents = {}
-    for f in wanted(files):
+    for f in wanted(commit.files):
         try:
             data = file_scan.read_content(root, f.path)
         except OSError:
@@ -145,4 +151,4 @@ def _read_checkout(repository_id, sha, wanted):
             _scans.drop((repository_id, sha))
             return None, None
         contents[f.path] = data
-    return Commit(sha, files), contents
+    return commit, contents

@@ -123,12 +123,12 @@ def _attempt_with(claimed, context, admission, limiter):
         if delivered.snapshot_saved:  # the usual case: one statement, no transaction
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
-                                                   sent_files, deleted)
+                                                   sent_files, deleted, sent.skipped)
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
-                                                   sent_files, deleted)
+                                                   sent_files, deleted, sent.skipped)
         return ended, ended is not None and ended["circuit_closed"]
 
     try:
@@ -172,7 +172,7 @@ def _failed(claimed, context, sent, error, http_status, where, app_at_fault=Fals
             ended = snapshot_links.mark_attempt_failed(
                 conn, claimed, error, http_status, settings.max_retry_attempts,
                 backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
-                sent.files, sent.bytes)
+                sent.files, sent.bytes, sent.skipped)
             if ended is not None and app_at_fault:
                 delivery_control.record_failed(conn, context["app_id"], error, probe)
             return ended

@@ -4,13 +4,13 @@ creates, then updates, each a signed POST (services/delivery.py), noting every a
 at once (services/acknowledgements.py). How the attempt ends is recorded by services/snapshot.py.
 """
 import threading
-import time
 from dataclasses import dataclass
 
 from .. import crypto, db, redact, runtime
 from ..repositories import delivered_files, snapshot_links
 from . import acknowledgements, shared_checkout
-from .delivery import DeliveryError, WebhookClient, cached_entry, file_bodies
+from .delivery import (DeliveryError, WebhookClient, cached_entry, delete_body, delivery_id,
+                       file_bodies)
 from .patience import in_transaction, patiently
 
 STREAM_MIN_FILES = 100  # a link with fewer files to send sends them one at a time
@@ -28,6 +28,7 @@ class Sent:
     creates: int = 0
     updates: int = 0
     bytes: int = 0
+    skipped: tuple = ()  # file_scan.SkippedFile: files of the commit that cannot be sent
 
 
 class ClaimLost(Exception):
@@ -79,7 +80,9 @@ def deliver(claimed, context, sent, where, limiter=None):
     commit, contents = shared_checkout.read(
         repository_id, context["github_url"], token, claimed["due_at"].timestamp(), wanted)
     files = commit.files
-    current = {f.path for f in files}
+    sent.skipped = commit.skipped
+    # A file set aside (unreadable now) is not deleted from the app for that.
+    current = {f.path for f in files} | {f.path for f in commit.skipped}
     creates = [f for f in files if f.path not in already]
     updates = [f for f in files if f.path in already and already[f.path] != f.sha]
     deletes = sorted(path for path in already if path not in current)
@@ -93,9 +96,9 @@ def deliver(claimed, context, sent, where, limiter=None):
 
     def delete(path):
         holding_on(batch.confirm)
-        client.post("delete", {"repository": repository, "commit_sha": commit.sha,
-                               "file": {"path": path, "sha": already[path]},
-                               "previous_sha": already[path], "timestamp": int(time.time())})
+        client.post("delete", delete_body(repository, commit.sha, path, already[path]),
+                    delivery_id(app_id, repository_id, "delete", path, already[path],
+                                commit.sha))
         batch.acknowledged(path, None)
         with counting:
             sent.files, sent.deletes = sent.files + 1, sent.deletes + 1
@@ -103,12 +106,14 @@ def deliver(claimed, context, sent, where, limiter=None):
     def send(action, scanned):
         # A file's requests (its chunks) go in order on one stream, each acknowledged before
         # the next.
+        once = delivery_id(app_id, repository_id, action, scanned.path, scanned.sha,
+                           commit.sha)
         for body in file_bodies(repository, commit.sha, scanned.path, scanned.sha,
                                 contents.pop(scanned.path, None),
                                 already.get(scanned.path) if action == "update" else None,
                                 encoded.pop((scanned.path, scanned.sha), None)):
             holding_on(batch.confirm)  # no request while an acknowledgement is unnoted
-            client.post(action, body)
+            client.post(action, body, once)
         # Noted as each file is acknowledged, so a later run resends only what is missing.
         batch.acknowledged(scanned.path, scanned.sha)
         with counting:

@@ -100,6 +100,7 @@ def app_detail(app_id):
 def link_detail(app_id, repository_id):
     link, attempts, total = links.detail(app_id, repository_id)
     return render_template("links/detail.html", attempts=attempts, attempts_total=total,
+                           skipping=links.last_skipped(attempts),
                            **fragments.followed_context(link, app_id, repository_id))
 
 

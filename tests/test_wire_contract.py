@@ -15,7 +15,7 @@ import pytest
 
 from docora_admin import db
 from docora_admin.services import snapshot
-from tests.reference_client import BODY_KEYS
+from tests.reference_client import BODY_KEYS, Reassembler, check_shape, stringify
 from tests.test_snapshot import Repo, git_cache, link, receiver  # noqa: F401 (fixtures)
 
 MiB = 1 << 20
@@ -220,3 +220,28 @@ def test_delivery_id_names_one_version_of_one_file_for_one_app(seed, receiver, r
     theirs = {p["file"]["path"]: h["X-Docora-Delivery-Id"]
               for (_, p), h in zip(receiver.requests, receiver.headers)}
     assert theirs["README.md"] != first["README.md"]
+
+
+@pytest.mark.parametrize("data", [
+    b"\x01\x1f" * 200_000,  # text whose JSON escapes (\u0001) make it six times larger
+    "é中😀\u2028".encode() * 70_000,  # multi-byte text, 770,000 bytes
+    b"x" * MiB,  # text of exactly 1 MiB: its body would be over
+    hashlib.shake_256(b"800k").digest(800_000),  # a binary under 1 MiB whose base64 is over
+    "\ufeffsmall text\r\n\x7f\u2029".encode(),  # BOM, CRLF, DEL, U+2029: one body
+])
+def test_no_body_is_over_one_mib_and_each_file_rebuilds(data):
+    from docora_admin.services.delivery import file_bodies  # builds bodies; not a decoder
+
+    repository = {"repository_id": "repo_" + "0" * 24, "github_url": "https://example.com/o/r",
+                  "owner": "o", "name": "r"}
+    sha = hashlib.sha256(data).hexdigest()
+    bodies = list(file_bodies(repository, "c" * 40, "dir/file", sha, data))
+    assert all(len(body) <= MiB for body in bodies)
+    rebuilt = Reassembler()
+    done = None
+    for body in bodies:
+        payload = json.loads(body)
+        assert stringify(payload).encode() == body  # what JSON.stringify gives back
+        check_shape("create", payload)
+        done = rebuilt.feed(payload)
+    assert done == ("dir/file", data)

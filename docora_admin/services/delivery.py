@@ -263,13 +263,13 @@ def delivery_id(app_id, repository_id, action, path, sha, commit_sha):
 _DELIVERY_NAMESPACE = uuid.UUID("6f1c4a52-2d1b-4c53-9a57-8d0e3b7c9e10")
 
 
-# The JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by (path, sha):
-# every app of a repository is sent the same files, and encoding one (UTF-8 checks, base64, JSON
-# escapes) cost more than the rest of building its request. Only entries that fit in a body
-# with room to spare for its envelope are kept.
-ENTRY_CACHE_CHARS = 64 << 20
+# The UTF-8 JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by
+# (path, sha): every app of a repository is sent the same files, and encoding one (UTF-8
+# checks, base64, JSON escapes) cost more than the rest of building its request. Only entries
+# that fit in a body with room to spare for its envelope are kept.
+ENTRY_CACHE_BYTES = 64 << 20
 ENVELOPE_RESERVE = 64 << 10
-_entries = SizedLRU(ENTRY_CACHE_CHARS)
+_entries = SizedLRU(ENTRY_CACHE_BYTES)
 
 
 def cached_entry(path, sha):

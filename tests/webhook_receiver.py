@@ -12,7 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .reference_client import Reassembler, Violation, check_shape, verify
+from tests.reference_client import Reassembler, Violation, check_shape, verify
 
 BODY_LIMIT = 1 << 20  # a default Fastify client's: larger bodies get 413
 

@@ -16,7 +16,7 @@ import pytest
 from docora_admin import db
 from docora_admin.services import snapshot
 from tests.reference_client import BODY_KEYS, Reassembler, check_shape, stringify
-from tests.test_snapshot import Repo, git_cache, link, receiver  # noqa: F401 (fixtures)
+from tests.test_snapshot import git_cache, link, receiver, repo  # noqa: F401 (fixtures)
 
 MiB = 1 << 20
 KiB = 1 << 10
@@ -65,14 +65,6 @@ def node_client():
     client = NodeClient("node-client-secret")
     yield client
     client.close()
-
-
-@pytest.fixture
-def repo(tmp_path):
-    r = Repo(tmp_path)
-    r.commit({"README.md": "# Docs\n", "docs/guide.md": "Guide ✓\n",
-              "img/logo.bin": bytes(range(256)) * 4})
-    return r
 
 
 def _node_link(seed, node_client, repository_id):

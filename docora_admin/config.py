@@ -71,6 +71,9 @@ class Settings:
     git_share_seconds: int = 5
     delivery_connections_per_host: int = 32
     delivery_streams_per_link: int = 4
+    # The per-repository git circuit (services/repository_circuit.py).
+    repository_failure_threshold: int = 5
+    repository_cooldown_minutes: int = 30
 
 
 def _required(env, name, hint):
@@ -230,4 +233,6 @@ def _load(env):
         git_share_seconds=_int(env, "GIT_SHARE_SECONDS", 5, 0, 3600),
         delivery_connections_per_host=_int(env, "DELIVERY_CONNECTIONS_PER_HOST", 32, 1, 1000),
         delivery_streams_per_link=_int(env, "DELIVERY_STREAMS_PER_LINK", 4, 1, 64),
+        repository_failure_threshold=_int(env, "REPOSITORY_FAILURE_THRESHOLD", 5, 1, 10_000),
+        repository_cooldown_minutes=_int(env, "REPOSITORY_COOLDOWN_MINUTES", 30, 1, 10_080),
     )

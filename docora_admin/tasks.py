@@ -6,7 +6,7 @@ watchdog thread handles them every few seconds (services/watchdog.py).
 from huey import crontab
 
 from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
-from .services import attempt_log, audit, bulk_runner
+from .services import attempt_log, audit, bulk_runner, sync_failed
 from .services import snapshot as snapshot_service
 
 
@@ -20,6 +20,13 @@ def snapshot(app_id, repository_id, operation_id=None, generation=None):
     # operation_id is informational (the queue page shows it); the link's own row says which
     # operation's episode an attempt belongs to.
     snapshot_service.run_snapshot(app_id, repository_id, operation_id, generation)
+
+
+@huey.task(priority=PRIORITY_ADMIN)
+def send_sync_failed_notices():
+    # The outbox of a repository whose git circuit opened; also queued by the watchdog for any
+    # notice still due.
+    sync_failed.send_due()
 
 
 @huey.periodic_task(crontab(minute="7"), priority=PRIORITY_ADMIN)

@@ -34,6 +34,12 @@ _LOG_ATTEMPT = """
 # An attempt's log keeps the first SKIPPED_KEPT files it set aside (and the count of all).
 SKIPPED_KEPT = 100
 
+# The repository's git circuit as a claim reads it (services/repository_circuit.gate): tripped
+# (opened, maybe half-open), open now (PostgreSQL's clock), and the streak (reset on success).
+_REPOSITORY_CIRCUIT = """r.circuit_opened_at IS NOT NULL AS repository_circuit_tripped,
+               coalesce(r.circuit_open_until > now(), false) AS repository_circuit_open,
+               r.consecutive_failures AS repository_failures"""
+
 
 # pending_snapshot → scanning for the job queued for %(generation)s, with a lease; {extra} adds
 # a condition. RETURNING the claim's columns (see claim()) and the link's own context.
@@ -79,7 +85,7 @@ def claim_unless_held(conn, app_id, repository_id, generation, lease_seconds):
         SELECT EXISTS (SELECT FROM control WHERE held) AS held,
                (SELECT rate_per_second FROM control), (SELECT max_concurrency FROM control),
                c.*, a.base_url, a.client_auth_key_encrypted,
-               r.github_url, r.owner, r.name, r.is_private
+               r.github_url, r.owner, r.name, r.is_private, {_REPOSITORY_CIRCUIT}
         FROM (SELECT) one
         LEFT JOIN claimed c ON true
         LEFT JOIN apps a ON a.app_id = c.app_id
@@ -90,10 +96,10 @@ def claim_unless_held(conn, app_id, repository_id, generation, lease_seconds):
 
 def delivery_context(conn, app_id, repository_id):
     """The app's endpoint and key and the repository's address, for one claimed link."""
-    return conn.execute("""
+    return conn.execute(f"""
         SELECT a.app_id, a.base_url, a.client_auth_key_encrypted,
                r.repository_id, r.github_url, r.owner, r.name, r.is_private,
-               ar.github_token_encrypted, ar.retry_count
+               ar.github_token_encrypted, ar.retry_count, {_REPOSITORY_CIRCUIT}
         FROM app_repositories ar
         JOIN apps a ON a.app_id = ar.app_id
         JOIN repositories r ON r.repository_id = ar.repository_id

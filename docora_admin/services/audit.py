@@ -15,6 +15,8 @@ Action names are `<area>.<verb>`, lower case:
   resync.one, resync.bulk_start, resync.bulk_abort (re-deliver a link, an app),
   operation.cancel, operation.pause, operation.resume (details: scope, app_id, kind),
   app.pause, app.resume, app.circuit_close, app.limits_set (delivery control of an app),
+  repository.circuit_open (system: git failed REPOSITORY_FAILURE_THRESHOLD times in a row),
+  repository.circuit_close (system: a fetch went through; or an operator),
   account.create, account.role_change, account.password_change, account.disable,
   account.enable, account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
@@ -40,6 +42,7 @@ KNOWN_ACTIONS = (
     "resync", "resync.one", "resync.bulk_start", "resync.bulk_abort",
     "operation", "operation.cancel", "operation.pause", "operation.resume",
     "app", "app.pause", "app.resume", "app.circuit_close", "app.limits_set",
+    "repository", "repository.circuit_open", "repository.circuit_close",
     "account", "account.create", "account.role_change", "account.password_change",
     "account.disable", "account.enable", "account.environment_sync", "audit.prune",
     "access.denied")

@@ -131,3 +131,11 @@ def oldest_waiting_stamp():
     first = storage.conn.zrangebyscore(storage.queue_key, _SNAPSHOT_SCORE, _SNAPSHOT_SCORE,
                                        start=0, num=1)
     return struct.unpack(">Q", first[0][:8])[0] if first else None
+
+
+def queue_sync_failed_notices():
+    """Queue one run of the sync_failed sender (services/sync_failed.send_due); duplicates are
+    harmless: each notice is claimed by one sender."""
+    from ..tasks import send_sync_failed_notices
+
+    send_sync_failed_notices()

@@ -8,6 +8,9 @@ attempt-log row (repositories.snapshot_links):
   scheduled after the backoff;
 - an outage of our own (PostgreSQL or Redis) cut it short → given back to pending_snapshot and
   queued again, not counted: an outage is not the app's fault.
+A git failure also counts in the repository's git circuit, and while that circuit is open a job
+does no git work: its link is given back, held until the cooldown ends, not counted
+(services/repository_circuit.py).
 PostgreSQL being down when the job starts or ends is waited out here, with backoff, for up to
 JOB_LEASE_SECONDS; past that the sweeper finds the link (services/sweeper.py).
 
@@ -25,7 +28,8 @@ import redis
 
 from .. import crypto, db, redact, runtime
 from ..repositories import snapshot_links
-from . import bulk_progress, delivery_control, git_fetch, job_queue, leases
+from . import (bulk_progress, delivery_control, git_fetch, job_queue, leases,
+               repository_circuit, sync_failed)
 from .app_limits import RateLimited
 from .delivery import DeliveryError
 from .patience import TRANSIENT
@@ -71,27 +75,36 @@ def run_snapshot(app_id, repository_id, operation_id=None, generation=None):
             return claimed, snapshot_links.delivery_context(conn, app_id, repository_id), \
                 admission
 
-    claimed, context, admission = _patiently(claim, f"snapshot {app_id}/{repository_id}")
+    where = f"snapshot {app_id}/{repository_id}"
+    claimed, context, admission = _patiently(claim, where)
     if claimed is None:
         return None
     leases.hold(claimed)
     try:
-        return _attempt(claimed, context, admission)
+        # A repository whose git circuit is open gets no git work: the link waits, held, for
+        # the cooldown's end (services/repository_circuit.py).
+        gate, due = _patiently(lambda: repository_circuit.gate(db.connection, claimed, context),
+                               where)
+        if gate.held:
+            if due is not None:
+                _schedule(due, where)
+            return "pending_snapshot"
+        return _attempt(claimed, context, admission, gate.probe)
     finally:
         leases.release(claimed)
 
 
-def _attempt(claimed, context, admission):
+def _attempt(claimed, context, admission, repository_probe=False):
     limiter = admission.limiter(context["app_id"])
     try:
-        return _attempt_with(claimed, context, admission, limiter)
+        return _attempt_with(claimed, context, admission, limiter, repository_probe)
     finally:
         # The app's concurrency slot goes back once the outcome is recorded, not before (a
         # delivered attempt has given it back already, with its other Redis work).
         _best_effort(limiter.release, f"snapshot {context['app_id']}")
 
 
-def _attempt_with(claimed, context, admission, limiter):
+def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
@@ -106,12 +119,16 @@ def _attempt_with(claimed, context, admission, limiter):
     except TRANSIENT as exc:
         return _interrupted(claimed, context, sent, exc, where)
     except DeliveryError as exc:
+        _git_went_through(context, where)  # the app answered: the fetch before it worked
         wait = delivery_control.retry_after_seconds(exc.retry_after)
         if wait is not None:
             return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where)
         return _failed(claimed, context, sent, str(exc), exc.http_status, where,
                        app_at_fault=True, probe=admission.probe)
-    except (SnapshotError, git_fetch.GitError, crypto.DecryptionError) as exc:
+    except git_fetch.GitError as exc:  # counted in the repository's git circuit too
+        return _failed(claimed, context, sent, str(exc), None, where, git_failure=True,
+                       repository_probe=repository_probe)
+    except (SnapshotError, crypto.DecryptionError) as exc:
         return _failed(claimed, context, sent, str(exc), None, where)
     except Exception as exc:  # never leave a link in `scanning`
         log.exception("%s failed unexpectedly", where)
@@ -155,15 +172,19 @@ def _attempt_with(claimed, context, admission, limiter):
     if circuit_closed:
         log.warning("circuit closed for %s: a delivery went through", context["app_id"])
         _best_effort(lambda: delivery_control.release(context["app_id"]), where)
+    _git_went_through(context, where)
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,
               sent.creates, sent.updates)
     return "synced"
 
 
-def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False):
+def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False,
+            git_failure=False, repository_probe=False):
     """Count the attempt against the link; `app_at_fault` (the app answered badly or not at all,
     rather than git or our data failing) also counts it in the app's circuit breaker, `probe`
-    says the attempt was the open circuit's probe."""
+    says the attempt was the open circuit's probe. `git_failure` counts it in the repository's
+    git circuit (its opening and sync_failed notices commit with the attempt),
+    `repository_probe` says the attempt was that circuit's half-open probe."""
     settings = runtime.settings()
     error = redact.scrub(error)[:500]
 
@@ -175,9 +196,15 @@ def _failed(claimed, context, sent, error, http_status, where, app_at_fault=Fals
                 sent.files, sent.bytes, sent.skipped)
             if ended is not None and app_at_fault:
                 delivery_control.record_failed(conn, context["app_id"], error, probe)
-            return ended
+            circuit = None
+            if ended is not None and git_failure:
+                circuit = repository_circuit.record_git_failure(
+                    conn, context["repository_id"], error, repository_probe)
+            return ended, circuit
 
-    ended = _patiently(record, where)
+    ended, circuit = _patiently(record, where)
+    if circuit is not None and circuit["opened"]:
+        sync_failed.queue_after_commit()
     if ended is None:
         return None
     # A link that gives up is worth a line; an attempt that will be retried is not.
@@ -247,6 +274,14 @@ def _schedule(due, where):
     _best_effort(lambda: job_queue.schedule_snapshot(
         due["app_id"], due["repository_id"], due["retry_operation_id"], due["job_generation"],
         due["next_attempt_at"]), where)
+
+
+def _git_went_through(context, where):
+    """The attempt got past git: end the repository's streak of git failures (and close its
+    circuit) when the claim saw one; a healthy repository costs nothing here."""
+    if context.get("repository_failures") or context.get("repository_circuit_tripped"):
+        _best_effort(lambda: _patiently(
+            lambda: repository_circuit.record_success(context["repository_id"]), where), where)
 
 
 def _best_effort(action, where):

@@ -5,8 +5,9 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
 - resume bulk operations whose heartbeat stopped for BULK_STALL_SECONDS (the database decides
   which process resumes one: claim_stalled bumps the heartbeat under a row lock);
 - once per interval across all processes (a Redis lock): the sweeper's pass (lost jobs, expired
-  leases, re-scans), the recount of unsettled bulk operations, and delivery control's (apps
-  whose Retry-After has passed are released, open circuits get their probe).
+  leases, re-scans), the recount of unsettled bulk operations, delivery control's (apps
+  whose Retry-After has passed are released, open circuits get their probe), and the
+  sync_failed sender queued when a notice is due (services/sync_failed.py).
 Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
 window plus 60 s, and a lost job the scheduler's ten minutes.
 
@@ -23,7 +24,7 @@ import threading
 import time
 
 from .. import runtime
-from . import bulk_runner, delivery_control, leases, outcomes, sweeper
+from . import bulk_runner, delivery_control, leases, outcomes, sweeper, sync_failed
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def tick():
         _step("sweep", lambda: sweeper.sweep(release_leases=may_release_leases))
         _step("outcome recount", outcomes.settle_all)
         _step("delivery control", delivery_control.tick)
+        _step("sync_failed notices", sync_failed.tick)
 
 
 def _take_sweep_turn(interval):

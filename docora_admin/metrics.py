@@ -100,6 +100,16 @@ def _database_families(numbers):
     for reason, n in numbers["held_apps"].items():
         held.add_metric([reason], n)
     yield held
+    yield GaugeMetricFamily("docora_repository_circuits_open",
+                            "Repositories whose git circuit is open (git failed "
+                            "REPOSITORY_FAILURE_THRESHOLD times in a row): no git work until "
+                            "the cooldown ends.", value=numbers["repository_circuits_open"])
+    notices = GaugeMetricFamily("docora_sync_failed_notices",
+                                "sync_failed requests to apps, by status: pending (to send or "
+                                "retrying), sent, failed (given up).", labels=["status"])
+    for status, n in numbers["sync_failed_notices"].items():
+        notices.add_metric([status], n)
+    yield notices
 
 
 def registry():

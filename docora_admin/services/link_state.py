@@ -7,7 +7,8 @@
 | retrying   | pending_snapshot after a failed attempt (waiting, or due) |
 | delivering | scanning: a job is delivering it now                      |
 | delivered  | synced                                                    |
-| held       | pending_snapshot while its app's deliveries are held      |
+| held       | pending_snapshot while its app's deliveries are held, or  |
+|            | its repository's git circuit is open                      |
 
 Every time is given in UTC with its zone, and relative where that helps.
 """
@@ -37,16 +38,23 @@ def until(moment, now=None):
     return f"in {seconds} s"
 
 
-def describe(link, max_attempts, now=None, delivery=None):
+def describe(link, max_attempts, now=None, delivery=None, circuit=None):
     """{state, label, text, action} for a link row (status, retry_count, next_attempt_at,
     updated_at, last_scanned_at). action is what fits: "retry" for a failed link, "retry_now"
     for one waiting out a backoff, else None. `delivery` is the app's delivery state
-    (services/delivery_control.describe): a pending link of a held app is held, not queued."""
+    (services/delivery_control.describe): a pending link of a held app is held, not queued;
+    so is one whose repository's git circuit is open (`circuit`: repository_circuit.describe)."""
     now = now or datetime.now(timezone.utc)
     status, tries = link["status"], link["retry_count"]
     due = link.get("next_attempt_at")
     if status == "pending_snapshot" and delivery and delivery["held"]:
         return _state("held", _held_text(delivery), None)
+    if status == "pending_snapshot" and circuit and circuit["circuit_open"]:
+        until_at = circuit["open_until"]
+        return _state("held", f"Held — git failed {circuit['consecutive_failures']} times in a "
+                              f"row for this repository; its circuit is open until "
+                              f"{clock(until_at)} ({until(until_at, now)}), when it is tried "
+                              f"again", None)
     if status == "failed":
         if tries >= max_attempts:
             text = f"Failed — gave up after {tries} of {max_attempts} attempts"

@@ -4,7 +4,7 @@ from .. import db, redact, runtime
 from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from ..repositories import delivery_attempts
-from . import delivery_control, link_state
+from . import delivery_control, link_state, repository_circuit
 from .retry import valid_id
 
 ATTEMPTS_SHOWN = 50
@@ -26,7 +26,9 @@ def _with_state(link):
     link["github_url"] = redact.scrub(link["github_url"])
     link["max_attempts"] = runtime.settings().max_retry_attempts
     link["delivery"] = delivery_control.states_of([link["app_id"]])[link["app_id"]]
-    link.update(link_state.describe(link, link["max_attempts"], delivery=link["delivery"]))
+    link["repository_circuit"] = repository_circuit.state(link["repository_id"])
+    link.update(link_state.describe(link, link["max_attempts"], delivery=link["delivery"],
+                                    circuit=link["repository_circuit"]))
     return link
 
 
@@ -54,6 +56,7 @@ def link_json(link, attempts=None):
         "updated_at": iso(link["updated_at"]), "last_scanned_at": iso(link["last_scanned_at"]),
         "files_delivered": link["files_delivered"],
         "episode": {"cause": link["retry_cause"], "operation_id": link["retry_operation_id"]},
+        "repository_circuit": repository_circuit.circuit_json(link["repository_circuit"]),
     }
     if attempts is not None:
         body["attempts"] = [{

@@ -3,14 +3,17 @@ retries and recent delivery attempts. Read at scrape time from PostgreSQL and Re
 web process reports the same numbers and nothing is kept in memory between scrapes."""
 from .. import db
 from ..repositories import metrics as metrics_repo
+from ..repositories import repository_circuit as circuit_repo
 from . import overview
 
 # Fixed label values keep the series count bounded whatever the database holds: an unexpected
 # status is counted under "other" rather than becoming a new series.
 LINK_STATUSES = ("pending_snapshot", "scanning", "synced", "failed")
-ATTEMPT_OUTCOMES = ("delivered", "failed", "interrupted", "deferred")
+ATTEMPT_OUTCOMES = ("delivered", "failed", "interrupted", "deferred", "sync_failed",
+                    "notice_failed")
 ATTEMPT_WINDOW_SECONDS = 300
 HELD_REASONS = ("paused", "circuit_open", "deferred")
+NOTICE_STATUSES = ("pending", "sent", "failed")
 
 
 def _fold(counts, known, other=True):
@@ -25,18 +28,23 @@ def _fold(counts, known, other=True):
 
 def database_numbers():
     """{"links_by_status", "failed_links", "running_bulk_operations", "recent_attempts",
-    "held_apps"} from PostgreSQL; raises db.DatabaseUnavailable when it does not answer."""
+    "held_apps", "repository_circuits_open", "sync_failed_notices"} from PostgreSQL; raises db.DatabaseUnavailable when it does not answer."""
     with db.connection() as conn:
         by_status = metrics_repo.link_counts_by_status(conn)
         running = metrics_repo.count_running_bulk_operations(conn)
         attempts = metrics_repo.attempts_by_outcome_since(conn, ATTEMPT_WINDOW_SECONDS)
         held = metrics_repo.held_apps_by_reason(conn)
+        circuits_open = circuit_repo.count_open(conn)
+        notices = circuit_repo.notice_counts(conn)
     return {"links_by_status": _fold(by_status, LINK_STATUSES),
             "failed_links": by_status.get("failed", 0),
             "running_bulk_operations": running,
             # The table's CHECK constraint allows only these outcomes: no "other".
             "recent_attempts": _fold(attempts, ATTEMPT_OUTCOMES, other=False),
-            "held_apps": _fold(held, HELD_REASONS, other=False)}
+            "held_apps": _fold(held, HELD_REASONS, other=False),
+            "repository_circuits_open": circuits_open,
+            # The table's CHECK constraint allows only these statuses.
+            "sync_failed_notices": _fold(notices, NOTICE_STATUSES, other=False)}
 
 
 def queue_numbers():

@@ -9,7 +9,7 @@ from flask_login import current_user
 from .. import request_guard
 from ..errors import ApiError
 from ..extensions import htmx
-from ..services import delivery_control, resync, retry
+from ..services import delivery_control, repository_circuit, resync, retry
 from . import fragments
 from .api import _link_fields, _no_store, _on_link_page, request_fields
 
@@ -60,6 +60,29 @@ def resume_app(app_id):
 def close_circuit(app_id):
     _, released = delivery_control.close_circuit(app_id)
     return _delivery_answer(app_id, f"Circuit closed: {released:,} queued", released=released)
+
+
+@bp.get("/repositories/<repository_id>/circuit")
+def repository_circuit_state(repository_id):
+    """The repository's git circuit (services/repository_circuit.describe)."""
+    circuit = repository_circuit.existing_state(repository_id)
+    return jsonify(data={"repository_id": repository_id,
+                         "circuit": repository_circuit.circuit_json(circuit)})
+
+
+@bp.post("/repositories/<repository_id>/circuit/close")
+def close_repository_circuit(repository_id):
+    """An operator closes a repository's git circuit: its count goes back to 0 and its waiting
+    links are queued (audited). htmx gets the circuit's fragment (compact=1: the app page's
+    cell)."""
+    circuit, released = repository_circuit.close(repository_id)
+    message = f"Repository circuit closed: {released:,} queued"
+    if htmx:
+        return render_template("partials/_repository_circuit.html", circuit=circuit,
+                               compact=request.values.get("compact") == "1", notice=message)
+    return jsonify(data={"message": message, "repository_id": repository_id,
+                         "circuit": repository_circuit.circuit_json(circuit),
+                         "released": released})
 
 
 @bp.post("/apps/<app_id>/limits")

@@ -6,7 +6,8 @@ from .. import auth, db, runtime
 from ..errors import ApiError
 from ..roles import requires_role
 from ..repositories import apps as apps_repo
-from ..services import delivery_control, link_state, links, notification_list, resync
+from ..services import (delivery_control, link_state, links, notification_list,
+                        repository_circuit, resync)
 from ..services import operations as ops_service
 from ..services import overview as overview_service
 from . import fragments
@@ -53,7 +54,8 @@ def logout():
 @bp.get("/")
 def overview():
     return render_template("overview.html", stats=overview_service.stats(),
-                           held_apps=delivery_control.held_apps())
+                           held_apps=delivery_control.held_apps(),
+                           repository_circuits=repository_circuit.tripped())
 
 
 @bp.get("/notifications")
@@ -89,7 +91,10 @@ def app_detail(app_id):
         rows = apps_repo.list_app_links(conn, app_id)
     max_attempts = runtime.settings().max_retry_attempts
     delivery = delivery_control.state_of(app_id)
-    rows = [dict(row, **link_state.describe(row, max_attempts, delivery=delivery))
+    circuits = repository_circuit.states_of(row["repository_id"] for row in rows)
+    rows = [dict(row, circuit=circuits[row["repository_id"]],
+                 **link_state.describe(row, max_attempts, delivery=delivery,
+                                       circuit=circuits[row["repository_id"]]))
             for row in rows]
     return render_template("apps/detail.html", app=app, links=rows,
                            panel=fragments.page_panel({"app_id": app_id}),

@@ -32,6 +32,7 @@ def send_sync_failed_notices():
 @huey.periodic_task(crontab(minute="7"), priority=PRIORITY_ADMIN)
 def prune_attempt_log():
     attempt_log.prune()
+    sync_failed.prune()
 
 
 @huey.periodic_task(crontab(minute="37"), priority=PRIORITY_ADMIN)

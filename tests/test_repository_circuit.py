@@ -293,6 +293,11 @@ def test_an_app_that_is_down_is_tried_a_bounded_number_of_times_then_recorded(ap
     assert sync_failed.tick() is False  # given up: never sent again
     [gave_up] = _attempts(repository_id, "notice_failed")
     assert gave_up["app_id"] == down.app_id and "HTTP 503" in gave_up["error"]
+    assert sync_failed.prune() == 0  # kept for the attempt log's retention
+    with db.connection() as conn:
+        conn.execute("UPDATE repository_sync_failed_notices SET sent_at = sent_at - "
+                     "interval '400 days', next_attempt_at = next_attempt_at - interval '400 days'")
+    assert sync_failed.prune() == 2
 
 
 # --- resetting: the first success, the half-open probe ---------------------------------------

@@ -53,6 +53,16 @@ def claim_due(conn, limit, lease_seconds):
     """, {"limit": limit, "lease": lease_seconds}).fetchall()
 
 
+def prune_ended_before(conn, days):
+    """Delete the notices that ended (sent or given up) more than `days` ago; return how many.
+    Their attempt-log rows follow the attempt log's own retention."""
+    return conn.execute("""
+        DELETE FROM repository_sync_failed_notices
+        WHERE status <> 'pending'
+          AND coalesce(sent_at, next_attempt_at) < now() - make_interval(days => %s)
+    """, (days,)).rowcount
+
+
 def mark_sent(conn, notice, http_status, error):
     """The app acknowledged: the notice is sent and logged on the link (once: a notice already
     marked, by a sender whose lease had run out, is left). Returns True when marked here."""

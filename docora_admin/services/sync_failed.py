@@ -111,6 +111,13 @@ def _in_transaction(record, *args):
         return record(conn, *args)
 
 
+def prune():
+    """Forget notices that ended more than ATTEMPT_LOG_RETENTION_DAYS ago (the hourly prune of
+    the attempt log); returns how many."""
+    with db.connection() as conn:
+        return notices_repo.prune_ended_before(conn, runtime.settings().attempt_log_retention_days)
+
+
 def tick():
     """The watchdog's step: queue the sender when a notice is due (one whose first send was
     never queued or run, a retry whose backoff is over, a claim whose sender died). Returns

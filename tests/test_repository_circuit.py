@@ -17,6 +17,7 @@ from tests.accounts_helpers import client_as
 from tests.conftest import TEST_DATABASE_URL, TEST_ENV
 from tests.test_outcomes import run_queue
 from tests.test_snapshot import Repo
+from tests.test_wire_contract import NodeClient
 from tests.webhook_receiver import Receiver
 
 HX = {"HX-Request": "true"}
@@ -212,6 +213,24 @@ def test_five_git_failures_open_the_circuit_and_each_app_gets_one_sync_failed(
     assert "Repositories with an open git circuit" in overview
     assert "Repositories git cannot reach" in overview and "acme/docs" in overview
     assert repository_circuit.state(repository_id)["circuit_open"] is True
+
+
+def test_a_node_client_following_the_reference_accepts_sync_failed(seed, tmp_path):
+    node = NodeClient("node-client-secret")
+    try:
+        repository_id = seed.repo(url=f"file://{tmp_path}/nothing-here.git")
+        app_id = seed.app(base_url=node.base_url, auth_key=node.auth_key)
+        seed.link(app_id, repository_id, status="pending_snapshot", retry_count=0)
+        for _ in range(THRESHOLD + 2):  # the last two find the circuit open
+            snapshot.run_snapshot(app_id, repository_id)
+        run_queue()
+        state = node.state()
+        assert state["violations"] == []
+        assert [e for e in state["events"] if e["event"] == "sync_failed"] == [
+            {"event": "sync_failed", "app_id": app_id, "repository_id": repository_id,
+             "consecutive_failures": THRESHOLD}]
+    finally:
+        node.close()
 
 
 def test_app_answers_do_not_count_in_the_repository_circuit(seed, tmp_path):

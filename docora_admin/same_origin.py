@@ -4,6 +4,9 @@ A CSRF token proves the page was ours; this also covers the case it cannot: a to
 (or a form without one, like the login form). Browsers send `Sec-Fetch-Site` (all current ones)
 or at least `Origin` on a POST. Scripts, curl and test clients send neither and go on to the CSRF
 check as before.
+
+The other way round, is_same_origin_json() names the one kind of request that needs no CSRF
+token: same-origin JSON under /admin/api/, as the original Docora dashboard sends it.
 """
 from urllib.parse import urlsplit
 
@@ -37,11 +40,33 @@ def is_cross_site():
     origin = request.headers.get("Origin")
     if origin is None:
         return False
+    return not _own_origin(origin)
+
+
+def _own_origin(origin):
+    """True when the Origin header names this request's own scheme, host and port."""
     parts = urlsplit(origin)
     if not parts.scheme or not parts.netloc:  # "null" (sandboxed frames, file://) or garbage
-        return True
+        return False
     return (_origin_tuple(parts.scheme, parts.netloc)
-            != _origin_tuple(request.scheme, request.host))
+            == _origin_tuple(request.scheme, request.host))
+
+
+def is_same_origin_json():
+    """True for a request the original Docora dashboard sends: under /admin/api/, a JSON body
+    (`Content-Type: application/json`), not htmx, and marked by the browser as coming from this
+    origin (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
+    Such a request needs no CSRF token (auth.protect_csrf): no other site can make a browser
+    send it, since a JSON content type needs a CORS preflight and we never grant CORS."""
+    if not request.path.startswith("/admin/api/") or request.mimetype != "application/json":
+        return False
+    if "HX-Request" in request.headers:  # htmx pages carry the token: keep checking it
+        return False
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:  # as in is_cross_site, the browser's own verdict comes first
+        return fetch_site == "same-origin"
+    origin = request.headers.get("Origin")
+    return origin is not None and _own_origin(origin)
 
 
 def refuse_cross_site():

@@ -43,12 +43,23 @@ def test_same_origin_post_passes(logged_in, seed, headers):
     assert status == "pending_snapshot"
 
 
-def test_same_origin_still_needs_the_csrf_token(client, logged_in, seed):
+@pytest.mark.parametrize("headers,body", [
+    ({"Sec-Fetch-Site": "same-origin"}, "form"),
+    ({"Origin": "http://localhost"}, "form"),
+    ({"Sec-Fetch-Site": "same-origin", "HX-Request": "true"}, "json"),
+    ({"Sec-Fetch-Site": "none"}, "json"),  # typed or bookmarked: no page sent it
+    ({}, "json"),  # scripts: neither header, the token decides
+])
+def test_same_origin_still_needs_the_csrf_token(client, logged_in, seed, headers, body):
+    """Only same-origin JSON goes without a token (DOCORA_CONTRACT.md §2; see
+    tests/test_admin_api_contract.py); forms, htmx and anything unmarked keep it."""
     app_id, repository_id = seed.link(seed.app(), seed.repo())
-    response = client.post("/admin/api/retry", headers={"Sec-Fetch-Site": "same-origin"},
-                           json={"app_id": app_id, "repository_id": repository_id})
+    fields = {"app_id": app_id, "repository_id": repository_id}
+    kwargs = {"json": fields} if body == "json" else {"data": fields}
+    response = client.post("/admin/api/retry", headers=headers, **kwargs)
     assert response.status_code == 400
-    assert "CSRF" in response.get_json()["error"]
+    assert "CSRF" in response.get_data(as_text=True)
+    assert seed.link_status(app_id, repository_id)["status"] == "failed"
 
 
 def test_cross_site_page_and_fragment_answers(client, logged_in):

@@ -192,8 +192,10 @@ def test_cancel_after_chunks_leaves_the_rest_failed(client, logged_in, seed):
     assert data["status"] == "cancelled" and data["cancelled"] is True
     assert (data["completed"], data["succeeded"]) == (6, 6)
     again = logged_in.post(f"/admin/api/retry/cancel/{operation_id}")
-    assert again.status_code == 409
-    assert again.get_json() == {"error": "Operation already cancelled", "operation_status": "cancelled"}
+    assert again.status_code == 200  # DOCORA_CONTRACT.md §2: the original answers 200
+    assert again.get_json() == {"data": {
+        "message": "Cancellation requested", "changed": False, "operation_status": "cancelled",
+        "detail": "Operation already cancelled"}}
 
 
 def test_a_cancel_flagged_only_in_redis_stops_the_task(client, logged_in, seed):
@@ -302,8 +304,9 @@ def test_cancel_of_an_ended_operation_changes_nothing(client, logged_in, seed):
     run_queued_admin_tasks()
     before = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
     response = logged_in.post(f"/admin/api/retry/cancel/{operation_id}")
-    assert (response.status_code, response.get_json()) == (
-        409, {"error": "Operation already completed", "operation_status": "completed"})
+    assert (response.status_code, response.get_json()) == (200, {"data": {
+        "message": "Cancellation requested", "changed": False, "operation_status": "completed",
+        "detail": "Operation already completed"}})
     after = client.get(f"/admin/api/retry/progress/{operation_id}").get_json()["data"]
     assert after == before and after["cancelled"] is False
     with db.connection() as conn:

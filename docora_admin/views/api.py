@@ -213,9 +213,14 @@ def retry_cancel(operation_id):
     try:
         retry.cancel(operation_id)
     except ApiError as exc:
-        if htmx and exc.status == 409:  # too late: show how it ended
+        if exc.status != 409:
+            raise
+        if htmx:  # too late: show how it ended
             return fragments.bulk_panel(operation_id, notice=f"Not cancelled: {exc.message}.")
-        raise
+        # The original Docora answers 200 here too; ours says that nothing changed, and why.
+        return jsonify(data={"message": "Cancellation requested", "changed": False,
+                             "operation_status": exc.extra["operation_status"],
+                             "detail": exc.message})
     if htmx:
         return fragments.bulk_panel(operation_id)
     return jsonify(data={"message": "Cancellation requested"})

@@ -64,13 +64,14 @@ def create_app(config=None):
     security_headers.init_app(app)
 
     from .views import accounts as accounts_views
-    from .views import api, control_api, exports, ops, pages
+    from .views import api, control_api, dashboard_api, exports, ops, pages
     from .views import audit as audit_views
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(control_api.bp)
+    app.register_blueprint(dashboard_api.bp)
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(accounts_views.me)
     app.register_blueprint(audit_views.bp)

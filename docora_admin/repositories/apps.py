@@ -1,4 +1,69 @@
 """Apps and their links."""
+from psycopg import sql
+
+from . import link_filters
+
+# Per app: its links (repository_count in the API) and its failed links; the apps page and the
+# API count with this one subquery.
+_LINK_COUNTS = """
+    LEFT JOIN (SELECT app_id, count(*) AS links,
+                      count(*) FILTER (WHERE status = 'failed') AS failed
+               FROM app_repositories GROUP BY app_id) c ON c.app_id = a.app_id
+"""
+
+# Whitelisted sort keys of the API's apps list → ORDER BY expressions (ties end on app_id).
+APP_SORT_COLUMNS = {
+    "app_name": sql.SQL("lower(a.app_name)"),
+    "created_at": sql.SQL("a.created_at"),
+    "repository_count": sql.SQL("coalesce(c.links, 0)"),
+    "failed_notification_count": sql.SQL("coalesce(c.failed, 0)"),
+}
+
+# A search matches the app's name, id or webhook URL (case-insensitive substring).
+_APP_SEARCH = sql.SQL(
+    "(%(search)s = '' OR a.app_name ILIKE %(pattern)s OR a.app_id ILIKE %(pattern)s "
+    "OR a.base_url ILIKE %(pattern)s)")
+
+
+def page_of_apps(conn, search, sort_by, sort_order, limit, offset):
+    """(rows, total): one page of apps matching `search`, each with links and failed (as
+    list_apps_with_counts counts them), in `sort_by` (a key of APP_SORT_COLUMNS) order."""
+    params = {"search": search, "pattern": link_filters.search_pattern(search),
+              "limit": limit, "offset": offset}
+    direction = sql.SQL("DESC") if sort_order == "desc" else sql.SQL("ASC")
+    rows = conn.execute(sql.SQL("""
+        SELECT a.app_id, a.app_name, a.base_url, a.created_at,
+               coalesce(c.links, 0) AS links, coalesce(c.failed, 0) AS failed
+        FROM apps a {counts}
+        WHERE {search}
+        ORDER BY {column} {direction}, a.app_id {direction}
+        LIMIT %(limit)s OFFSET %(offset)s
+    """).format(counts=sql.SQL(_LINK_COUNTS), search=_APP_SEARCH,
+                column=APP_SORT_COLUMNS[sort_by], direction=direction), params).fetchall()
+    total = conn.execute(sql.SQL("SELECT count(*) AS n FROM apps a WHERE {search}").format(
+        search=_APP_SEARCH), params).fetchone()["n"]
+    return rows, total
+
+
+def app_with_counts(conn, app_id):
+    """One app with everything the API's app detail counts: links and failed links (as the
+    list counts them), snapshots of its repositories, and files delivered to it. None when
+    there is no such app."""
+    return conn.execute(sql.SQL("""
+        SELECT a.app_id, a.app_name, a.base_url, a.email, a.website, a.description,
+               a.created_at, coalesce(c.links, 0) AS links, coalesce(c.failed, 0) AS failed,
+               (SELECT count(*) FROM repository_snapshots s
+                JOIN app_repositories ar ON ar.repository_id = s.repository_id
+                WHERE ar.app_id = a.app_id) AS snapshots,
+               (SELECT count(*) FROM app_delivered_files f WHERE f.app_id = a.app_id)
+                   AS delivered_files
+        FROM apps a {counts}
+        WHERE a.app_id = %s
+    """).format(counts=sql.SQL(_LINK_COUNTS)), (app_id,)).fetchone()
+
+
+def count_repositories(conn):
+    return conn.execute("SELECT count(*) AS n FROM repositories").fetchone()["n"]
 
 
 def get_app(conn, app_id):
@@ -9,15 +74,12 @@ def get_app(conn, app_id):
 
 def list_apps_with_counts(conn):
     """Every app with its number of links and of failed links."""
-    return conn.execute("""
+    return conn.execute(sql.SQL("""
         SELECT a.app_id, a.app_name, a.base_url, a.created_at,
                coalesce(c.links, 0) AS links, coalesce(c.failed, 0) AS failed
-        FROM apps a
-        LEFT JOIN (SELECT app_id, count(*) AS links,
-                          count(*) FILTER (WHERE status = 'failed') AS failed
-                   FROM app_repositories GROUP BY app_id) c ON c.app_id = a.app_id
+        FROM apps a {counts}
         ORDER BY a.app_name, a.app_id
-    """).fetchall()
+    """).format(counts=sql.SQL(_LINK_COUNTS))).fetchall()
 
 
 def list_app_links(conn, app_id, limit=500):

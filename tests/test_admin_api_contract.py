@@ -57,13 +57,16 @@ def test_overview_counts_what_the_overview_page_counts(client, logged_in, seed):
     shared = seed.repo()
     seed.link(acme, shared, status="synced")
     seed.link(beta, shared, status="scanning")
-    seed.repo()  # a repository no app follows still counts as one
+    seed.repo(), seed.repo()  # repositories no app follows: not links
     retried = seed.link(beta, seed.repo())
     assert logged_in.post("/admin/api/retry", json=dict(zip(("app_id", "repository_id"),
                                                             retried))).status_code == 200
     data = _data(client.get("/admin/api/overview"))
     assert data["total_apps"] == 2
+    # The original counts app_repositories rows here (its getOverviewCounts), as our page's
+    # "Repository links" does.
     assert data["total_repositories"] == 6
+    assert data["repositories_watched"] == 7
     assert data["failed_notifications"] == 3
     assert data["queue_waiting"] == 1  # the retry's job
     assert data["queue_active"] == 1  # the link being delivered

@@ -88,14 +88,17 @@ def _iso(moment):
 
 
 def overview_json():
-    """GET /overview: the overview page's numbers under the original's names. queue_active is
-    the links a snapshot job is delivering now (`scanning`, "Delivering" on the page)."""
+    """GET /overview: the overview page's numbers under the original's names. As in the
+    original, total_repositories counts (app, repository) links ("Repository links" on the
+    page); repositories_watched counts the repositories. queue_active is the links a snapshot
+    job is delivering now (`scanning`, "Delivering" on the page)."""
     numbers = stats()
-    return {"total_apps": numbers["apps"], "total_repositories": numbers["repositories"],
+    return {"total_apps": numbers["apps"], "total_repositories": numbers["links"],
             "failed_notifications": numbers["failed"], "queue_waiting": numbers["queued"],
             "queue_active": numbers["by_status"].get("scanning", 0),
             # Ours:
-            "total_links": numbers["links"], "links_in_progress": numbers["in_progress"],
+            "total_links": numbers["links"], "repositories_watched": numbers["repositories"],
+            "links_in_progress": numbers["in_progress"],
             "queue_scheduled": numbers["scheduled"], "links_by_status": numbers["by_status"]}
 
 

@@ -428,7 +428,7 @@ def main():
             samples, response = time_requests(client, path, params, args.requests, args.warmup)
             row[label] = (statistics.median(samples), p95(samples))
             if label == "JSON":
-                body = response.get_json()
+                body = response.get_json()["data"]  # {data: {data, pagination}}
                 row["rows"], row["total"] = len(body["data"]), body["pagination"]["total"]
                 if not body["data"]:
                     sys.exit(f"case {name!r} returned no rows")

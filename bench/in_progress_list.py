@@ -273,6 +273,8 @@ def main():
         for name, params, promised in cases:
             cells = time_case(client, endpoints, params, args.requests, args.warmup)
             body = cells["JSON"][2].get_json()
+            if isinstance(body["data"], dict) and "pagination" in body["data"]:
+                body = body["data"]  # a list: {data: {data, pagination}}
             if "pagination" in body:
                 rows, total = len(body["data"]), body["pagination"]["total"]
                 if not rows:

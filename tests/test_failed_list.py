@@ -4,14 +4,14 @@
 def _failed(client, **params):
     response = client.get("/admin/api/notifications/failed", query_string=params)
     assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
+    return response.get_json()["data"]  # {data: {data, pagination}}, as the original answers
 
 
 def test_lists_only_failed_newest_first_with_pagination(client, logged_in, seed):
     app_id = seed.app("Acme")
     seed.failed_links(app_id, 25)  # age 0..24 minutes: index = age
     seed.link(app_id, seed.repo(), status="synced")
-    body = _failed(client, limit=10, page=1)
+    body = _failed(client, limit=10, page=1, sort_by="updated_at")
     assert body["pagination"] == {"page": 1, "limit": 10, "total": 25, "total_pages": 3}
     ages = [row["updated_at"] for row in body["data"]]
     assert ages == sorted(ages, reverse=True)
@@ -31,7 +31,7 @@ def test_sort_by_whitelist_and_order(client, logged_in, seed):
     assert counts == [5, 2, 1]
     bad = client.get("/admin/api/notifications/failed?sort_by=password")
     assert bad.status_code == 400
-    assert bad.get_json()["error"].startswith("sort_by must be one of")
+    assert bad.get_json() == {"error": "Invalid sort_by: password"}
 
 
 def test_search_matches_app_repository_and_error(client, logged_in, seed):
@@ -58,14 +58,43 @@ def test_app_filter(client, logged_in, seed):
     assert {r["app_id"] for r in body["data"]} == {globex}
 
 
-def test_bad_parameters_are_400_not_500(client, logged_in):
-    for params in ({"page": "x"}, {"page": "0"}, {"limit": "7"}, {"limit": "-1"},
-                   {"sort_order": "sideways"}, {"search": "a" * 500}, {"app_id": "x" * 80}):
+def test_page_limit_and_order_fall_back_as_the_original_does(client, logged_in, seed):
+    """DOCORA_CONTRACT.md §2: a page below 1 or not a number is 1, a limit not offered is 20,
+    a sort_order other than asc/desc is the list's default; the page reads them the same."""
+    seed.failed_links(seed.app("Acme"), 3)
+    for params, page, limit in (({"page": "x"}, 1, 20), ({"page": "0"}, 1, 20),
+                                ({"limit": "7"}, 1, 20), ({"limit": "-1"}, 1, 20),
+                                ({"limit": "5", "page": "-3"}, 1, 5),
+                                ({"sort_order": "sideways"}, 1, 20)):
+        body = _failed(client, **params)
+        assert (body["pagination"]["page"], body["pagination"]["limit"]) == (page, limit)
+        assert len(body["data"]) == 3
+        assert client.get("/admin/notifications", query_string=params).status_code == 200
+
+
+def test_bad_filters_are_400_not_500(client, logged_in):
+    for params in ({"search": "a" * 500}, {"app_id": "x" * 80}, {"sort_by": "password"},
+                   {"failed_since": "yesterday"}):
         response = client.get("/admin/api/notifications/failed", query_string=params)
         assert response.status_code == 400, params
         assert set(response.get_json()) == {"error"}
         page = client.get("/admin/notifications", query_string=params)
         assert page.status_code == 400, params
+
+
+def test_rows_carry_the_original_fields(client, logged_in, seed):
+    app_id = seed.app("Acme")
+    repository_id = seed.repo("acme", "handbook")
+    seed.link(app_id, repository_id, last_error=None)
+    [row] = _failed(client)["data"]
+    assert {k: row[k] for k in ("app_id", "app_name", "repository_id", "repository_name",
+                                "error_message", "retry_count")} == {
+        "app_id": app_id, "app_name": "Acme", "repository_id": repository_id,
+        "repository_name": "acme/handbook", "error_message": "Unknown error", "retry_count": 5}
+    assert row["github_url"].startswith("https://github.com/acme/handbook")
+    assert row["timestamp"].endswith("Z") and row["last_scanned_at"] is None
+    for key in ("app_name", "repository_name", "retry_count", "last_scanned_at"):
+        assert _failed(client, sort_by=key, limit=5)["pagination"]["limit"] == 5
 
 
 def test_error_text_is_escaped_on_the_page(client, logged_in, seed):
@@ -108,7 +137,7 @@ def test_apps_pages(client, logged_in, seed):
 def _in_progress(client, **params):
     response = client.get("/admin/api/notifications/in-progress", query_string=params)
     assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
+    return response.get_json()["data"]
 
 
 def test_in_progress_view_filters_searches_and_sorts(client, logged_in, seed):
@@ -145,4 +174,4 @@ def test_in_progress_view_filters_searches_and_sorts(client, logged_in, seed):
     bad = client.get("/admin/api/notifications/in-progress?sort_by=updated_at")
     assert bad.status_code == 200  # the failed list's default maps to next attempt
     bad = client.get("/admin/api/notifications/in-progress?sort_by=password")
-    assert bad.status_code == 400 and "sort_by must be one of" in bad.get_json()["error"]
+    assert bad.status_code == 400 and bad.get_json() == {"error": "Invalid sort_by: password"}

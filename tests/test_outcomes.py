@@ -298,7 +298,8 @@ def test_a_failed_since_range_is_part_of_the_filter(client, logged_in, seed):
     since = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert client.get(f"/admin/api/retry/estimate?failed_since={since}").get_json()["data"][
         "total"] == 1
-    listed = client.get(f"/admin/api/notifications/failed?failed_since={since}").get_json()
+    listed = client.get(f"/admin/api/notifications/failed?failed_since={since}").get_json()[
+        "data"]
     assert [r["repository_id"] for r in listed["data"]] == [recent[1]]
     started = logged_in.post("/admin/api/retry/selection", json={"failed_since": since})
     assert started.get_json()["data"]["total"] == 1
@@ -424,7 +425,7 @@ def test_empty_failed_list_says_what_is_being_retried(client, logged_in, seed):
     in_progress = client.get("/admin/notifications?view=in_progress").get_data(as_text=True)
     assert in_progress.count('class="progress-row"') == 2
     assert "Retrying — attempt 1 of 1 failed" in in_progress
-    api = client.get("/admin/api/notifications/in-progress").get_json()
+    api = client.get("/admin/api/notifications/in-progress").get_json()["data"]
     assert api["pagination"]["total"] == 2 and api["counts"] == {"failed": 0, "in_progress": 2}
     assert {r["state"] for r in api["data"]} == {"retrying"}
 

@@ -27,6 +27,6 @@ def test_failed_notifications_json_has_no_credentials(client, logged_in, seed):
     seed.link(seed.app("Acme"), repository_id)
     response = client.get("/admin/api/notifications/failed")
     assert response.status_code == 200
-    [row] = response.get_json()["data"]
+    [row] = response.get_json()["data"]["data"]
     assert row["github_url"] == "https://***@github.com/acme/private"
     assert "ghp_secret" not in response.get_data(as_text=True)

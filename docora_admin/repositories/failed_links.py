@@ -21,6 +21,9 @@ SORT_COLUMNS = {
     "app_name": [sql.SQL("a.app_name")],
     "repository": [sql.SQL("r.owner"), sql.SQL("r.name")],
     "retry_count": [sql.SQL("ar.retry_count")],
+    # The original Docora admin API's keys (DOCORA_CONTRACT.md §2).
+    "repository_name": [sql.SQL("r.name")],
+    "last_scanned_at": [sql.SQL("ar.last_scanned_at")],
 }
 
 # The table a sort key needs joined while the page is chosen.
@@ -29,11 +32,14 @@ _SORT_JOINS = {
     "app_name": sql.SQL("JOIN apps a ON a.app_id = ar.app_id"),
     "repository": sql.SQL("JOIN repositories r ON r.repository_id = ar.repository_id"),
     "retry_count": sql.SQL(""),
+    "repository_name": sql.SQL("JOIN repositories r ON r.repository_id = ar.repository_id"),
+    "last_scanned_at": sql.SQL(""),
 }
 
 
 # What a search match carries: enough to order a page without going back to the table.
-_MATCH_COLUMNS = sql.SQL("ar.id, ar.app_id, ar.repository_id, ar.updated_at, ar.retry_count")
+_MATCH_COLUMNS = sql.SQL("ar.id, ar.app_id, ar.repository_id, ar.updated_at, ar.retry_count, "
+                         "ar.last_scanned_at")
 
 
 def _matching(app_id, search, since=None, until=None, columns=_MATCH_COLUMNS):

@@ -65,7 +65,7 @@ def page(conn, links, sort_join, where, order, params):
     return conn.execute(sql.SQL("""
         SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
                ar.status, ar.last_error, ar.retry_count, ar.updated_at, ar.next_attempt_at,
-               ar.retry_cause, ar.retry_operation_id
+               ar.retry_cause, ar.retry_operation_id, ar.last_scanned_at
         FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}
               ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) page
         JOIN app_repositories ar ON ar.id = page.id
@@ -83,7 +83,7 @@ def stream(conn, links, sort_join, where, order, params, batch_rows=2000):
     query = sql.SQL("""
         SELECT ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
                ar.status, ar.last_error, ar.retry_count, ar.updated_at, ar.next_attempt_at,
-               ar.retry_cause, ar.retry_operation_id
+               ar.retry_cause, ar.retry_operation_id, ar.last_scanned_at
         FROM (SELECT ar.id FROM {links} {sort_join} WHERE {where}) chosen
         JOIN app_repositories ar ON ar.id = chosen.id
         JOIN apps a ON a.app_id = ar.app_id

@@ -12,14 +12,16 @@ from datetime import datetime, timezone
 from .. import db
 from ..errors import ApiError
 from ..repositories import failed_links, in_progress_links
-from . import delivery_control, link_state
+from . import delivery_control, link_state, list_params
 
-PAGE_SIZES = (10, 20, 50, 100)
-DEFAULT_PAGE_SIZE = 20
+PAGE_SIZES = list_params.PAGE_SIZES
+DEFAULT_PAGE_SIZE = list_params.DEFAULT_PAGE_SIZE
 VIEWS = ("failed", "in_progress")
 SORT_KEYS = {"failed": tuple(failed_links.SORT_COLUMNS),
              "in_progress": tuple(in_progress_links.SORT_COLUMNS)}
 DEFAULT_SORT = {"failed": "updated_at", "in_progress": "next_attempt_at"}
+# The original Docora admin API's default order of GET /notifications/failed.
+API_DEFAULT_SORT = {**DEFAULT_SORT, "failed": "last_scanned_at"}
 MAX_SEARCH_LENGTH = 200
 # The query parameters a list URL understands (the API's fix `view` by their path).
 FILTER_PARAMS = ("app_id", "search", "failed_since", "failed_until")
@@ -66,21 +68,6 @@ class ListQuery:
 
 def _iso(moment):
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M") if moment else ""
-
-
-def _int_arg(args, name, default, allowed=None):
-    raw = args.get(name, "")
-    if raw in ("", None):
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{name} must be a whole number") from None
-    if allowed is not None and value not in allowed:
-        raise ApiError(400, f"{name} must be one of {', '.join(map(str, allowed))}")
-    if value < 1 or value > MAX_PAGE:
-        raise ApiError(400, f"{name} must be between 1 and {MAX_PAGE}")
-    return value
 
 
 def parse_time(raw, name):
@@ -131,26 +118,24 @@ def refuse_unknown(args, accepted):
                                 f"{', '.join(accepted)}")
 
 
-def parse_query(args):
-    """Validate list parameters from a mapping (request.args); raise ApiError(400) naming the
-    bad one."""
+def parse_query(args, defaults=DEFAULT_SORT):
+    """List parameters from a mapping (request.args), read as the original Docora admin API
+    reads them (services/list_params: a bad page is 1, a limit not offered is 20, an unknown
+    sort_order the view's default, an unknown sort_by a 400 "Invalid sort_by: <key>"); the
+    filter is validated (ApiError 400 naming the bad field). `defaults`: the default sort key
+    per view (API_DEFAULT_SORT for the JSON list, as the original orders it)."""
     view = args.get("view") or "failed"
     if view not in VIEWS:
         raise ApiError(400, f"view must be one of {', '.join(VIEWS)}")
-    sort_by = args.get("sort_by") or DEFAULT_SORT[view]
-    if view == "in_progress" and sort_by == "updated_at":
-        sort_by = "next_attempt_at"  # a failed-list link switched to the other view
-    if sort_by not in SORT_KEYS[view]:
-        raise ApiError(400, f"sort_by must be one of {', '.join(SORT_KEYS[view])}")
-    default_order = "desc" if view == "failed" else "asc"
-    sort_order = (args.get("sort_order") or default_order).lower()
-    if sort_order not in ("asc", "desc"):
-        raise ApiError(400, "sort_order must be asc or desc")
+    if view == "in_progress" and args.get("sort_by") == "updated_at":
+        # a failed-list link switched to the other view
+        args = {**args, "sort_by": "next_attempt_at"}
+    common = list_params.parse(args, SORT_KEYS[view], defaults[view],
+                               "desc" if view == "failed" else "asc")
     chosen = parse_filter(args)
     return ListQuery(
-        page=_int_arg(args, "page", 1),
-        limit=_int_arg(args, "limit", DEFAULT_PAGE_SIZE, PAGE_SIZES),
-        sort_by=sort_by, sort_order=sort_order, search=chosen["search"] or "",
+        page=min(common.page, MAX_PAGE), limit=common.limit,
+        sort_by=common.sort_by, sort_order=common.sort_order, search=chosen["search"] or "",
         app_id=chosen["app_id"] or "", view=view, failed_since=chosen["failed_since"],
         failed_until=chosen["failed_until"])
 

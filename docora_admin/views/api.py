@@ -10,6 +10,7 @@ from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
 from ..services import links, notification_list, operations, retry, selection
+from ..services.delivery import iso_timestamp
 from . import fragments
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api")
@@ -106,12 +107,25 @@ def list_row_json(row):
                 if row.get("next_attempt_at") and row["status"] == "pending_snapshot" else None)
 
 
+def _original_row_json(row):
+    """A list row with the original Docora's fields (DOCORA_CONTRACT.md §2) before ours:
+    repository_name is owner/name, error_message the last error ("Unknown error" without one),
+    timestamp the last scan (ISO 8601; now when never scanned), as the original answers."""
+    scanned = row.get("last_scanned_at")
+    return {"repository_name": f"{row['owner']}/{row['name']}",
+            "error_message": row["last_error"] or "Unknown error",
+            "timestamp": iso_timestamp(scanned.timestamp() if scanned else None),
+            "last_scanned_at": scanned.isoformat() if scanned else None,
+            **list_row_json(row)}
+
+
 def _notifications(view):
     notification_list.refuse_unknown(request.args, notification_list.LIST_PARAMS)
-    query = notification_list.parse_query({**request.args.to_dict(), "view": view})
+    query = notification_list.parse_query({**request.args.to_dict(), "view": view},
+                                          notification_list.API_DEFAULT_SORT)
     page = notification_list.list_page(query, runtime.settings().max_retry_attempts)
-    return jsonify(data=[list_row_json(r) for r in page["rows"]],
-                   pagination=page["pagination"], counts=page["counts"])
+    return jsonify(data={"data": [_original_row_json(r) for r in page["rows"]],
+                         "pagination": page["pagination"], "counts": page["counts"]})
 
 
 @bp.get("/notifications/failed")

@@ -114,21 +114,13 @@ def retry_after_seconds(value, now=None):
 def release(app_id):
     """Queue every due pending link of an app that is no longer held (in batches, each queued
     after its commit; a crash between the two is healed by the sweeper). Returns how many."""
-    total = 0
     with db.connection() as conn:
         # Links due by now; each batch makes its links due later than this, so none is taken
         # twice (they would be, forever, if each batch asked for "due now").
         due_before = control_repo.database_now(conn)
-    while True:
-        with db.connection() as conn:
-            rows = control_repo.release_links(conn, app_id, due_before, RELEASE_BATCH)
-        if rows:
-            job_queue.push_snapshot_jobs(
-                [(r["app_id"], r["repository_id"], r["retry_operation_id"], r["job_generation"])
-                 for r in rows], rows[0]["stamp"])
-        total += len(rows)
-        if len(rows) < RELEASE_BATCH:
-            break
+    total = job_queue.queue_in_batches(
+        lambda conn: control_repo.release_links(conn, app_id, due_before, RELEASE_BATCH),
+        RELEASE_BATCH)
     if total:
         log.info("%s released: %d delivery job(s) queued", app_id, total)
     return total

@@ -22,6 +22,7 @@ import struct
 
 from huey.storage import RedisPriorityQueue
 
+from .. import db
 from ..huey_app import huey
 
 BATCH_SIZE = 1000
@@ -139,3 +140,21 @@ def queue_sync_failed_notices():
     from ..tasks import send_sync_failed_notices
 
     send_sync_failed_notices()
+
+
+def queue_in_batches(take_batch, batch_size):
+    """Queue links that `take_batch(conn)` makes due, batch after batch, each batch's jobs
+    pushed after its commit (a crash between the two is healed by the sweeper), until a batch
+    is smaller than `batch_size`. The rows are what release statements return: app_id,
+    repository_id, retry_operation_id, job_generation, stamp. Returns how many were queued."""
+    total = 0
+    while True:
+        with db.connection() as conn:
+            rows = take_batch(conn)
+        if rows:
+            push_snapshot_jobs(
+                [(r["app_id"], r["repository_id"], r["retry_operation_id"], r["job_generation"])
+                 for r in rows], rows[0]["stamp"])
+        total += len(rows)
+        if len(rows) < batch_size:
+            return total

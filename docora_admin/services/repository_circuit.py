@@ -104,17 +104,9 @@ def record_success(repository_id):
 def release(repository_id):
     """Queue the repository's links that wait for a later time (in batches, each queued after
     its commit; a crash between the two is healed by the sweeper). Returns how many."""
-    total = 0
-    while True:
-        with db.connection() as conn:
-            rows = circuit_repo.release_links(conn, repository_id, RELEASE_BATCH)
-        if rows:
-            job_queue.push_snapshot_jobs(
-                [(r["app_id"], r["repository_id"], r["retry_operation_id"], r["job_generation"])
-                 for r in rows], rows[0]["stamp"])
-        total += len(rows)
-        if len(rows) < RELEASE_BATCH:
-            return total
+    return job_queue.queue_in_batches(
+        lambda conn: circuit_repo.release_links(conn, repository_id, RELEASE_BATCH),
+        RELEASE_BATCH)
 
 
 def close(repository_id):

@@ -284,6 +284,47 @@ def test_cancel_of_an_unknown_id_is_404_and_creates_nothing(client, logged_in):
     assert redis.Redis.from_url(TEST_REDIS_URL).keys("docora:bulk:*") == []
 
 
+# --- re-sync at the original's paths ---------------------------------------------------------
+
+def test_resync_of_one_link_at_the_original_path(client, logged_in, seed):
+    app_id, repository_id = seed.link(seed.app(), seed.repo(), status="synced")
+    data = _data(logged_in.post("/admin/api/resync", headers=SAME_ORIGIN[0],
+                                json={"app_id": app_id, "repository_id": repository_id}))
+    assert data["message"] == "Re-sync queued" and isinstance(data["job_id"], str)
+    assert seed.link_status(app_id, repository_id)["status"] == "pending_snapshot"
+
+
+@pytest.mark.parametrize("body,status,error", [
+    ({}, 400, "app_id and repository_id are required"),
+    ({"app_id": "app_x"}, 400, "app_id and repository_id are required"),
+    ({"app_id": "app_x", "repository_id": "repo_x"}, 404, "App-repository link not found"),
+])
+def test_resync_of_one_link_refusals(client, logged_in, body, status, error):
+    response = logged_in.post("/admin/api/resync", json=body)
+    assert (response.status_code, response.get_json()) == (status, {"error": error})
+
+
+def test_resync_of_an_app_at_the_original_path(client, logged_in, seed):
+    app_id = seed.app()
+    for _ in range(2):
+        seed.link(app_id, seed.repo(), status="synced")
+    data = _data(logged_in.post(f"/admin/api/resync/app/{app_id}", headers=SAME_ORIGIN[0],
+                                json={}))
+    assert data["message"] == "Bulk re-sync started" and data["total"] == 2
+    assert data["operation_id"].startswith("bulk_")
+    progress = _data(client.get(f"/admin/api/retry/progress/{data['operation_id']}"))
+    assert (progress["total"], progress["kind"]) == (2, "resync")
+
+
+@pytest.mark.parametrize("linked,error", [(False, "No repositories for this app"),
+                                          (None, "App not found")])
+def test_resync_of_an_app_with_nothing_to_resync_is_404(client, logged_in, seed, linked,
+                                                        error):
+    app_id = seed.app() if linked is False else "app_000000000000000000000000"
+    response = logged_in.post(f"/admin/api/resync/app/{app_id}")
+    assert (response.status_code, response.get_json()) == (404, {"error": error})
+
+
 # --- same-origin JSON without a CSRF token ---------------------------------------------------
 
 @pytest.mark.parametrize("headers", SAME_ORIGIN)

@@ -267,7 +267,7 @@ def test_resync_of_an_app_is_a_bulk_operation(client, logged_in, seed, repo, rec
     started = logged_in.post(f"/admin/api/apps/{app_id}/resync")
     assert started.status_code == 200
     data = started.get_json()["data"]
-    assert (data["message"], data["total"]) == ("Re-sync started", 2)
+    assert (data["message"], data["total"]) == ("Bulk re-sync started", 2)
     run_queue()
     outcomes.settle_all()
     progress = client.get(f"/admin/api/retry/progress/{data['operation_id']}").get_json()["data"]

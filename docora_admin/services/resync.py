@@ -65,5 +65,5 @@ def start_app_resync(app_id, requested_by):
         return ops_repo.insert_app_targets(conn, operation_id, app_id)
 
     return start_operation(scope="app", app_id=app_id, filter=None, count=count,
-                  requested_by=requested_by, nothing="This app has no repositories to re-sync",
+                  requested_by=requested_by, nothing="No repositories for this app",
                   kind="resync")

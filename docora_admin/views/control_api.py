@@ -136,6 +136,7 @@ def _operation_changed(operation_id, change, message):
     return jsonify(data={"message": message, "operation": op})
 
 
+@bp.post("/resync")  # the original Docora's path
 @bp.post("/links/resync")
 def resync_link():
     app_id, repository_id = _link_fields()
@@ -145,6 +146,7 @@ def resync_link():
     return jsonify(data={"message": "Re-sync queued", **result})
 
 
+@bp.post("/resync/app/<app_id>")  # the original Docora's path
 @bp.post("/apps/<app_id>/resync")
 def resync_app(app_id):
     try:
@@ -155,4 +157,4 @@ def resync_app(app_id):
         raise
     if htmx:
         return fragments.bulk_panel(result["operation_id"])
-    return jsonify(data={"message": "Re-sync started", **result})
+    return jsonify(data={"message": "Bulk re-sync started", **result})

@@ -20,15 +20,19 @@ ROLES = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _ATTRIBUTE = "_docora_required_role"
+_REFUSED = "_docora_refused_what"
 
 
-def requires_role(role):
-    """Mark a view as needing `role`, whatever its method (put it under the route decorator)."""
+def requires_role(role, refused="manage accounts"):
+    """Mark a view as needing `role`, whatever its method (put it under the route decorator).
+    `refused`: what an admin-only view does, for the refusal ("Your role (operator) cannot
+    <refused>")."""
     if role not in _RANK:
         raise ValueError(f"unknown role {role!r}")
 
     def mark(view):
         setattr(view, _ATTRIBUTE, role)
+        setattr(view, _REFUSED, refused)
         return view
     return mark
 
@@ -55,7 +59,8 @@ def enforce():
     needed = required_role(request.endpoint, request.method)
     if allows(current_user.role, needed):
         return None
-    what = "manage accounts" if needed == "admin" else "change anything"
+    view = current_app.view_functions.get(request.endpoint)
+    what = getattr(view, _REFUSED, "manage accounts") if needed == "admin" else "change anything"
     # A logged-in account trying what its role may not is worth knowing about (the console
     # shows no such button, so this is a script or a crafted request).
     audit.record_alone("access.denied", target=request.path[:255],

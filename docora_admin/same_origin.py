@@ -15,6 +15,8 @@ from flask import request
 from .errors import error_response
 
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Methods a cross-site page can only send after a CORS preflight, whatever the body.
+PREFLIGHTED_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 # "none": the user typed or bookmarked it (no page initiated the request).
 ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -57,8 +59,12 @@ def is_same_origin_json():
     (`Content-Type: application/json`), not htmx, and marked by the browser as coming from this
     origin (`Sec-Fetch-Site: same-origin`, or without that header an `Origin` equal to ours).
     Such a request needs no CSRF token (auth.protect_csrf): no other site can make a browser
-    send it, since a JSON content type needs a CORS preflight and we never grant CORS."""
-    if not request.path.startswith("/admin/api/") or request.mimetype != "application/json":
+    send it, since a JSON content type needs a CORS preflight and we never grant CORS.
+    A DELETE (the original's app deletion) counts with any body: the method alone needs the
+    preflight."""
+    if not request.path.startswith("/admin/api/"):
+        return False
+    if request.mimetype != "application/json" and request.method not in PREFLIGHTED_METHODS:
         return False
     if "HX-Request" in request.headers:  # htmx pages carry the token: keep checking it
         return False

@@ -123,6 +123,10 @@ class AuthActions:
         headers = kwargs.pop("headers", {})
         return self._client.post(path, headers=self.headers(**headers), **kwargs)
 
+    def delete(self, path, **kwargs):
+        headers = kwargs.pop("headers", {})
+        return self._client.delete(path, headers=self.headers(**headers), **kwargs)
+
     def logout(self):
         return self.post("/admin/api/logout")
 

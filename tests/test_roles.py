@@ -13,6 +13,9 @@ from tests.conftest import AuthActions
 ADMIN_ONLY_PREFIX = "/admin/accounts"
 ANY_ROLE = {"/admin/logout", "/admin/api/logout", "/admin/login", "/admin/api/login",
             "/admin/account/password"}  # one's own password
+# Admin-only outside the Accounts pages: creating and deleting apps.
+ADMIN_ONLY = {("DELETE", "/admin/api/apps/<app_id>"), ("POST", "/admin/api/apps/onboard"),
+              ("GET", "/admin/apps/onboard"), ("POST", "/admin/apps/onboard")}
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 SAMPLE = {"app_id": "app_000000000000000000000000",
           "repository_id": "repo_000000000000000000000000", "operation_id": "bulk_0123456789abcdef", "username": "nobody", "handle": "0" * 16,
@@ -23,7 +26,7 @@ _ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 def expected_role(rule, method):
     if rule.rule in ANY_ROLE:
         return "viewer"
-    if rule.rule.startswith(ADMIN_ONLY_PREFIX):
+    if rule.rule.startswith(ADMIN_ONLY_PREFIX) or (method, rule.rule) in ADMIN_ONLY:
         return "admin"
     return "viewer" if method == "GET" else "operator"
 

@@ -122,6 +122,21 @@ def finish(conn, operation_id, status, error=None):
     """, {"id": operation_id, "status": status, "error": error}).fetchone()
 
 
+def end_for_deleted_app(conn, app_id, error):
+    """End every active operation scoped to `app_id` as cancelled with `error` (its app is
+    being deleted in the caller's transaction). Waits for an in-flight chunk (its row lock), so
+    no further chunk of them starts. Returns the ended rows."""
+    ids = [row["id"] for row in conn.execute(
+        "SELECT id FROM bulk_operations WHERE app_id = %s AND status IN ('running', "
+        "'cancelling', 'paused') FOR UPDATE", (app_id,)).fetchall()]
+    ended = []
+    for operation_id in ids:
+        conn.execute("UPDATE bulk_operations SET cancel_requested = true WHERE id = %s",
+                     (operation_id,))
+        ended.append(finish(conn, operation_id, "cancelled", error))
+    return ended
+
+
 def request_cancel(conn, operation_id):
     """Flag a running operation for cancellation. Waits for an in-flight chunk (it holds the row
     lock), so once this returns no further chunk starts. A paused operation has no task to stop:

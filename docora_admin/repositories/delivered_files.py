@@ -15,8 +15,11 @@ def delivered(conn, app_id, repository_id):
 # (snapshot_links.mark_synced).
 ACKNOWLEDGED = """
     INSERT INTO app_delivered_files (app_id, repository_id, file_path, file_sha)
-    SELECT %(app_id)s, %(repository_id)s, path, sha
+    SELECT %(app_id)s::varchar, %(repository_id)s::varchar, path, sha
     FROM unnest(%(paths)s::text[], %(shas)s::text[]) AS f (path, sha)
+    -- Not for a link that is gone (its app was deleted while a job delivered to it).
+    WHERE EXISTS (SELECT FROM app_repositories l
+                  WHERE l.app_id = %(app_id)s AND l.repository_id = %(repository_id)s)
     ON CONFLICT (app_id, repository_id, file_path)
     DO UPDATE SET file_sha = EXCLUDED.file_sha, delivered_at = now()
 """
@@ -50,12 +53,13 @@ def save_snapshot(conn, repository_id, commit_sha, files):
     first one writes them). Returns whether it wrote."""
     written = conn.execute("""
         INSERT INTO repository_snapshots (repository_id, commit_sha, scanned_at)
-        VALUES (%s, %s, now())
+        -- Not for a repository that is gone (its last app was deleted meanwhile).
+        SELECT repository_id, %s, now() FROM repositories WHERE repository_id = %s
         ON CONFLICT (repository_id) DO UPDATE
         SET commit_sha = EXCLUDED.commit_sha, scanned_at = now()
         WHERE repository_snapshots.commit_sha IS DISTINCT FROM EXCLUDED.commit_sha
         RETURNING id
-    """, (repository_id, commit_sha)).fetchone()
+    """, (commit_sha, repository_id)).fetchone()
     if written is None:
         return False
     snapshot_id = written["id"]

@@ -103,6 +103,18 @@ def checkout_path(repository_id):
     return cache_root() / hashlib.sha256(repository_id.encode()).hexdigest()[:32]
 
 
+def remove_checkout(repository_id):
+    """Remove this machine's checkout of a repository nobody follows any more, under its lock
+    (a job still reading it finishes first). Returns whether it is gone; False when the lock
+    stayed busy (the checkout stays; nothing reads it again)."""
+    try:
+        with repository_lock(repository_id):
+            shutil.rmtree(checkout_path(repository_id), ignore_errors=True)
+    except RepositoryBusy:
+        return False
+    return not checkout_path(repository_id).exists()
+
+
 def checkout_commit(repository_id):
     """The commit the cached checkout of `repository_id` holds, or None when there is none (or
     a fetch into it did not finish). Call inside repository_lock()."""

@@ -66,6 +66,8 @@ def operation_json(op):
         "delivery_failed": op["delivery_failed"],
         "cancelled": op["cancel_requested"] or op["status"] == "cancelled",
         "paused": op["status"] == "paused",
+        # Why it ended when it did not run its course (a failure, its app deleted), else None.
+        "error": op["error"],
         "paused_at": op["paused_at"].isoformat() if op["paused_at"] else None,
         "phase": "resetting" if active else ("settled" if op["settled_at"] else "delivering"),
         "outcome": {"delivered": op["delivered"], "failed_again": op["delivery_failed"],

@@ -15,7 +15,7 @@ ANY_ROLE = {"/admin/logout", "/admin/api/logout", "/admin/login", "/admin/api/lo
             "/admin/account/password"}  # one's own password
 # Admin-only outside the Accounts pages: creating and deleting apps.
 ADMIN_ONLY = {("DELETE", "/admin/api/apps/<app_id>"), ("POST", "/admin/api/apps/onboard"),
-              ("GET", "/admin/apps/onboard"), ("POST", "/admin/apps/onboard")}
+              ("GET", "/admin/apps/onboard")}
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 SAMPLE = {"app_id": "app_000000000000000000000000",
           "repository_id": "repo_000000000000000000000000", "operation_id": "bulk_0123456789abcdef", "username": "nobody", "handle": "0" * 16,

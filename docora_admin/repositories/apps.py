@@ -62,6 +62,18 @@ def app_with_counts(conn, app_id):
     """).format(counts=sql.SQL(_LINK_COUNTS)), (app_id,)).fetchone()
 
 
+def insert_app(conn, *, app_id, token_hash, app_name, base_url, email, website, description,
+               client_auth_key_encrypted):
+    """Insert a new app; return its created_at."""
+    return conn.execute("""
+        INSERT INTO apps (app_id, token_hash, app_name, base_url, email, website, description,
+                          client_auth_key_encrypted)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        RETURNING created_at
+    """, (app_id, token_hash, app_name, base_url, email, website, description,
+          client_auth_key_encrypted)).fetchone()["created_at"]
+
+
 def count_repositories(conn):
     return conn.execute("SELECT count(*) AS n FROM repositories").fetchone()["n"]
 

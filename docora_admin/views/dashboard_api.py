@@ -1,12 +1,13 @@
 """The reads the original Docora dashboard makes under /admin/api/ (DOCORA_CONTRACT.md §2):
 overview, apps, one app, the queue. Its shapes, its names; what we add are more fields. Thin:
 parse, call a service, wrap the answer in `data`."""
-from flask import Blueprint, current_app, flash, jsonify, request, url_for
+from flask import (Blueprint, current_app, flash, jsonify, make_response, render_template,
+                   request, url_for)
 
 from ..extensions import htmx
 from ..roles import requires_role
-from ..services import app_deletion, apps, overview
-from .api import _no_store
+from ..services import app_deletion, apps, onboarding, overview
+from .api import _no_store, request_body
 
 bp = Blueprint("dashboard_api", __name__, url_prefix="/admin/api")
 bp.after_request(_no_store)
@@ -25,6 +26,19 @@ def apps_list():
 @bp.get("/apps/<app_id>")
 def app_detail(app_id):
     return jsonify(data=apps.detail(app_id))
+
+
+@bp.post("/apps/onboard")
+@requires_role("admin", refused="onboard apps")
+def onboard_app():
+    """The original's onboarding: 201 with the app id and token, shown this once. The
+    original sends them bare and the contract inside `data`: both are here. htmx (the
+    console's form) gets the credentials card instead."""
+    created = onboarding.onboard(request_body())
+    if htmx:
+        return render_template("apps/_onboarded.html", created=created), 201
+    answer = {key: created[key] for key in ("app_id", "token", "created_at")}
+    return make_response(jsonify(data=answer, **answer), 201)
 
 
 @bp.delete("/apps/<app_id>")

@@ -1,5 +1,6 @@
 """Server-rendered pages under /admin/. Thin: parse, call a service, render."""
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, flash, make_response, redirect, render_template, request,
+                   url_for)
 from flask_login import current_user
 
 from .. import auth, db, runtime
@@ -7,7 +8,7 @@ from ..errors import ApiError
 from ..roles import requires_role
 from ..repositories import apps as apps_repo
 from ..services import (delivery_control, link_state, links, notification_list,
-                        repository_circuit, resync)
+                        onboarding, repository_circuit, resync)
 from ..services import operations as ops_service
 from ..services import overview as overview_service
 from . import fragments
@@ -80,6 +81,16 @@ def apps():
         rows = apps_repo.list_apps_with_counts(conn)
     return render_template("apps/list.html", apps=rows,
                            delivery=delivery_control.states_of([r["app_id"] for r in rows]))
+
+
+@bp.get("/apps/onboard")
+@requires_role("admin", refused="onboard apps")
+def onboard_app():
+    response = make_response(render_template(
+        "apps/onboard.html", suggested_key=onboarding.suggested_client_key(),
+        allow_private=runtime.settings().allow_private_webhooks))
+    response.headers["Cache-Control"] = "no-store"  # it holds a suggested secret
+    return response
 
 
 @bp.get("/apps/<app_id>")

@@ -1,6 +1,7 @@
 """DOCORA_CONTRACT.md §2, endpoint by endpoint: what the original Docora dashboard and its
 scripts rely on (shapes, types, status codes, messages), and same-origin JSON without a CSRF
-token. Onboarding, deletion and the failed list's shape are not here yet (issue 21)."""
+token. Onboarding and deletion have their own files (test_app_onboarding.py,
+test_app_deletion.py), the failed list's shape is in test_failed_list.py."""
 from datetime import datetime, timedelta, timezone
 
 import pytest

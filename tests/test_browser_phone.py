@@ -32,6 +32,7 @@ PAGES = [
     ("failed list, filtered", "/admin/notifications?app_id={app_id}&sort_by=app_name", True),
     ("in progress", "/admin/notifications?view=in_progress", True),
     ("apps", "/admin/apps", True),
+    ("onboard an app", "/admin/apps/onboard", True),
     ("app", "/admin/apps/{app_id}", True),
     ("link", "/admin/apps/{app_id}/links/{repository_id}", True),
     ("queue", "/admin/queue", True),

@@ -119,7 +119,8 @@ def seed_attempt_log(conn, links, rows):
 def app_env(url, redis_url, chunk_size):
     return {"DATABASE_URL": url, "REDIS_URL": redis_url, "SECRET_KEY": "bench-secret-key-123456",
             "ADMIN_USERNAME": "bench", "ADMIN_PASSWORD": "bench-password",
-            "ENCRYPTION_KEY": "0f" * 32, "BULK_CHUNK_SIZE": str(chunk_size)}
+            "ENCRYPTION_KEY": "0f" * 32, "BULK_CHUNK_SIZE": str(chunk_size),
+            "ALLOW_PRIVATE_WEBHOOKS": "true"}  # the bench's apps are on 127.0.0.1
 
 
 def build_app(url, redis_url, chunk_size):

@@ -111,7 +111,8 @@ def make_repositories(base, count, files, file_kb, rng, packed=False):
 def app_env(args):
     return {"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
             "SECRET_KEY": "bench-secret-key-123456", "ADMIN_USERNAME": "bench",
-            "ADMIN_PASSWORD": "bench-password", "ENCRYPTION_KEY": ENCRYPTION_KEY}
+            "ADMIN_PASSWORD": "bench-password", "ENCRYPTION_KEY": ENCRYPTION_KEY,
+            "ALLOW_PRIVATE_WEBHOOKS": "true"}  # the bench's receivers are on 127.0.0.1
 
 
 def seed(url, apps, repositories, base_url):

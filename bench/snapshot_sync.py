@@ -92,7 +92,8 @@ def main():
     os.environ.update({"DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
                        "SECRET_KEY": "bench-secret-key-123456", "ADMIN_USERNAME": "bench",
                        "ADMIN_PASSWORD": "bench-password", "ENCRYPTION_KEY": "0f" * 32,
-                       "DOCORA_GIT_CACHE": str(tmp / "cache")})
+                       "DOCORA_GIT_CACHE": str(tmp / "cache"),
+                       "ALLOW_PRIVATE_WEBHOOKS": "true"})  # the receiver is on 127.0.0.1
     from docora_admin import create_app, crypto, db
     from docora_admin.services import git_fetch, snapshot
     Receiver = _receiver_class()

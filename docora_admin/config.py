@@ -74,6 +74,8 @@ class Settings:
     # The per-repository git circuit (services/repository_circuit.py).
     repository_failure_threshold: int = 5
     repository_cooldown_minutes: int = 30
+    # Webhooks to localhost and private addresses (webhook_address.py): for development only.
+    allow_private_webhooks: bool = False
 
 
 def _required(env, name, hint):
@@ -235,4 +237,5 @@ def _load(env):
         delivery_streams_per_link=_int(env, "DELIVERY_STREAMS_PER_LINK", 4, 1, 64),
         repository_failure_threshold=_int(env, "REPOSITORY_FAILURE_THRESHOLD", 5, 1, 10_000),
         repository_cooldown_minutes=_int(env, "REPOSITORY_COOLDOWN_MINUTES", 30, 1, 10_080),
+        allow_private_webhooks=_bool(env, "ALLOW_PRIVATE_WEBHOOKS", False),
     )

@@ -149,6 +149,8 @@ def main():
         # delays and delivery timeout, unless set otherwise.
         env.setdefault("RETRY_BACKOFF_SECONDS", "5")
         env.setdefault("DELIVERY_TIMEOUT_S", "5")
+        # The demo receivers are plain http on 127.0.0.1, which production refuses.
+        env.setdefault("ALLOW_PRIVATE_WEBHOOKS", "true")
         flask = [str(BIN / "flask"), "--app", "app"]
         subprocess.run(flask + ["migrate"], env=env, cwd=ROOT, check=True)
         subprocess.run(flask + ["demo-data", *live_demo_args()], env=env, cwd=ROOT, check=True)

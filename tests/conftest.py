@@ -24,6 +24,9 @@ TEST_ENV = {
     "ADMIN_PASSWORD": ADMIN_PASSWORD,
     "ENCRYPTION_KEY": ENCRYPTION_KEY_HEX,
     "MAX_RETRY_ATTEMPTS": "5",
+    # The suite's receivers are plain http on 127.0.0.1 (tests that need the production rule
+    # turn it off: tests/test_webhook_address.py).
+    "ALLOW_PRIVATE_WEBHOOKS": "true",
     "TESTING": "1",
 }
 os.environ.update(TEST_ENV)

@@ -25,6 +25,7 @@ def test_valid_settings():
     assert TEST_ENV["ADMIN_PASSWORD"] not in repr(settings)  # never in a log line
     assert (settings.session_idle_minutes, settings.session_max_hours) == (60, 12)
     assert settings.audit_retention_days == 400
+    assert load_settings(_env(ALLOW_PRIVATE_WEBHOOKS=None)).allow_private_webhooks is False
 
 
 @pytest.mark.parametrize("given", [
@@ -50,6 +51,7 @@ def test_admin_password_hash_of_werkzeug_or_argon2_is_taken_as_given(given):
     ({"MAX_RETRY_ATTEMPTS": "0"}, "MAX_RETRY_ATTEMPTS"),
     ({"BULK_CHUNK_SIZE": "-3"}, "BULK_CHUNK_SIZE"),
     ({"SESSION_COOKIE_SECURE": "maybe"}, "SESSION_COOKIE_SECURE"),
+    ({"ALLOW_PRIVATE_WEBHOOKS": "sometimes"}, "ALLOW_PRIVATE_WEBHOOKS"),
     ({"ADMIN_USERNAME": "has space"}, "ADMIN_USERNAME"),
     ({"ADMIN_PASSWORD": "short"}, "ADMIN_PASSWORD"),
     ({"SESSION_IDLE_MINUTES": "0"}, "SESSION_IDLE_MINUTES"),

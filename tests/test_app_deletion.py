@@ -143,3 +143,20 @@ def test_a_cross_site_deletion_is_refused(client, logged_in, seed):
                              headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
     assert _count("SELECT count(*) AS n FROM apps WHERE app_id = %s", (app_id,)) == 1
+
+
+def test_each_machine_sweeps_its_checkouts_of_repositories_gone(seed, tmp_path, monkeypatch):
+    """Another machine's checkout of a deleted app's repository (the deletion removed only the
+    web's machine's): that machine's watchdog sweep removes it, and only it."""
+    from docora_admin.services import app_deletion
+
+    monkeypatch.setenv("DOCORA_GIT_CACHE", str(tmp_path / "other-machine"))
+    kept = seed.repo()
+    for repository_id in (kept, "repo_deleted_long_ago"):
+        (git_fetch.checkout_path(repository_id) / ".git").mkdir(parents=True)
+    unrelated = git_fetch.cache_root() / "not-a-checkout"
+    unrelated.mkdir()
+    assert app_deletion.remove_orphaned_checkouts() == 1
+    assert git_fetch.checkout_path(kept).is_dir() and unrelated.is_dir()
+    assert not git_fetch.checkout_path("repo_deleted_long_ago").exists()
+    assert app_deletion.remove_orphaned_checkouts() == 0

@@ -38,3 +38,9 @@ def delete_orphaned_repositories(conn, repository_ids):
         RETURNING r.repository_id
     """, (list(repository_ids),)).fetchall()
     return [row["repository_id"] for row in rows]
+
+
+def repository_ids(conn):
+    """Every repository's id (the checkout sweep keeps their checkouts)."""
+    return [row["repository_id"] for row in
+            conn.execute("SELECT repository_id FROM repositories").fetchall()]

@@ -7,6 +7,10 @@ After the commit: the ended operations' progress hashes, the app's unwritten ack
 and this machine's checkouts of the orphaned repositories. A job delivering one of its links at
 that moment loses its claim (snapshot_delivery checks it between files) and stops; jobs still
 queued for its links find no link and end as no-ops.
+
+Other machines' checkouts of an orphaned repository (and this one's, should the web process die
+right after the commit) go with the next checkout sweep of that machine's consumers
+(remove_orphaned_checkouts, from the watchdog every CHECKOUT_SWEEP_SECONDS).
 """
 import logging
 
@@ -18,6 +22,8 @@ from . import acknowledgements, audit, bulk_progress, git_fetch
 from .retry import valid_id
 
 log = logging.getLogger(__name__)
+
+CHECKOUT_SWEEP_SECONDS = 600
 
 OPERATION_ENDED = "The app was deleted"
 
@@ -56,3 +62,20 @@ def delete_app(app_id, confirm_name=None):
              "checkouts here), %d operations ended", app_id, result["repositories_unlinked"],
              len(orphaned), removed, len(ended))
     return {**result, "app_name": app["app_name"], "checkouts_removed": removed}
+
+
+def remove_orphaned_checkouts():
+    """Remove this machine's checkouts of repositories that no longer exist; return how many.
+    The cache is listed before the repositories are read, so a checkout cloned meanwhile
+    belongs to a repository that is read."""
+    names = git_fetch.checkout_names()
+    if not names:
+        return 0
+    with db.connection() as conn:
+        known = {git_fetch.checkout_name(r) for r in app_deletion.repository_ids(conn)}
+    orphaned = names - known
+    for name in orphaned:
+        git_fetch.remove_checkout_named(name)
+    if orphaned:
+        log.info("removed %d checkouts of repositories that no longer exist", len(orphaned))
+    return len(orphaned)

@@ -2,6 +2,7 @@
 asking a remote where its HEAD is (one cheap `git ls-remote`, no lock, nothing written)."""
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from ..redact import scrub
 GIT_TIMEOUT_S = 300
 # The lock's time to live: renewed by the watchdog while its holder lives (services/leases.py),
 # so a holder that dies frees the repository within this, not after its longest fetch.
+_CHECKOUT_NAME = re.compile(r"[0-9a-f]{32}")
 LOCK_TTL_S = 15
 # How long a job waits for another job's fetch of the same repository before it gives its
 # worker back (the link is queued again a little later): a worker never sits out a long fetch.
@@ -99,8 +101,26 @@ def _describe(stderr):
     return f"git: {first.strip()[:200]}"
 
 
+def checkout_name(repository_id):
+    """The name of a repository's checkout under cache_root()."""
+    return hashlib.sha256(repository_id.encode()).hexdigest()[:32]
+
+
 def checkout_path(repository_id):
-    return cache_root() / hashlib.sha256(repository_id.encode()).hexdigest()[:32]
+    return cache_root() / checkout_name(repository_id)
+
+
+def checkout_names():
+    """The names of the checkouts this machine's cache holds."""
+    return {entry.name for entry in cache_root().iterdir()
+            if entry.is_dir() and _CHECKOUT_NAME.fullmatch(entry.name)}
+
+
+def remove_checkout_named(name):
+    """Remove a checkout by name: one of a repository that no longer exists (its id, and so
+    its lock, is not known any more; a job of it has lost its link and records nothing)."""
+    if _CHECKOUT_NAME.fullmatch(name):
+        shutil.rmtree(cache_root() / name, ignore_errors=True)
 
 
 def remove_checkout(repository_id):

@@ -7,7 +7,9 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
 - once per interval across all processes (a Redis lock): the sweeper's pass (lost jobs, expired
   leases, re-scans), the recount of unsettled bulk operations, delivery control's (apps
   whose Retry-After has passed are released, open circuits get their probe), and the
-  sync_failed sender queued when a notice is due (services/sync_failed.py).
+  sync_failed sender queued when a notice is due (services/sync_failed.py);
+- every CHECKOUT_SWEEP_SECONDS, this machine's checkouts of repositories that no longer exist
+  are removed (services/app_deletion.py; each machine has its own cache).
 Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
 window plus 60 s, and a lost job the scheduler's ten minutes.
 
@@ -24,13 +26,15 @@ import threading
 import time
 
 from .. import runtime
-from . import bulk_runner, delivery_control, leases, outcomes, sweeper, sync_failed
+from . import (app_deletion, bulk_runner, delivery_control, leases, outcomes, sweeper,
+               sync_failed)
 
 log = logging.getLogger(__name__)
 
 _started = threading.Lock()
 _thread = None
 _database_since = None  # monotonic time since which this process has reached PostgreSQL
+_checkouts_swept_at = None  # monotonic time of this process's last checkout sweep
 SWEEP_LOCK_KEY = "docora:watchdog:sweep"
 
 
@@ -77,6 +81,17 @@ def tick():
         _step("outcome recount", outcomes.settle_all)
         _step("delivery control", delivery_control.tick)
         _step("sync_failed notices", sync_failed.tick)
+    _step("checkout sweep", _sweep_checkouts)
+
+
+def _sweep_checkouts():
+    global _checkouts_swept_at
+    now = time.monotonic()
+    if _checkouts_swept_at is not None and (
+            now - _checkouts_swept_at < app_deletion.CHECKOUT_SWEEP_SECONDS):
+        return
+    _checkouts_swept_at = now
+    app_deletion.remove_orphaned_checkouts()
 
 
 def _take_sweep_turn(interval):

@@ -332,8 +332,8 @@ def print_profile(path, title, top=25):
 
 def payloads_of(repository_id, path):
     """The bodies the snapshot job sends for a first sync of the repository at `path`, made by
-    the job's own payload code (docora_admin.services.delivery)."""
-    from docora_admin.services import delivery, file_scan
+    the job's own payload code (docora_admin.services.payloads)."""
+    from docora_admin.services import file_scan, payloads
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
                             text=True, check=True).stdout.strip()
@@ -342,7 +342,7 @@ def payloads_of(repository_id, path):
     bodies = []
     for scanned in file_scan.scan(path)[0]:
         data = file_scan.read_content(path, scanned.path)
-        bodies.extend(delivery.file_bodies(repository, commit, scanned.path, scanned.sha, data))
+        bodies.extend(payloads.file_bodies(repository, commit, scanned.path, scanned.sha, data))
     return bodies
 
 

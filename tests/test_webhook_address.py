@@ -1,5 +1,5 @@
 """No webhook to an internal address (webhook_address.py): the rule for a written base_url, the
-rule for a resolved address, and the worker refusing to connect to one (services/delivery.py)
+rule for a resolved address, and the worker refusing to connect to one (services/webhook_client.py)
 unless ALLOW_PRIVATE_WEBHOOKS is set (the suite sets it: its receivers are on 127.0.0.1)."""
 import dataclasses
 import hashlib
@@ -10,7 +10,7 @@ from collections import namedtuple
 import pytest
 
 from docora_admin import db, runtime
-from docora_admin.services import delivery, snapshot
+from docora_admin.services import payloads, snapshot, webhook_client
 from docora_admin.webhook_address import address_problem, written_url_problem
 from tests.test_snapshot import link, receiver, repo  # noqa: F401 (fixtures)
 
@@ -117,9 +117,9 @@ CurlSockAddr = namedtuple("CurlSockAddr", "family socktype protocol addr")
 
 @pytest.mark.no_services
 def test_the_guard_opens_a_socket_for_a_public_address_only():
-    guard = delivery._AddressGuard("hooks.example.com")
+    guard = webhook_client._AddressGuard("hooks.example.com")
     assert guard(0, CurlSockAddr(socket.AF_INET, socket.SOCK_STREAM, 6,
-                                 ("10.0.0.5", 443))) == delivery.pycurl.SOCKET_BAD
+                                 ("10.0.0.5", 443))) == webhook_client.pycurl.SOCKET_BAD
     assert guard.refused.startswith("refused: hooks.example.com resolves to private address")
     opened = guard(0, CurlSockAddr(socket.AF_INET6, socket.SOCK_STREAM, 6,
                                    ("2606:4700::1111", 443, 0, 0)))
@@ -187,15 +187,15 @@ def test_a_connection_kept_alive_when_allowed_is_not_reused_when_refused(receive
     repository = {"repository_id": "repo_x", "github_url": "https://github.com/o/r",
                   "owner": "o", "name": "r"}
     data = b"# Docs\n"
-    [body] = delivery.file_bodies(repository, "a" * 40, "README.md",
+    [body] = payloads.file_bodies(repository, "a" * 40, "README.md",
                                   hashlib.sha256(data).hexdigest(), data)
-    allowed = delivery.WebhookClient(receiver.base_url, "app_x", receiver.auth_key, 2)
+    allowed = webhook_client.WebhookClient(receiver.base_url, "app_x", receiver.auth_key, 2)
     allowed.post("create", body)
     assert receiver.connections == 1
     monkeypatch.setattr(runtime, "_settings",
                         dataclasses.replace(runtime.settings(), allow_private_webhooks=False))
-    refused = delivery.WebhookClient(receiver.base_url, "app_x", receiver.auth_key, 2)
-    with pytest.raises(delivery.DeliveryError) as excinfo:
+    refused = webhook_client.WebhookClient(receiver.base_url, "app_x", receiver.auth_key, 2)
+    with pytest.raises(webhook_client.DeliveryError) as excinfo:
         refused.post("create", body)
     assert str(excinfo.value) == "refused: 127.0.0.1 is a loopback address" + HINT
     assert excinfo.value.http_status is None

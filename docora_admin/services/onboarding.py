@@ -17,7 +17,7 @@ from .. import crypto, db, runtime, webhook_address
 from ..errors import ApiError
 from ..repositories import apps as apps_repo
 from . import audit
-from .delivery import iso_timestamp
+from .payloads import iso_timestamp
 
 TOKEN_COST = 12  # the original's SALT_ROUNDS
 # As loose as the original's check (zod's email): something@host.tld, no spaces.

@@ -1,6 +1,6 @@
 """A thread-safe least-recently-used cache of sized values, held to a budget: the sum of
 len(value). Used for commit scans (services/shared_checkout.py: a budget of files) and encoded
-file entries (services/delivery.py: a budget of bytes)."""
+file entries (services/payloads.py: a budget of bytes)."""
 import threading
 from collections import OrderedDict
 

@@ -16,7 +16,7 @@ JOB_LEASE_SECONDS; past that the sweeper finds the link (services/sweeper.py).
 
 Where delivery control (per-app pause, limits, Retry-After) hooks in, one call site each:
 - before a job claims its link: the top of run_snapshot();
-- around each request to the app: WebhookClient.post() (services/delivery.py), the only call
+- around each request to the app: WebhookClient.post() (services/webhook_client.py), the only call
   that sends one; it returns the response (status, headers) and its DeliveryError carries
   http_status and headers;
 - where an attempt's outcome is known: snapshot_links.mark_synced() for delivered (it ends the
@@ -31,7 +31,7 @@ from ..repositories import snapshot_links
 from . import (bulk_progress, delivery_control, git_fetch, job_queue, leases,
                repository_circuit, sync_failed)
 from .app_limits import RateLimited
-from .delivery import DeliveryError
+from .webhook_client import DeliveryError
 from .patience import TRANSIENT
 from .patience import patiently as _patiently
 from .snapshot_delivery import ClaimLost, Sent, SnapshotError, deliver

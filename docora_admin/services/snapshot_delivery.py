@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from .. import crypto, db, redact, runtime
 from ..repositories import delivered_files, snapshot_links
 from . import acknowledgements, shared_checkout
-from .delivery import (DeliveryError, WebhookClient, cached_entry, delete_body, delivery_id,
-                       file_bodies)
+from .payloads import cached_entry, delete_body, delivery_id, file_bodies
+from .webhook_client import DeliveryError, WebhookClient
 from .patience import in_transaction, patiently
 
 STREAM_MIN_FILES = 100  # a link with fewer files to send sends them one at a time

@@ -22,7 +22,8 @@ import redis
 from .. import crypto, db, redact, runtime
 from ..repositories import sync_failed_notices as notices_repo
 from . import job_queue
-from .delivery import DeliveryError, WebhookClient, iso_timestamp
+from .payloads import iso_timestamp
+from .webhook_client import DeliveryError, WebhookClient
 from .patience import TRANSIENT, patiently
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
 from ..services import links, notification_list, operations, retry, selection
-from ..services.delivery import iso_timestamp
+from ..services.payloads import iso_timestamp
 from . import fragments
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api")

@@ -3,7 +3,7 @@
 Headers: X-Docora-App-Id, X-Docora-Timestamp (unix s) and
 X-Docora-Signature: sha256=<hex HMAC-SHA256(client_auth_key, f"{ts}.{body}")>, body being the
 exact bytes sent; on file requests also X-Docora-Delivery-Id (ours, unsigned: see delivery_id).
-Bodies follow ../shared/DOCORA_CONTRACT.md §1 (file_bodies, delete_body).
+Bodies follow ../shared/DOCORA_CONTRACT.md §1 and are built in payloads.py.
 
 The HTTP client is libcurl, through pycurl (the long-kept binding; a manylinux wheel, nothing to
 build). A first sync or a retry-all is thousands of small POSTs from a few worker threads, and
@@ -31,15 +31,12 @@ that refusal as its error. Checking the address curl connects to, not a lookup o
 no time for a second DNS answer to swap one in. A kept-alive connection was checked when opened,
 so reuse costs nothing; there is no proxy or redirect that could lead elsewhere.
 """
-import base64
 import errno
 import hmac
-import json
 import socket
 import ssl
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from urllib.parse import urlsplit
 
@@ -47,13 +44,8 @@ import pycurl
 from urllib3 import HTTPHeaderDict
 
 from .. import runtime, webhook_address
-from . import file_scan
-from .sized_lru import SizedLRU
+from .payloads import encode_body
 
-BINARY_CHUNK_THRESHOLD = 1 << 20  # a binary file over 1 MiB always goes in chunks
-BODY_LIMIT = 1 << 20  # no request body over 1 MiB (a default Fastify client refuses more)
-CHUNK_CHARS = 512 << 10  # base64 characters per chunk: the contract's cut
-CHUNK_BYTES = CHUNK_CHARS // 4 * 3  # the file's bytes whose base64 is one chunk
 # App hosts whose idle handles are kept (least recently used beyond that are closed).
 HOSTS_KEPT = 200
 USER_AGENT = "Docora-Admin"
@@ -284,117 +276,3 @@ class WebhookClient:
             return DeliveryError(f"timeout after {self.timeout:g} s on POST /{action}")
         reason = _CURL_REASONS.get(code, f"curl error {code}")
         return DeliveryError(f"POST /{action} failed: {reason}")
-
-
-def iso_timestamp(epoch_seconds=None):
-    """`epoch_seconds` (default: now) as JavaScript's Date.prototype.toISOString() writes it,
-    UTC with milliseconds and `Z` (2025-01-11T12:00:00.000Z): the contract's `timestamp`."""
-    if epoch_seconds is None:
-        epoch_seconds = time.time()
-    millis = int(epoch_seconds * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + \
-        f".{millis % 1000:03d}Z"
-
-
-def _json(value):
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def encode_body(payload):
-    """A request's body: compact JSON, UTF-8, in the payload's key order. What a client's
-    JSON.stringify(JSON.parse(body)) gives back byte for byte (the signature's rule): compact
-    separators, non-ASCII as itself, control characters escaped as JavaScript does."""
-    return _json(payload).encode()
-
-
-def delivery_id(app_id, repository_id, action, path, sha, commit_sha):
-    """X-Docora-Delivery-Id: a dashed UUID naming one version of one file sent to one app
-    (app, repository, event, path, the file's sha, the commit it was sent for), the same on
-    every resend of it, chunks included (they differ by chunk.index)."""
-    return str(uuid.uuid5(_DELIVERY_NAMESPACE,
-                          "\0".join((app_id, repository_id, action, path, sha, commit_sha))))
-
-
-_DELIVERY_NAMESPACE = uuid.UUID("6f1c4a52-2d1b-4c53-9a57-8d0e3b7c9e10")
-
-
-# The UTF-8 JSON of files sent whole ({path, sha, size, content[, content_encoding]}), by
-# (path, sha): every app of a repository is sent the same files, and encoding one (UTF-8
-# checks, base64, JSON escapes) cost more than the rest of building its request. Only entries
-# that fit in a body with room to spare for its envelope are kept.
-ENTRY_CACHE_BYTES = 64 << 20
-ENVELOPE_RESERVE = 64 << 10
-_entries = SizedLRU(ENTRY_CACHE_BYTES)
-
-
-def cached_entry(path, sha):
-    """The file's encoded entry if this process has it (the file need not be read)."""
-    return _entries.get((path, sha))
-
-
-def delete_body(repository, commit_sha, path, last_sha):
-    """The body of a delete: `file` is {path, sha} with the sha the app was last delivered."""
-    return encode_body({"repository": repository, "file": {"path": path, "sha": last_sha},
-                        "commit_sha": commit_sha, "timestamp": iso_timestamp()})
-
-
-def file_bodies(repository, commit_sha, path, sha, data=None, previous_sha=None, entry=None):
-    """The request bodies of a create (or of an update: `previous_sha`, the sha the app has),
-    from the file's bytes `data` or from its cached_entry() `entry`, to be sent in order, each
-    acknowledged before the next.
-
-    Keys as the contract orders them: repository, file, [previous_sha], commit_sha, timestamp.
-    One body when it fits in BODY_LIMIT and the file is not a binary over 1 MiB; else the
-    file goes as base64 chunks: the base64 string of the whole file cut every CHUNK_CHARS
-    characters, file.chunk = {id, index, total}. A text file too large for one body goes that
-    way too (the original sends it whole, and a client's default 1 MiB limit refuses it)."""
-    head = f'{{"repository":{_json(repository)},"file":'.encode()
-    if entry is None:
-        content, encoding = file_scan.encode(data)
-        if encoding == "base64" and len(data) > BINARY_CHUNK_THRESHOLD:
-            yield from _chunk_bodies(head, commit_sha, path, sha, data, previous_sha)
-            return
-        entry = _json(_file_entry(path, sha, data, content, encoding)).encode()
-        if len(entry) <= BODY_LIMIT - ENVELOPE_RESERVE:
-            _entries.put((path, sha), entry)
-    body = head + entry + _tail(commit_sha, previous_sha)
-    if len(body) <= BODY_LIMIT:
-        yield body
-        return
-    if data is None:  # a cached entry whose envelope left it no room: rebuild the bytes
-        data = _data_of(entry)
-    yield from _chunk_bodies(head, commit_sha, path, sha, data, previous_sha)
-
-
-def _tail(commit_sha, previous_sha):
-    # Made as each body is, so that its timestamp says when it was built.
-    previous = "" if previous_sha is None else f',"previous_sha":{_json(previous_sha)}'
-    return (f'{previous},"commit_sha":{_json(commit_sha)}'
-            f',"timestamp":"{iso_timestamp()}"}}').encode()
-
-
-def _chunk_bodies(head, commit_sha, path, sha, data, previous_sha):
-    # A slice of CHUNK_BYTES (a multiple of 3) encodes to exactly CHUNK_CHARS characters with
-    # no padding, so encoding slice by slice gives the whole file's base64 string, cut.
-    total = -(-len(data) // CHUNK_BYTES)
-    chunk_id = str(uuid.uuid4())
-    info = f'{{"path":{_json(path)},"sha":{_json(sha)},"size":{len(data)},"content":"'
-    for index in range(total):
-        piece = base64.b64encode(data[index * CHUNK_BYTES:(index + 1) * CHUNK_BYTES])
-        yield b"".join((head, info.encode(), piece, (
-            f'","content_encoding":"base64","chunk":{{"id":"{chunk_id}","index":{index}'
-            f',"total":{total}}}}}').encode(), _tail(commit_sha, previous_sha)))
-
-
-def _data_of(entry):
-    file = json.loads(entry)
-    if file.get("content_encoding") == "base64":
-        return base64.b64decode(file["content"])
-    return file["content"].encode()
-
-
-def _file_entry(path, sha, data, content, encoding):
-    entry = {"path": path, "sha": sha, "size": len(data), "content": content}
-    if encoding:
-        entry["content_encoding"] = encoding
-    return entry

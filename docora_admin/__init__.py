@@ -63,6 +63,7 @@ def create_app(config=None):
     templating.init_app(app)
     security_headers.init_app(app)
 
+    from . import tasks  # noqa: F401  (the web queues them: services find them in task_handles)
     from .views import accounts as accounts_views
     from .views import api, control_api, dashboard_api, exports, ops, pages
     from .views import audit as audit_views

@@ -74,8 +74,8 @@ for _name in _FormatBeforeFirstLine.WATCHED:
 
 @huey.on_startup()
 def start_worker_runtime():
-    """Each consumer worker needs the pool and Redis client the services use; the process
-    needs its watchdog thread (started once, whichever worker comes first)."""
+    """Each consumer worker needs the pool and Redis client the services use (consumer.py then
+    starts the process's watchdog thread)."""
     global _settings
     # Every worker thread runs this hook: the settings are read once per process.
     with _start_once:
@@ -88,9 +88,6 @@ def start_worker_runtime():
             os._exit(2)
         _log_like_huey(_settings)  # huey_consumer has set up its handler by now
         runtime.start(_settings, pool_size=int(os.environ.get("WORKER_POOL_SIZE", "8")))
-    from .services import watchdog
-
-    watchdog.start()
 
 
 # Huey's INFO lines for every task it runs ("Executing …", "… executed in 0.05s", "Added task

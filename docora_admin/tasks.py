@@ -5,16 +5,19 @@ watchdog thread handles them every few seconds (services/watchdog.py).
 """
 from huey import crontab
 
+from . import task_handles
 from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
 from .services import attempt_log, audit, bulk_runner, sync_failed
 from .services import snapshot as snapshot_service
 
 
+@task_handles.provides("run_bulk_retry")
 @huey.task(priority=PRIORITY_ADMIN)
 def run_bulk_retry(operation_id):
     bulk_runner.run_bulk_retry(operation_id)
 
 
+@task_handles.provides("snapshot")
 @huey.task(priority=PRIORITY_SNAPSHOT)
 def snapshot(app_id, repository_id, operation_id=None, generation=None):
     # operation_id is informational (the queue page shows it); the link's own row says which
@@ -22,6 +25,7 @@ def snapshot(app_id, repository_id, operation_id=None, generation=None):
     snapshot_service.run_snapshot(app_id, repository_id, operation_id, generation)
 
 
+@task_handles.provides("send_sync_failed_notices")
 @huey.task(priority=PRIORITY_ADMIN)
 def send_sync_failed_notices():
     # The outbox of a repository whose git circuit opened; also queued by the watchdog for any

@@ -16,10 +16,10 @@ import logging
 
 from .. import db
 from ..errors import ApiError
+from ..input_values import valid_id
 from ..repositories import app_deletion
 from ..repositories import bulk_operations as ops_repo
 from . import acknowledgements, audit, bulk_progress, git_fetch
-from .retry import valid_id
 
 log = logging.getLogger(__name__)
 

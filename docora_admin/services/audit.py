@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 
 from .. import db, runtime
 from ..errors import ApiError
+from ..input_values import parse_time
 from ..repositories import audit_events
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,6 @@ def event_json(row):
 def parse_filter(args):
     """The audit page's and API's query (actor, action, since, until, before) as keyword
     arguments for events_page. ApiError 400 naming a bad field."""
-    from .notification_list import parse_time
 
     actor = (args.get("actor") or "").strip() or None
     if actor is not None and (len(actor) > 255 or not actor.isprintable()):

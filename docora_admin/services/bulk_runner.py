@@ -157,11 +157,9 @@ def _rewrite_progress(operation_id):
 
 def resume_stalled(stall_seconds):
     """Queue run_bulk_retry again for active operations whose heartbeat stopped."""
-    from ..tasks import run_bulk_retry
-
     with db.connection() as conn:
         stalled = ops_repo.claim_stalled(conn, stall_seconds)
     for operation_id in stalled:
         log.warning("resuming stalled bulk retry %s", operation_id)
-        run_bulk_retry(operation_id)
+        job_queue.queue_bulk_run(operation_id)
     return stalled

@@ -22,7 +22,7 @@ import struct
 
 from huey.storage import RedisPriorityQueue
 
-from .. import db
+from .. import db, task_handles
 from ..huey_app import huey
 
 BATCH_SIZE = 1000
@@ -77,8 +77,7 @@ def apps_in_turn(jobs):
 def push_snapshot_jobs(jobs, stamp):
     """Queue one snapshot job per (app_id, repository_id, operation_id, generation), in pipelined
     batches, at queue place `stamp` (µs, the time the links became due). Returns the job ids."""
-    from ..tasks import snapshot
-
+    snapshot = task_handles.task("snapshot")
     storage = _storage()
     if huey.immediate:  # tests that run tasks in-process
         ids = []
@@ -121,9 +120,7 @@ def push_snapshot_jobs(jobs, stamp):
 def schedule_snapshot(app_id, repository_id, operation_id, generation, eta):
     """Queue a snapshot job to run at `eta` (a backoff), straight into Huey's schedule (not via
     the queue, as task.schedule() does); the consumer's scheduler moves it to the queue then."""
-    from ..tasks import snapshot
-
-    huey.add_schedule(snapshot.s(app_id, repository_id, operation_id, generation, eta=eta))
+    huey.add_schedule(task_handles.task("snapshot").s(app_id, repository_id, operation_id, generation, eta=eta))
 
 
 def oldest_waiting_stamp():
@@ -137,9 +134,12 @@ def oldest_waiting_stamp():
 def queue_sync_failed_notices():
     """Queue one run of the sync_failed sender (services/sync_failed.send_due); duplicates are
     harmless: each notice is claimed by one sender."""
-    from ..tasks import send_sync_failed_notices
+    task_handles.task("send_sync_failed_notices")()
 
-    send_sync_failed_notices()
+
+def queue_bulk_run(operation_id):
+    """Queue the task that works through a bulk operation (services/bulk_runner.py)."""
+    task_handles.task("run_bulk_retry")(operation_id)
 
 
 def queue_in_batches(take_batch, batch_size):

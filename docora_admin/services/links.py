@@ -2,10 +2,10 @@
 its last error, what the app has received, and its attempt log."""
 from .. import db, redact, runtime
 from ..errors import ApiError
+from ..input_values import valid_id
 from ..repositories import apps as apps_repo
 from ..repositories import delivery_attempts
 from . import delivery_control, link_state, repository_circuit
-from .retry import valid_id
 
 ATTEMPTS_SHOWN = 50
 

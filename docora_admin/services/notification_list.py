@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from .. import db
 from ..errors import ApiError
+from ..input_values import parse_time
 from ..repositories import failed_links, in_progress_links
 from . import delivery_control, link_state, list_params
 
@@ -28,8 +29,6 @@ FILTER_PARAMS = ("app_id", "search", "failed_since", "failed_until")
 LIST_PARAMS = ("page", "limit", "sort_by", "sort_order") + FILTER_PARAMS
 EXPORT_PARAMS = ("sort_by", "sort_order") + FILTER_PARAMS
 MAX_PAGE = 1_000_000
-_EARLIEST, _LATEST = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1,
-                                                                         tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -68,25 +67,6 @@ class ListQuery:
 
 def _iso(moment):
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M") if moment else ""
-
-
-def parse_time(raw, name):
-    """An ISO 8601 date and time (UTC unless it names a zone); None for empty. ApiError 400
-    naming the field otherwise."""
-    if raw in (None, ""):
-        return None
-    if not isinstance(raw, str) or len(raw) > 40:
-        raise ApiError(400, f"{name} must be a date and time like 2026-11-29T08:00")
-    try:
-        moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        raise ApiError(400, f"{name} must be a date and time like 2026-11-29T08:00 "
-                            "(UTC unless a zone is given)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    if not _EARLIEST <= moment < _LATEST:
-        raise ApiError(400, f"{name} must be between the years 2000 and 2099")
-    return moment
 
 
 def parse_filter(args):

@@ -12,11 +12,12 @@ import logging
 
 from .. import db, runtime
 from ..errors import ApiError
+from ..input_values import valid_id
 from ..repositories import apps as apps_repo
 from ..repositories import bulk_operations as ops_repo
 from ..repositories import resync_links, retry_links
 from . import acknowledgements, audit, job_queue
-from .retry import start_operation, valid_id
+from .retry import start_operation
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import logging
 
 from .. import db, runtime
 from ..errors import ApiError
+from ..input_values import valid_id
 from ..repositories import bulk_operations as ops_repo
 from ..repositories import failed_links, retry_links, snapshot_links
 from . import audit, bulk_progress, job_queue
@@ -19,12 +20,7 @@ from .operations import operation_json
 
 log = logging.getLogger(__name__)
 
-MAX_ID_LENGTH = 50
 MAX_SELECTED_LINKS = 1000
-
-
-def valid_id(value):
-    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH and "\x00" not in value
 
 
 def retry_one(app_id, repository_id):
@@ -120,8 +116,6 @@ def start_selection(selection, requested_by):
 def start_operation(*, scope, app_id, filter, count, requested_by, nothing, kind="retry"):
     """Create a bulk operation (kind retry or resync) whose targets `count(conn, id)` freezes
     and counts, write its progress hash and queue its task. Returns {operation_id, total}."""
-    from ..tasks import run_bulk_retry as queue_run
-
     runtime.redis_client().ping()
     operation_id = bulk_progress.generate_operation_id()
     settings = runtime.settings()
@@ -150,7 +144,7 @@ def start_operation(*, scope, app_id, filter, count, requested_by, nothing, kind
             raise ApiError(404, nothing) from None
     try:
         bulk_progress.create_progress(operation_id, total)
-        queue_run(operation_id)
+        job_queue.queue_bulk_run(operation_id)
     except Exception:
         # Undo, so a failed request leaves nothing behind that a resume could pick up.
         with db.connection() as conn:
@@ -199,15 +193,13 @@ def pause(operation_id):
 
 def resume(operation_id):
     """Resume a paused bulk operation from its cursor. ApiError 404 / 409 as for pause."""
-    from ..tasks import run_bulk_retry as queue_run
-
     runtime.redis_client().ping()
     op = _change(operation_id, ops_repo.resume,
                  lambda op: f"Only a paused operation can be resumed; it is {op['status']}",
                  "operation.resume")
     bulk_progress.set_status(operation_id, "running")
     # Should this push be lost, the operation's heartbeat stops and the watchdog resumes it.
-    queue_run(operation_id)
+    job_queue.queue_bulk_run(operation_id)
     return operation_json(op)
 
 

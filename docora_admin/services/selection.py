@@ -3,8 +3,9 @@ filter (app_id, search, failed_since, failed_until), or `links` (up to 1,000
 {app_id, repository_id}), or `failed_again_of` (an operation id: its links that failed again).
 A bad value is a 400 naming the field; nothing is started."""
 from ..errors import ApiError
+from ..input_values import valid_id
 from . import bulk_progress, notification_list
-from .retry import MAX_SELECTED_LINKS, valid_id
+from .retry import MAX_SELECTED_LINKS
 
 FILTER_FIELDS = ("app_id", "search", "failed_since", "failed_until")
 FIELDS = FILTER_FIELDS + ("links", "failed_again_of")

@@ -14,11 +14,11 @@ to the poll that saw it).
 
 With the retry-outcome model (migration 007) each reset bumps the link's job generation and the
 jobs are snapshot(app_id, repository_id, operation_id, generation): after each run the bench
-reads the first jobs left in the queue (services/job_queue.py's layout) and checks they carry the
-operation and the link's current generation. The consumer also runs its watchdog thread (sweeper,
-outcome recount) as in production; synced links are seeded as just scanned so that it queues no
-re-scans. --synced and --attempt-log put the 100k failed links among 1M links and an attempt log
-of ~1M rows (issue 9: the log must not slow the bulk retry).
+reads the first jobs left in the queue (services/jobs/job_queue.py's layout) and checks they carry
+the operation and the link's current generation. The consumer also runs its watchdog thread
+(sweeper, outcome recount) as in production; synced links are seeded as just scanned so that it
+queues no re-scans. --synced and --attempt-log put the 100k failed links among 1M links and an
+attempt log of ~1M rows (issue 9: the log must not slow the bulk retry).
 
 It reports: the POST's answer time, time to completed == total and rows/s at the app's default
 chunk size (--repeat runs and their median), one run at --compare-chunk-size, the same with
@@ -180,9 +180,9 @@ def finished_at(url, operation_id):
 def check_queued_job(url, operation_id):
     """The first snapshot job left in the queue is the new code's: snapshot(app_id,
     repository_id, operation_id, generation) for the link's current generation (the layout
-    services/job_queue.py writes: 8-byte place + Huey's message, in the priority queue)."""
+    services/jobs/job_queue.py writes: 8-byte place + Huey's message, in the priority queue)."""
     from docora_admin.huey_app import huey
-    from docora_admin.services import job_queue
+    from docora_admin.services.jobs import job_queue
 
     storage = job_queue._storage()
     first = storage.conn.zrange(storage.queue_key, 0, 99)

@@ -103,7 +103,7 @@ def seed(url, jobs):
 
 def reset_run(url, redis_url, jobs):
     """Back to the start: every link claimed again, no attempt logged, counters at 0."""
-    from docora_admin.services import bulk_progress
+    from docora_admin.services.retries import bulk_progress
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("""UPDATE app_repositories
@@ -141,7 +141,7 @@ def claim_rows(url):
 
 def report_old(claim):
     from docora_admin import db
-    from docora_admin.services import bulk_progress
+    from docora_admin.services.retries import bulk_progress
 
     with db.connection() as conn:
         conn.execute(OLD_MARK_SYNCED, (claim["app_id"], claim["repository_id"]))
@@ -152,7 +152,7 @@ def report_old(claim):
 
 def report_old_hot_row(claim):
     from docora_admin import db
-    from docora_admin.services import bulk_progress
+    from docora_admin.services.retries import bulk_progress
 
     with db.connection() as conn:
         conn.execute(OLD_RECORD_DELIVERY, (OPERATION,))
@@ -162,7 +162,7 @@ def report_old_hot_row(claim):
 def report_new(claim):
     from docora_admin import db
     from docora_admin.repositories import snapshot_links
-    from docora_admin.services import bulk_progress
+    from docora_admin.services.retries import bulk_progress
 
     with db.connection() as conn:
         ended = snapshot_links.mark_synced(conn, claim)
@@ -248,7 +248,7 @@ def run_way(url, redis_url, jobs, claims, report, threads):
 
 def check_counts(url, redis_url, jobs, report):
     """Every job was reported once: in the row (old) or the attempt log (new), and in Redis."""
-    from docora_admin.services import bulk_progress
+    from docora_admin.services.retries import bulk_progress
 
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT delivered FROM bulk_operations WHERE id = %s",
@@ -290,7 +290,7 @@ def seed_attempt_log(url, operation_id, ended):
 def time_settle(url, operation_id, repeat=5):
     from docora_admin import db
     from docora_admin.repositories import bulk_operations as ops_repo
-    from docora_admin.services import bulk_progress, outcomes
+    from docora_admin.services.retries import bulk_progress, outcomes
 
     samples = []
     for _ in range(repeat):

@@ -332,8 +332,9 @@ def print_profile(path, title, top=25):
 
 def payloads_of(repository_id, path):
     """The bodies the snapshot job sends for a first sync of the repository at `path`, made by
-    the job's own payload code (docora_admin.services.payloads)."""
-    from docora_admin.services import file_scan, payloads
+    the job's own payload code (docora_admin.services.delivery.payloads)."""
+    from docora_admin.services.delivery import file_scan
+    from docora_admin.services.delivery import payloads
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
                             text=True, check=True).stdout.strip()

@@ -95,7 +95,7 @@ def main():
                        "DOCORA_GIT_CACHE": str(tmp / "cache"),
                        "ALLOW_PRIVATE_WEBHOOKS": "true"})  # the receiver is on 127.0.0.1
     from docora_admin import create_app, crypto, db
-    from docora_admin.services import git_fetch, snapshot
+    from docora_admin.services.delivery import git_fetch, snapshot
     Receiver = _receiver_class()
 
     db.migrate(args.database_url)

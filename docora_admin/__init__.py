@@ -87,7 +87,7 @@ def _sync_environment_account(settings):
     import psycopg
 
     from .db import DatabaseUnavailable
-    from .services import accounts
+    from .services.team import accounts
 
     try:
         accounts.sync_environment_account(settings)

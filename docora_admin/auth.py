@@ -22,7 +22,7 @@ from flask_wtf.csrf import CSRFProtect
 from . import login_limit, roles, runtime, same_origin, sessions
 from .db import DatabaseUnavailable
 from .errors import error_response
-from .services import account_sessions, accounts, audit
+from .services.team import account_sessions, accounts, audit
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from flask.cli import AppGroup
 from . import db, passwords, runtime
 from .errors import ApiError
 from .roles import ROLES
-from .services import accounts, audit, demo_data
+from .services.team import accounts, audit
+from .services.apps import demo_data
 
 
 def init_app(app):

@@ -39,7 +39,7 @@ class Settings:
     max_request_body_bytes: int
     admin_username: str
     # Exactly one of the two is set. The account named ADMIN_USERNAME is brought in step with it
-    # at start-up (services/accounts.py); kept out of repr so it never lands in a log.
+    # at start-up (services/team/accounts.py); kept out of repr so it never lands in a log.
     admin_password: str | None = field(repr=False)
     admin_password_hash: str | None = field(repr=False)
     encryption_key: bytes
@@ -61,7 +61,7 @@ class Settings:
     session_idle_minutes: int
     session_max_hours: int
     audit_retention_days: int
-    # Delivery control (services/delivery_control.py, services/app_limits.py).
+    # Delivery control (services/control/delivery_control.py, services/control/app_limits.py).
     circuit_failure_threshold: int = 10
     circuit_probe_seconds: int = 30
     circuit_probe_max_seconds: int = 600
@@ -71,7 +71,7 @@ class Settings:
     git_share_seconds: int = 5
     delivery_connections_per_host: int = 32
     delivery_streams_per_link: int = 4
-    # The per-repository git circuit (services/repository_circuit.py).
+    # The per-repository git circuit (services/control/repository_circuit.py).
     repository_failure_threshold: int = 5
     repository_cooldown_minutes: int = 30
     # Webhooks to localhost and private addresses (webhook_address.py): for development only.

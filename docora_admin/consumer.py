@@ -3,7 +3,7 @@ consumer process starts beyond huey_app's runtime, its watchdog thread. The web 
 import it too (through app.py); the start-up hook runs only in a consumer."""
 from . import tasks  # noqa: F401  (defines every task and hands them to task_handles)
 from .huey_app import huey
-from .services import watchdog
+from .services.jobs import watchdog
 
 
 @huey.on_startup()

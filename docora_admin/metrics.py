@@ -26,7 +26,7 @@ from prometheus_client import multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from .db import DatabaseUnavailable
-from .services import metrics_state
+from .services.console import metrics_state
 
 log = logging.getLogger(__name__)
 

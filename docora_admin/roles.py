@@ -14,7 +14,7 @@ from flask import current_app, request
 from flask_login import current_user
 
 from .errors import error_response
-from .services import audit
+from .services.team import audit
 
 ROLES = ("viewer", "operator", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}

@@ -1,7 +1,7 @@
 """The Huey tasks the services queue, known here so that no service imports tasks.py (which
 imports the services its tasks run: a circle). tasks.py hands each task in as it defines it
 (`@task_handles.provides("snapshot")`); every process imports tasks.py through app.py (web,
-consumer, CLI) and the tests through conftest.py. services/job_queue.py is what queues them."""
+consumer, CLI) and the tests through conftest.py. services/jobs/job_queue.py is what queues them."""
 _tasks = {}
 
 

@@ -1,14 +1,17 @@
 """Huey tasks: thin wrappers over services, primitive arguments only.
 
 Lost jobs, expired leases, stalled bulk retries and re-scans are not periodic tasks: the consumer's
-watchdog thread handles them every few seconds (services/watchdog.py).
+watchdog thread handles them every few seconds (services/jobs/watchdog.py).
 """
 from huey import crontab
 
 from . import task_handles
 from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
-from .services import attempt_log, audit, bulk_runner, sync_failed
-from .services import snapshot as snapshot_service
+from .services.delivery import attempt_log
+from .services.team import audit
+from .services.retries import bulk_runner
+from .services.control import sync_failed
+from .services.delivery import snapshot as snapshot_service
 
 
 @task_handles.provides("run_bulk_retry")

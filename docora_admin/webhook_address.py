@@ -3,8 +3,8 @@
 Two checks, one rule. written_url_problem() judges a base_url as an operator writes it at
 onboarding (the messages of the original Docora's url-validator, answered as a 422).
 address_problem() judges the address a worker is about to connect to, after DNS: the one that
-counts, since a public-looking name can resolve to 10.0.0.5 (services/webhook_client.py asks it
-for every connection curl opens).
+counts, since a public-looking name can resolve to 10.0.0.5 (services/delivery/webhook_client.py
+asks it for every connection curl opens).
 
 ALLOW_PRIVATE_WEBHOOKS=true lifts both for development, whose receivers are plain http on
 127.0.0.1.

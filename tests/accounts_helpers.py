@@ -1,5 +1,5 @@
 """Accounts for tests: make one of a role and log a fresh client in as it."""
-from docora_admin.services import accounts
+from docora_admin.services.team import accounts
 from tests.conftest import AuthActions
 
 PASSWORD = "a password of eight+"

@@ -5,7 +5,7 @@ import redis
 from werkzeug.security import generate_password_hash
 
 from docora_admin import db, passwords, runtime
-from docora_admin.services import account_sessions, accounts, audit
+from docora_admin.services.team import account_sessions, accounts, audit
 from tests.accounts_helpers import PASSWORD, client_as, make_account
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_REDIS_URL, AuthActions
 from tests.test_security_headers import inline_code

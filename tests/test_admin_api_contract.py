@@ -227,7 +227,7 @@ def test_app_detail_unknown_is_404(client, logged_in, app_id):
 
 
 def test_queue_shape_and_counts(client, logged_in, seed):
-    from docora_admin.services import job_queue
+    from docora_admin.services.jobs import job_queue
 
     empty = _data(client.get("/admin/api/queue"))
     assert empty == {"status": dict.fromkeys(("waiting", "active", "completed", "failed",
@@ -262,7 +262,7 @@ def test_queue_shape_and_counts(client, logged_in, seed):
 # --- cancel ----------------------------------------------------------------------------------
 
 def test_cancel_of_a_finished_operation_is_200(client, logged_in, seed):
-    from docora_admin.services import bulk_runner
+    from docora_admin.services.retries import bulk_runner
 
     seed.failed_links(seed.app(), 2)
     operation_id = logged_in.post("/admin/api/retry/all").get_json()["data"]["operation_id"]

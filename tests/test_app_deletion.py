@@ -4,7 +4,7 @@ operation of the app, roles, the typed name, 404s."""
 import pytest
 
 from docora_admin import db
-from docora_admin.services import git_fetch
+from docora_admin.services.delivery import git_fetch
 from tests.accounts_helpers import client_as
 from tests.test_outcomes import linked, receivers, repo, run_queue  # noqa: F401
 
@@ -148,7 +148,7 @@ def test_a_cross_site_deletion_is_refused(client, logged_in, seed):
 def test_each_machine_sweeps_its_checkouts_of_repositories_gone(seed, tmp_path, monkeypatch):
     """Another machine's checkout of a deleted app's repository (the deletion removed only the
     web's machine's): that machine's watchdog sweep removes it, and only it."""
-    from docora_admin.services import app_deletion
+    from docora_admin.services.apps import app_deletion
 
     monkeypatch.setenv("DOCORA_GIT_CACHE", str(tmp_path / "other-machine"))
     kept = seed.repo()

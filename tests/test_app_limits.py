@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from docora_admin.services.app_limits import AppLimiter
+from docora_admin.services.control.app_limits import AppLimiter
 from tests.conftest import TEST_REDIS_URL
 
 HOLD_S = 10

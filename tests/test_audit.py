@@ -9,7 +9,7 @@ import redis
 from docora_admin import auth as auth_module
 from docora_admin import db
 from docora_admin.huey_app import huey
-from docora_admin.services import audit
+from docora_admin.services.team import audit
 from tests.accounts_helpers import client_as
 from tests.conftest import ADMIN_USERNAME, TEST_REDIS_URL, AuthActions
 

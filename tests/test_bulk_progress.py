@@ -1,7 +1,7 @@
 """The Redis progress hash of a bulk retry."""
 import redis
 
-from docora_admin.services import bulk_progress
+from docora_admin.services.retries import bulk_progress
 from tests.conftest import TEST_REDIS_URL
 
 

@@ -5,7 +5,7 @@ import redis
 
 from docora_admin import db
 from docora_admin.huey_app import huey
-from docora_admin.services import bulk_progress
+from docora_admin.services.retries import bulk_progress
 from tests.conftest import TEST_REDIS_URL
 from tests.processes import start_consumer, wait_for
 

@@ -9,7 +9,9 @@ import pytest
 
 from docora_admin import db, runtime
 from docora_admin.huey_app import huey
-from docora_admin.services import bulk_runner, delivery_control, outcomes, sweeper
+from docora_admin.services.retries import bulk_runner, outcomes
+from docora_admin.services.control import delivery_control
+from docora_admin.services.jobs import sweeper
 from tests.test_outcomes import linked, receivers, repo, run_queue, run_scheduled  # noqa: F401
 
 HX = {"HX-Request": "true"}

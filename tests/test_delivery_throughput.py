@@ -20,7 +20,8 @@ import redis
 
 from docora_admin import db, runtime
 from docora_admin.huey_app import huey
-from docora_admin.services import acknowledgements, job_queue, snapshot, snapshot_delivery
+from docora_admin.services.delivery import acknowledgements, snapshot, snapshot_delivery
+from docora_admin.services.jobs import job_queue
 from tests.conftest import TEST_REDIS_URL
 from tests.processes import start_consumer, wait_for
 from tests.test_snapshot import Repo, git_cache, link, receiver  # noqa: F401 (fixtures)
@@ -292,7 +293,7 @@ def test_a_link_whose_repository_moved_on_gets_the_new_commit(seed, repo, git_tr
 
 
 def test_a_checkout_changed_behind_gits_back_is_fetched_again(seed, repo):
-    from docora_admin.services import git_fetch
+    from docora_admin.services.delivery import git_fetch
 
     receivers = [Receiver(auth_key=f"key-{n}") for n in range(2)]
     try:

@@ -3,7 +3,7 @@ fix → retry all can be played again."""
 import json
 
 from docora_admin import db
-from docora_admin.services.demo_data import BROKEN_APPS
+from docora_admin.services.apps.demo_data import BROKEN_APPS
 
 
 def test_demo_break_breaks_the_apps_and_redelivers_their_links(app, seed, empty_queue, tmp_path):

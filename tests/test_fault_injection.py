@@ -198,7 +198,7 @@ def test_sigkill_between_a_chunks_commit_and_its_push(rig):
     control.close()
     second = rig.consumer("second")
     # Paused Redis also held up the first consumer's jobs: a file the app acknowledged then
-    # could not be noted in the acknowledgement journal (services/acknowledgements.py) before
+    # could not be noted in the acknowledgement journal (services/delivery/acknowledgements.py) before
     # the kill, so it is sent again, at most one per worker thread (4). Any other file twice
     # is a bug: the chunk redone, or a link delivered by two jobs.
     took = rig.assert_everything_delivered_once(operation_id, killed_at, in_flight=4)

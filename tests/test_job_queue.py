@@ -6,7 +6,7 @@ import re
 import pytest
 
 from docora_admin.huey_app import huey
-from docora_admin.services import job_queue
+from docora_admin.services.jobs import job_queue
 from docora_admin.tasks import run_bulk_retry, snapshot
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from docora_admin import db, runtime
 from docora_admin.huey_app import huey
-from docora_admin.services import outcomes, sweeper
+from docora_admin.services.retries import outcomes
+from docora_admin.services.jobs import sweeper
 from tests.test_snapshot import Repo
 from tests.webhook_receiver import Receiver
 
@@ -134,7 +135,7 @@ def test_log_and_status_are_written_together(seed, repo, receivers):
     app_id, [(_, repository_id)] = linked(seed, receiver, repo, status="pending_snapshot")
     with db.connection() as conn:
         conn.execute("UPDATE app_repositories SET job_generation = 3")
-    from docora_admin.services import snapshot
+    from docora_admin.services.delivery import snapshot
     assert snapshot.run_snapshot(app_id, repository_id, None, 3) == "failed"  # limit 1
     with db.connection() as conn:
         link = conn.execute("SELECT status, retry_count, job_generation, last_error "
@@ -483,7 +484,7 @@ def test_sweeper_requeues_a_link_whose_job_was_lost(seed, repo, receivers):
 
 
 def test_sweeper_leaves_a_job_still_waiting_in_the_queue(seed, repo, receivers):
-    from docora_admin.services import job_queue
+    from docora_admin.services.jobs import job_queue
 
     app_id, [(_, repository_id)] = linked(seed, receivers(200), repo, status="pending_snapshot")
     with db.connection() as conn:
@@ -497,7 +498,7 @@ def test_sweeper_leaves_a_job_still_waiting_in_the_queue(seed, repo, receivers):
 
 
 def test_sweeper_releases_an_expired_lease(seed, repo, receivers):
-    from docora_admin.services import snapshot
+    from docora_admin.services.delivery import snapshot
 
     receiver = receivers(200)
     app_id, [(_, repository_id)] = linked(seed, receiver, repo, status="pending_snapshot")

@@ -141,7 +141,7 @@ def test_favicon_and_overview_links(logged_in, client, seed):
 
 
 def test_queue_shows_names_not_ids(logged_in, client, seed, empty_queue):
-    from docora_admin.services import job_queue
+    from docora_admin.services.jobs import job_queue
 
     app_id = seed.app(name="Named App")
     repository_id = seed.repo(owner="acme", name="widgets")

@@ -11,8 +11,10 @@ from docora_admin import db, runtime
 from docora_admin.config import ConfigError, load_settings
 from docora_admin.huey_app import huey
 from docora_admin.repositories import sync_failed_notices as notices_repo
-from docora_admin.services import (git_fetch, metrics_state, repository_circuit, snapshot,
-                                   sync_failed, watchdog)
+from docora_admin.services.delivery import git_fetch, snapshot
+from docora_admin.services.console import metrics_state
+from docora_admin.services.control import repository_circuit, sync_failed
+from docora_admin.services.jobs import watchdog
 from tests.accounts_helpers import client_as
 from tests.conftest import TEST_DATABASE_URL, TEST_ENV
 from tests.test_outcomes import run_queue

@@ -6,7 +6,7 @@ import redis
 
 from docora_admin import db
 from docora_admin.huey_app import huey
-from docora_admin.services import bulk_progress, bulk_runner
+from docora_admin.services.retries import bulk_progress, bulk_runner
 from tests.conftest import TEST_REDIS_URL
 
 

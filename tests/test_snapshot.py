@@ -9,7 +9,8 @@ import pytest
 
 from docora_admin import db, runtime
 from docora_admin.huey_app import huey
-from docora_admin.services import job_queue, snapshot, sweeper
+from docora_admin.services.jobs import job_queue, sweeper
+from docora_admin.services.delivery import snapshot
 from tests.webhook_receiver import Receiver
 
 
@@ -236,7 +237,7 @@ def test_sweeper_queues_pending_links_without_a_job_never_failed_ones(seed, rece
 def test_one_repository_is_fetched_by_one_job_at_a_time(seed, receiver, repo):
     import threading
 
-    from docora_admin.services import git_fetch
+    from docora_admin.services.delivery import git_fetch
 
     app_id, repository_id = link(seed, receiver, repo)
     outcome = []

@@ -1,6 +1,7 @@
 """No webhook to an internal address (webhook_address.py): the rule for a written base_url, the
-rule for a resolved address, and the worker refusing to connect to one (services/webhook_client.py)
-unless ALLOW_PRIVATE_WEBHOOKS is set (the suite sets it: its receivers are on 127.0.0.1)."""
+rule for a resolved address, and the worker refusing to connect to one
+(services/delivery/webhook_client.py) unless ALLOW_PRIVATE_WEBHOOKS is set (the suite sets it:
+its receivers are on 127.0.0.1)."""
 import dataclasses
 import hashlib
 import re
@@ -10,7 +11,8 @@ from collections import namedtuple
 import pytest
 
 from docora_admin import db, runtime
-from docora_admin.services import payloads, snapshot, webhook_client
+from docora_admin.services.delivery import payloads, webhook_client
+from docora_admin.services.delivery import snapshot
 from docora_admin.webhook_address import address_problem, written_url_problem
 from tests.test_snapshot import link, receiver, repo  # noqa: F401 (fixtures)
 

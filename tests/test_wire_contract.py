@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from docora_admin import db
-from docora_admin.services import snapshot
+from docora_admin.services.delivery import snapshot
 from tests.reference_client import BODY_KEYS, Reassembler, check_shape, stringify
 from tests.test_snapshot import git_cache, link, receiver, repo  # noqa: F401 (fixtures)
 
@@ -222,7 +222,7 @@ def test_delivery_id_names_one_version_of_one_file_for_one_app(seed, receiver, r
     "\ufeffsmall text\r\n\x7f\u2029".encode(),  # BOM, CRLF, DEL, U+2029: one body
 ])
 def test_no_body_is_over_one_mib_and_each_file_rebuilds(data):
-    from docora_admin.services.payloads import file_bodies  # builds bodies; not a decoder
+    from docora_admin.services.delivery.payloads import file_bodies  # builds bodies; not a decoder
 
     repository = {"repository_id": "repo_" + "0" * 24, "github_url": "https://example.com/o/r",
                   "owner": "o", "name": "r"}

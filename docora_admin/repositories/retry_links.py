@@ -5,7 +5,7 @@ A reset starts a delivery episode: it bumps the link's job generation (only a jo
 generation may claim it), records what started the episode (retry_cause, retry_operation_id) and
 makes the link due now. The statement returns the generation and the statement's time in
 microseconds ("stamp"), which the caller uses as the queued job's place in the queue, so the
-sweeper can tell a job still waiting from one that was lost (services/sweeper.py).
+sweeper can tell a job still waiting from one that was lost (services/jobs/sweeper.py).
 """
 from . import link_filters
 

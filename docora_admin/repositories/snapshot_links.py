@@ -34,8 +34,9 @@ _LOG_ATTEMPT = """
 # An attempt's log keeps the first SKIPPED_KEPT files it set aside (and the count of all).
 SKIPPED_KEPT = 100
 
-# The repository's git circuit as a claim reads it (services/repository_circuit.gate): tripped
-# (opened, maybe half-open), open now (PostgreSQL's clock), and the streak (reset on success).
+# The repository's git circuit as a claim reads it (services/control/repository_circuit.gate):
+# tripped (opened, maybe half-open), open now (PostgreSQL's clock), and the streak (reset on
+# success).
 _REPOSITORY_CIRCUIT = """r.circuit_opened_at IS NOT NULL AS repository_circuit_tripped,
                coalesce(r.circuit_open_until > now(), false) AS repository_circuit_open,
                r.consecutive_failures AS repository_failures"""
@@ -74,8 +75,8 @@ def claim(conn, app_id, repository_id, generation, lease_seconds):
 def claim_unless_held(conn, app_id, repository_id, generation, lease_seconds):
     """claim() and delivery_context() in one statement (autocommit: one round trip, where the
     claim's transaction took five), provided the app's deliveries are not held (paused,
-    deferred, circuit open: see services/delivery_control.admit for those). Returns held, the
-    app's rate_per_second and max_concurrency overrides (None: the defaults), and the claim's
+    deferred, circuit open: see services/control/delivery_control.admit for those). Returns held,
+    the app's rate_per_second and max_concurrency overrides (None: the defaults), and the claim's
     and the context's columns (id None: nothing claimed)."""
     return conn.execute(f"""
         WITH control AS (

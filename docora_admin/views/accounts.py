@@ -7,7 +7,7 @@ from flask_login import current_user
 from .. import auth, runtime
 from ..errors import ApiError
 from ..roles import ROLES, requires_role
-from ..services import accounts
+from ..services.team import accounts
 
 bp = Blueprint("accounts", __name__, url_prefix="/admin/accounts")
 # Every account's own page: its sessions and its password.

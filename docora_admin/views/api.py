@@ -9,8 +9,9 @@ from ..roles import requires_role
 from ..errors import ApiError
 from ..extensions import htmx
 from ..redact import scrub
-from ..services import links, notification_list, operations, retry, selection
-from ..services.payloads import iso_timestamp
+from ..services.console import links, notification_list
+from ..services.retries import operations, retry, selection
+from ..services.delivery.payloads import iso_timestamp
 from . import fragments
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api")

@@ -1,7 +1,7 @@
 """The audit trail: /admin/audit (filters, keyset pages) and GET /admin/api/audit."""
 from flask import Blueprint, jsonify, render_template, request
 
-from ..services import accounts, audit
+from ..services.team import accounts, audit
 
 bp = Blueprint("audit", __name__)
 

@@ -9,7 +9,8 @@ from flask_login import current_user
 from .. import request_guard
 from ..errors import ApiError
 from ..extensions import htmx
-from ..services import delivery_control, repository_circuit, resync, retry
+from ..services.control import delivery_control, repository_circuit
+from ..services.retries import resync, retry
 from . import fragments
 from .api import _link_fields, _no_store, _on_link_page, request_fields
 
@@ -64,7 +65,7 @@ def close_circuit(app_id):
 
 @bp.get("/repositories/<repository_id>/circuit")
 def repository_circuit_state(repository_id):
-    """The repository's git circuit (services/repository_circuit.describe)."""
+    """The repository's git circuit (services/control/repository_circuit.describe)."""
     circuit = repository_circuit.existing_state(repository_id)
     return jsonify(data={"repository_id": repository_id,
                          "circuit": repository_circuit.circuit_json(circuit)})

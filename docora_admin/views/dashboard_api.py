@@ -6,7 +6,8 @@ from flask import (Blueprint, current_app, flash, jsonify, make_response, render
 
 from ..extensions import htmx
 from ..roles import requires_role
-from ..services import app_deletion, apps, onboarding, overview
+from ..services.apps import app_deletion, onboarding
+from ..services.console import apps, overview
 from .api import _no_store, request_body
 
 bp = Blueprint("dashboard_api", __name__, url_prefix="/admin/api")

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, request
 
 from .. import export_format, runtime
 from ..errors import ApiError
-from ..services import notification_list
+from ..services.console import notification_list
 from .api import list_row_json
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/api")

@@ -6,7 +6,8 @@ from flask import make_response, render_template, url_for
 from .. import db
 from ..errors import ApiError
 from ..repositories import apps as apps_repo
-from ..services import links, operations, retry
+from ..services.console import links
+from ..services.retries import operations, retry
 
 # A followed row polls every ROW_POLL_S seconds for at most ROW_POLLS times (3 minutes), then
 # says it stopped watching and links to the link page.

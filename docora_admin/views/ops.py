@@ -7,7 +7,7 @@ answer about the process when Redis is down. /metrics is guarded by its own bear
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from .. import metrics, runtime
-from ..services import health
+from ..services.console import health
 
 bp = Blueprint("ops", __name__)
 

@@ -7,10 +7,12 @@ from .. import auth, db, runtime
 from ..errors import ApiError
 from ..roles import requires_role
 from ..repositories import apps as apps_repo
-from ..services import (delivery_control, link_state, links, notification_list,
-                        onboarding, repository_circuit, resync)
-from ..services import operations as ops_service
-from ..services import overview as overview_service
+from ..services.control import delivery_control, repository_circuit
+from ..services.console import link_state, links, notification_list
+from ..services.apps import onboarding
+from ..services.retries import resync
+from ..services.retries import operations as ops_service
+from ..services.console import overview as overview_service
 from . import fragments
 
 bp = Blueprint("pages", __name__, url_prefix="/admin")

@@ -1,0 +1,161 @@
+"""Queueing snapshot jobs, one at a time or thousands at once, and reading where the queue is.
+
+A snapshot job is snapshot(app_id, repository_id, operation_id, generation): it may claim the
+link only while the link's job_generation is still `generation` (see repositories/retry_links).
+
+Why push_snapshot_jobs exists: calling a Huey task costs one Redis round trip per job, which caps a
+bulk retry near 6,800 rows/s (see shared/PERFORMANCE.md). Here the messages are serialized by Huey
+itself and pushed in one pipeline per batch, 10x faster. That bypasses huey.enqueue(), so it skips
+SIGNAL_ENQUEUED (nobody listens to it here) and writes the priority queue's layout directly;
+tests/test_job_queue.py proves a consumer runs what it pushes, and it refuses any other storage
+rather than guess at its layout.
+
+The queue's layout also tells the sweeper which jobs were lost. Each member is an 8-byte
+big-endian microsecond timestamp + the message, and the consumer takes members in that order. We
+write the timestamp ourselves: the PostgreSQL time of the statement that made the link due
+("stamp", which equals its next_attempt_at), so the oldest waiting member says how far the
+consumers have got, and a due link older than that (by a grace period) has no job left.
+"""
+import itertools
+import os
+import struct
+
+from huey.storage import RedisPriorityQueue
+
+from ... import db, task_handles
+from ...huey_app import huey
+
+BATCH_SIZE = 1000
+# How many places ahead of its repository's other jobs the first one is queued: more than the
+# workers that take jobs at once (8 per consumer by default), so that the fetch is done when
+# they reach the rest. On bench/retry_to_delivered.py (1 consumer, 8 workers), with each app's
+# jobs taken by repository (a first form of this order): no lead 22.9 s, a lead of 16 or 40
+# 17.3 s; the order as it is, with 32: 17.9 s against 19.6 s for the apps' turns alone.
+LEAD = 32
+_SNAPSHOT_SCORE = 0  # -priority: snapshot jobs have priority 0 (huey_app.PRIORITY_SNAPSHOT)
+
+
+def _storage():
+    storage = huey.storage
+    if not isinstance(storage, RedisPriorityQueue):
+        raise TypeError("job_queue writes PriorityRedisHuey's queue layout; "
+                        f"got {type(storage).__name__}")
+    return storage
+
+
+def apps_in_turn(jobs):
+    """The jobs [(app_id, repository_id, …)] reordered so that the apps take turns and a
+    repository's jobs come together, its first job LEAD places ahead of the others.
+
+    A chunk of a retry-all comes in the order its links failed. Queued so, when one app's links
+    come in a row, every worker would deliver to that app at once, held to its rate and
+    concurrency while the other apps wait; and a repository's links would be spread over the
+    whole run, each asking the remote for its head again as the last answer grows old
+    (GIT_SHARE_SECONDS), and in a retry larger than this process's caches, finding the
+    repository's scan and encoded files evicted. So the apps take turns (round robin, each
+    app's jobs in their order), and then each repository's jobs are drawn together where its
+    first one fell. That first job is moved LEAD places ahead, so that its fetch runs while the
+    workers still deliver the repositories before it, rather than have them all wait for the
+    lock (and all ask for the head at once)."""
+    by_app = {}
+    for job in jobs:
+        by_app.setdefault(job[0], []).append(job)
+    turns = [job for turn in itertools.zip_longest(*by_app.values()) for job in turn
+             if job is not None]
+    by_repository = {}
+    for job in turns:
+        by_repository.setdefault(job[1], []).append(job)
+    ordered = []
+    for group in by_repository.values():
+        # (place, job): the group's first job LEAD places ahead of where it would be.
+        ordered.append((len(ordered) - LEAD, group[0]))
+        ordered.extend((len(ordered), job) for job in group[1:])
+    ordered.sort(key=lambda placed: placed[0])
+    return [job for _, job in ordered]
+
+
+def push_snapshot_jobs(jobs, stamp):
+    """Queue one snapshot job per (app_id, repository_id, operation_id, generation), in pipelined
+    batches, at queue place `stamp` (µs, the time the links became due). Returns the job ids."""
+    snapshot = task_handles.task("snapshot")
+    storage = _storage()
+    if huey.immediate:  # tests that run tasks in-process
+        ids = []
+        for args in jobs:
+            task = snapshot.s(*args)
+            huey.enqueue(task)
+            ids.append(task.id)
+        return ids
+    template_task = snapshot.s("", "", None, None)
+    if -(template_task.priority or 0) != _SNAPSHOT_SCORE:
+        raise ValueError("snapshot jobs must keep priority 0 for the sweeper's queue reading")
+    # Huey's own message for one job, as the consumer will read it; each job differs from it only
+    # in its id and its args. Building a Task per job costs more than the rest of the push.
+    template = huey.serializer.deserialize(huey.serialize_task(template_task))
+    make_message, fields = type(template), list(template)
+    id_at, args_at = template._fields.index("id"), template._fields.index("args")
+    serialize = huey.serializer.serialize
+    all_ids = []
+    place = int(stamp)
+    for start in range(0, len(jobs), BATCH_SIZE):
+        batch = jobs[start:start + BATCH_SIZE]
+        # Job ids: 128 random bits as 32 hex digits, like huey's own uuid4 ids without the
+        # dashes, taken from one urandom call per batch (str(uuid4()) per job costs as much as
+        # the pickling).
+        ids = os.urandom(16 * len(batch)).hex()
+        members = {}
+        for n, args in enumerate(batch):
+            job_id = ids[32 * n:32 * n + 32]
+            fields[id_at] = job_id
+            fields[args_at] = tuple(args)
+            # A counter keeps the members unique and in order within one batch.
+            members[struct.pack(">Q", place) + serialize(make_message(*fields))] = _SNAPSHOT_SCORE
+            place += 1
+            all_ids.append(job_id)
+        # One ZADD with many members: one command to pack and one reply to parse per batch.
+        storage.conn.zadd(storage.queue_key, members)
+    return all_ids
+
+
+def schedule_snapshot(app_id, repository_id, operation_id, generation, eta):
+    """Queue a snapshot job to run at `eta` (a backoff), straight into Huey's schedule (not via
+    the queue, as task.schedule() does); the consumer's scheduler moves it to the queue then."""
+    snapshot = task_handles.task("snapshot")
+    huey.add_schedule(snapshot.s(app_id, repository_id, operation_id, generation, eta=eta))
+
+
+def oldest_waiting_stamp():
+    """The queue place (µs) of the oldest snapshot job still waiting, or None when none waits."""
+    storage = _storage()
+    first = storage.conn.zrangebyscore(storage.queue_key, _SNAPSHOT_SCORE, _SNAPSHOT_SCORE,
+                                       start=0, num=1)
+    return struct.unpack(">Q", first[0][:8])[0] if first else None
+
+
+def queue_sync_failed_notices():
+    """Queue one run of the sync_failed sender (services/control/sync_failed.send_due); duplicates
+    are harmless: each notice is claimed by one sender."""
+    task_handles.task("send_sync_failed_notices")()
+
+
+def queue_bulk_run(operation_id):
+    """Queue the task that works through a bulk operation (services/retries/bulk_runner.py)."""
+    task_handles.task("run_bulk_retry")(operation_id)
+
+
+def queue_in_batches(take_batch, batch_size):
+    """Queue links that `take_batch(conn)` makes due, batch after batch, each batch's jobs
+    pushed after its commit (a crash between the two is healed by the sweeper), until a batch
+    is smaller than `batch_size`. The rows are what release statements return: app_id,
+    repository_id, retry_operation_id, job_generation, stamp. Returns how many were queued."""
+    total = 0
+    while True:
+        with db.connection() as conn:
+            rows = take_batch(conn)
+        if rows:
+            push_snapshot_jobs(
+                [(r["app_id"], r["repository_id"], r["retry_operation_id"], r["job_generation"])
+                 for r in rows], rows[0]["stamp"])
+        total += len(rows)
+        if len(rows) < batch_size:
+            return total

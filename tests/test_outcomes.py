@@ -348,6 +348,10 @@ def test_a_selection_from_the_lists_checkboxes(client, logged_in, seed):
     ({"search": "x", "links": [{"app_id": "a", "repository_id": "r"}]}, "Send either links"),
     ({"colour": "red"}, "Unknown field 'colour'"),
     ({"app_id": 5}, "app_id is not a valid app id"),
+    # An empty selection is not "everything" (that is retry/all).
+    ({}, "Send links, failed_again_of, or at least one filter field"),
+    ({"search": "   ", "app_id": ""}, "Send links, failed_again_of, or at least one filter"),
+    ({"links": None, "failed_again_of": None}, "Send links, failed_again_of, or at least one"),
 ])
 def test_bad_selections_are_400_naming_the_field_and_start_nothing(client, logged_in, seed,
                                                                   body, message):

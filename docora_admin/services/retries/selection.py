@@ -1,7 +1,8 @@
 """What POST /admin/api/retry/selection and GET /admin/api/retry/estimate accept: the list's
 filter (app_id, search, failed_since, failed_until), or `links` (up to 1,000
 {app_id, repository_id}), or `failed_again_of` (an operation id: its links that failed again).
-A bad value is a 400 naming the field; nothing is started."""
+A bad value is a 400 naming the field, and so is an empty selection (retrying everything is
+retry/all); nothing is started."""
 from ...errors import ApiError
 from ...input_values import valid_id
 from . import bulk_progress
@@ -31,7 +32,13 @@ def parse(body):
         if not bulk_progress.is_valid_operation_id(source):
             raise ApiError(400, "failed_again_of must be an operation id (bulk_<16 hex>)")
         return {"app_id": None, "failed_again_of": source}
-    return notification_list.parse_filter(body)
+    chosen = notification_list.parse_filter(body)
+    if not any(chosen[name] for name in FILTER_FIELDS):
+        # An empty selection is not "everything": that is POST /admin/api/retry/all.
+        raise ApiError(400, "Send links, failed_again_of, or at least one filter field "
+                            f"({', '.join(FILTER_FIELDS)}); to retry every failed link, "
+                            "POST /admin/api/retry/all")
+    return chosen
 
 
 def _links(raw):

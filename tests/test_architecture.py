@@ -97,3 +97,10 @@ def test_services_are_grouped_by_concern():
             for module in package.glob("*.py"):
                 if module.name != "__init__.py":
                     assert f"{module.stem}:" in doc, (package.name, module.stem)
+
+
+def test_no_module_is_much_over_300_lines():
+    # "Small modules": ~300 lines at most (a little slack, so a docstring line does not fail it).
+    long = sorted((len(path.read_text().splitlines()), name) for name, path in MODULES.items()
+                  if len(path.read_text().splitlines()) > 320)
+    assert long == []

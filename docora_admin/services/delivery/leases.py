@@ -9,7 +9,7 @@ renewing, and the sweeper gives the link to a new job. Lease length: JOB_LEASE_S
 import threading
 
 from ... import db, runtime
-from ...repositories import snapshot_links
+from ...repositories import link_sweeps
 
 _lock = threading.Lock()
 _held = {}  # link id → generation
@@ -56,4 +56,4 @@ def renew():
         if not claims:  # still proves that PostgreSQL answers (the watchdog relies on it)
             conn.execute("SELECT 1")
             return 0
-        return snapshot_links.renew_leases(conn, claims, runtime.settings().job_lease_seconds)
+        return link_sweeps.renew_leases(conn, claims, runtime.settings().job_lease_seconds)

@@ -1,7 +1,7 @@
 """Every link that should have a job gets one: the periodic pass that makes "nothing acknowledged
 is lost" true whatever process or service died when.
 
-It finds (repositories.snapshot_links has the queries):
+It finds (repositories.link_sweeps has the queries):
 - lost jobs: a due pending link older than the oldest job still waiting in the queue, by a grace
   period. A process killed between its commit and its push, Redis restarted empty, a job taken off
   the queue by a worker that then died before claiming: all look like this;
@@ -15,7 +15,7 @@ import logging
 import time
 
 from ... import db, runtime
-from ...repositories import snapshot_links
+from ...repositories import link_sweeps
 from . import job_queue
 
 log = logging.getLogger(__name__)
@@ -54,20 +54,20 @@ def requeue_lost_jobs():
     # Read the queue's head before PostgreSQL: a job pushed in between is newer than the head
     # we compare with, so it can only make us wait, never requeue it.
     head = job_queue.oldest_waiting_stamp()
-    return _drain(lambda conn: snapshot_links.requeue_lost(
+    return _drain(lambda conn: link_sweeps.requeue_lost(
         conn, head, settings.lost_job_grace_seconds, BATCH), "their job was lost")
 
 
 def release_expired_leases():
     """Queue again every link whose delivering job stopped renewing its lease."""
-    return _drain(lambda conn: snapshot_links.release_expired_leases(conn, BATCH),
+    return _drain(lambda conn: link_sweeps.release_expired_leases(conn, BATCH),
                   "the worker delivering them stopped")
 
 
 def queue_rescans():
     """Queue synced links due for a re-scan."""
     minutes = runtime.settings().rescan_interval_minutes
-    return _drain(lambda conn: snapshot_links.take_rescans(conn, BATCH, minutes),
+    return _drain(lambda conn: link_sweeps.take_rescans(conn, BATCH, minutes),
                   "due for a re-scan", logging.INFO)
 
 

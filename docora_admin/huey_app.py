@@ -9,6 +9,7 @@ import sys
 import threading
 
 from huey import PriorityRedisHuey
+from huey.consumer import Consumer
 
 from . import log_format, runtime
 from .config import ConfigError, load_settings
@@ -21,10 +22,24 @@ _settings = None
 PRIORITY_ADMIN = 100
 PRIORITY_SNAPSHOT = 0
 
+class SignalSafeConsumer(Consumer):
+    """huey's consumer sets its signal handlers only after its scheduler and workers have
+    started, so a SIGINT or SIGTERM in that window (a Ctrl-C, a supervisor's stop right after
+    a start) ended the process with a KeyboardInterrupt traceback instead of a graceful stop.
+    Setting them first makes any stop signal the graceful one: run() sees it on its first loop."""
+
+    def start(self):
+        self._set_signal_handlers()
+        super().start()
+
+
 class DocoraHuey(PriorityRedisHuey):
     """Huey without revocation: whether a job runs is decided by its link's claim (and a bulk
     operation's by its row), never by a revoke flag. Huey looks a task's flags up before running
     it and deletes its flag after: two Redis round trips per snapshot job, spared here."""
+
+    def create_consumer(self, **options):
+        return SignalSafeConsumer(self, **options)
 
     def revoke(self, task, revoke_until=None, revoke_once=False):
         raise NotImplementedError("tasks are not revoked in Docora Admin")

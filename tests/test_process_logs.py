@@ -3,7 +3,7 @@ and huey_consumer's, its start-up lines included; text mode keeps one line per e
 import json
 import urllib.request
 
-from tests.processes import start_consumer, start_web
+from tests.processes import BIN, Process, process_env, start_consumer, start_web, wait_for
 
 
 def _lines(process):
@@ -32,3 +32,18 @@ def test_worker_text_lines_one_per_event(tmp_path, migrated_database, empty_queu
     # huey's list of commands is one message over several lines: now one line.
     assert any("The following commands are available:\\n+ " in line for line in lines)
     assert not any(line.startswith("+ ") for line in lines)
+
+
+def test_worker_stopped_during_its_start_stops_gracefully(tmp_path, migrated_database,
+                                                          empty_queue):
+    # huey sets its signal handlers after starting its threads: a SIGINT sent right after its
+    # first line used to end the process with a KeyboardInterrupt traceback.
+    for round_ in range(4):
+        consumer = Process([str(BIN / "huey_consumer"), "app.huey", "-w", "4", "-k", "thread"],
+                           process_env(), tmp_path / f"consumer-{round_}.log")
+        wait_for(lambda: "consumer started" in consumer.log().lower(), 20, interval=0.005,
+                 message="the consumer's first line")
+        consumer.stop()
+        log = consumer.log()
+        assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+        assert "Consumer exiting." in log, log

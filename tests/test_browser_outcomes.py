@@ -78,4 +78,4 @@ def test_bulk_retry_with_a_failing_app_ends_with_the_breakdown(browser, seed, re
     row = browser.find_element(By.ID, f"op-{operation_id}")
     assert "⚠ Finished with failures" in row.text
     assert row.find_element(By.CSS_SELECTOR, ".deliveries").text == \
-        "3 delivered · 2 failed again"
+        "3 delivered, 2 failed again, 0 in progress"

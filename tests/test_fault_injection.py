@@ -146,7 +146,7 @@ class Rig:
         status, body, _ = self.http.request("GET", f"/admin/api/retry/progress/{operation_id}")
         assert status == 200 and body["data"]["phase"] == "settled"
         assert body["data"]["outcome"] == {"delivered": self.links, "failed_again": 0,
-                                           "in_progress": 0, "gone": 0}
+                                           "in_progress": 0, "held": 0, "gone": 0}
         return took
 
     def close(self):

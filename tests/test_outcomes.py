@@ -197,7 +197,7 @@ def test_bulk_retry_with_half_failing_ends_finished_with_failures(client, logged
     outcomes.settle_all()
     data = _progress(client, operation_id)
     assert data["phase"] == "settled" and data["settled_at"]
-    assert data["outcome"] == {"delivered": 3, "failed_again": 3, "in_progress": 0, "gone": 0}
+    assert data["outcome"] == {"delivered": 3, "failed_again": 3, "in_progress": 0, "held": 0, "gone": 0}
     assert (data["delivered"], data["delivery_failed"]) == (3, 3)
     # The seed's fields keep their meaning: 6 reset and queued.
     assert (data["total"], data["completed"], data["succeeded"], data["failed"]) == (6, 6, 6, 0)
@@ -208,7 +208,7 @@ def test_bulk_retry_with_half_failing_ends_finished_with_failures(client, logged
     assert "Deliveries: 3 delivered, 3 failed again, 0 in progress" in html
     assert "load delay" not in html and "All delivered" not in html
     history = client.get("/admin/operations").get_data(as_text=True)
-    assert "3 delivered · 3 failed again" in history and "Finished with failures" in history
+    assert "3 delivered, 3 failed again, 0 in progress" in history and "Finished with failures" in history
 
     page = client.get(f"/admin/operations/{operation_id}").get_data(as_text=True)
     assert "Retry the 3 that failed again" in page and page.count("Broken App") == 3
@@ -223,7 +223,7 @@ def test_bulk_retry_with_half_failing_ends_finished_with_failures(client, logged
     run_queue()
     outcomes.settle_all()
     second = _progress(client, again.get_json()["data"]["operation_id"])
-    assert second["outcome"] == {"delivered": 3, "failed_again": 0, "in_progress": 0, "gone": 0}
+    assert second["outcome"] == {"delivered": 3, "failed_again": 0, "in_progress": 0, "held": 0, "gone": 0}
     assert second["filter"] == {"failed_again_of": operation_id}
     html = client.get(f"/admin/api/retry/progress/{second['operation_id']}",
                       headers=HX).get_data(as_text=True)
@@ -245,7 +245,7 @@ def test_an_operation_whose_links_were_deleted_still_settles(client, logged_in, 
     outcomes.settle_all()
     data = _progress(client, operation_id)
     assert data["phase"] == "settled"
-    assert data["outcome"] == {"delivered": 0, "failed_again": 0, "in_progress": 0, "gone": 2}
+    assert data["outcome"] == {"delivered": 0, "failed_again": 0, "in_progress": 0, "held": 0, "gone": 2}
 
 
 def test_reporting_does_not_touch_the_operation_row_per_job(client, logged_in, seed, repo,

@@ -9,7 +9,7 @@ ACTIVE = ("running", "cancelling", "paused")
 _COLUMNS = """id, kind, scope, app_id, requested_by, total, completed, succeeded, failed, skipped,
     delivered, delivery_failed, gone, frozen_at, cursor_updated_at, cursor_link_id, chunk_size,
     status, cancel_requested, error, heartbeat_at, created_at, finished_at, filter,
-    outcome_changed_at, settled_at, paused_at,
+    outcome_changed_at, settled_at, paused_at, held,
     kind = 'resync' OR coalesce(filter ?| array['links', 'failed_again_of'], false)
         AS walks_list"""
 
@@ -225,20 +225,55 @@ def links_in_progress(conn, operation_id):
     """, (operation_id,)).fetchone()["n"]
 
 
-def save_outcome(conn, operation_id, delivered, failed_again, gone, settle):
-    """Store the outcome counters; `settle` marks the operation settled. Returns the row."""
+# Why a pending link is held, in the order the claim decides it (the app's control row first).
+HELD_REASONS = ("app_paused", "app_circuit_open", "app_waiting", "repository_circuit_open")
+
+
+def held_links(conn, operation_id):
+    """The links this operation reset that wait while something holds them, per app and reason:
+    rows {app_id, app_name, reason, links, until} (until: the next probe, the end of the app's
+    wait, the repository circuit's end; None for a pause). A walk of the in-progress index."""
+    return conn.execute("""
+        WITH held AS (
+            SELECT ar.app_id,
+                   CASE WHEN c.paused_at IS NOT NULL THEN 'app_paused'
+                        WHEN c.circuit_opened_at IS NOT NULL THEN 'app_circuit_open'
+                        WHEN c.deferred_until > now() THEN 'app_waiting'
+                        ELSE 'repository_circuit_open' END AS reason,
+                   CASE WHEN c.paused_at IS NOT NULL THEN NULL
+                        WHEN c.circuit_opened_at IS NOT NULL THEN c.probe_at
+                        WHEN c.deferred_until > now() THEN c.deferred_until
+                        ELSE r.circuit_open_until END AS until
+            FROM app_repositories ar
+            JOIN repositories r ON r.repository_id = ar.repository_id
+            LEFT JOIN app_delivery_control c ON c.app_id = ar.app_id
+            WHERE ar.status = 'pending_snapshot' AND ar.retry_operation_id = %s
+              AND (c.paused_at IS NOT NULL OR c.circuit_opened_at IS NOT NULL
+                   OR c.deferred_until > now() OR r.circuit_open_until > now())
+        )
+        SELECT held.app_id, a.app_name, held.reason, count(*) AS links, min(held.until) AS until
+        FROM held LEFT JOIN apps a ON a.app_id = held.app_id
+        GROUP BY held.app_id, a.app_name, held.reason
+        ORDER BY count(*) DESC, held.app_id
+    """, (operation_id,)).fetchall()
+
+
+def save_outcome(conn, operation_id, delivered, failed_again, gone, settle, held=None):
+    """Store the outcome counters and the held summary; `settle` marks the operation settled
+    (and clears held). Returns the row."""
     return conn.execute(f"""
         UPDATE bulk_operations
         SET outcome_changed_at = CASE WHEN (delivered, delivery_failed, gone)
                                            IS DISTINCT FROM (%(d)s, %(f)s, %(g)s)
                                       THEN now() ELSE outcome_changed_at END,
             delivered = %(d)s, delivery_failed = %(f)s, gone = %(g)s,
+            held = CASE WHEN %(settle)s THEN NULL ELSE %(held)s::jsonb END,
             settled_at = CASE WHEN %(settle)s THEN coalesce(settled_at, now())
                               ELSE settled_at END
         WHERE id = %(id)s
         RETURNING {_COLUMNS}
     """, {"id": operation_id, "d": delivered, "f": failed_again, "g": gone,
-          "settle": settle}).fetchone()
+          "settle": settle, "held": Jsonb(held) if held is not None else None}).fetchone()
 
 
 def failed_again_page(conn, operation_id, after_id=None, limit=50):

@@ -4,6 +4,7 @@ The hash is the fast path the UI polls; PostgreSQL (bulk_operations) is the dura
 the answer once the hash has expired. Counters only ever move by HINCRBY, so any number of
 workers can report at once.
 """
+import json
 import re
 import secrets
 
@@ -102,15 +103,43 @@ def mark_failed(operation_id, message):
     runtime.redis_client().eval(script, 1, _key(operation_id), message[:500])
 
 
+# Counters that only grow: what the attempt log has counted as ended. A rewrite from the
+# operation's row (its last recount) must not take back what live increments already added, or
+# the panel reads "18 delivered", then 14, then 18 again.
+GROWING = ("delivered", "delivery_failed", "gone")
+
+# KEYS[1] the hash; ARGV: `only_if_exists` ("1": do nothing to a missing hash), then field/value
+# pairs to set, "--", then field/value pairs raised to at least value.
+_REWRITE = """
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local i = 2
+while ARGV[i] ~= '--' do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+i = i + 1
+while ARGV[i] do
+  local now = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
+  if tonumber(ARGV[i + 1]) > now then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  i = i + 2
+end
+return 1
+"""
+
+
+def _rewrite(operation_id, setting, raising, only_if_exists=True, pipeline=None):
+    args = ["1" if only_if_exists else "0"]
+    for field, value in setting.items():
+        args += [field, value]
+    args.append("--")
+    for field, value in raising.items():
+        args += [field, value]
+    (pipeline or runtime.redis_client()).eval(_REWRITE, 1, _key(operation_id), *args)
+
+
 def write_outcome(op):
-    """Overwrite the outcome counters with the operation row's (recounted from PostgreSQL) while
-    the hash lives; an expired hash is not brought back."""
-    script = ("if redis.call('EXISTS', KEYS[1]) == 1 then "
-              "redis.call('HSET', KEYS[1], 'delivered', ARGV[1], 'delivery_failed', ARGV[2], "
-              "'gone', ARGV[3], 'settled', ARGV[4]) return 1 end return 0")
-    runtime.redis_client().eval(script, 1, _key(op["id"]), op["delivered"],
-                                op["delivery_failed"], op["gone"],
-                                "true" if op["settled_at"] else "false")
+    """Bring the outcome counters up to the operation row's recount (from PostgreSQL; never
+    down), and its held summary, while the hash lives; an expired hash is not brought back."""
+    _rewrite(op["id"], {"settled": "true" if op["settled_at"] else "false",
+                        "held": json.dumps(op.get("held") or {}, default=str)},
+             {field: op[field] for field in GROWING})
 
 
 def get_progress(operation_id):
@@ -126,20 +155,23 @@ def get_progress(operation_id):
     progress["status"] = values.get("status", "running")
     if "error" in values:
         progress["error"] = values["error"]
+    progress["held"] = json.loads(values["held"]) if values.get("held") else None
     return progress
 
 
 def write_from_record(op):
-    """Overwrite the hash with an operation's durable counters and status from PostgreSQL, and
-    give it a fresh TTL: used when an operation resumes or ends. `cancelled` only ever goes from
+    """Overwrite the hash with an operation's durable counters and status from PostgreSQL (the
+    delivery counters only ever go up), and give it a fresh TTL: used when an operation resumes
+    or ends. `cancelled` only ever goes from
     "false" to "true": a cancel flagged in the hash alone survives the rewrite."""
     key = _key(op["id"])
     pipe = runtime.redis_client().pipeline()
-    mapping = {field: op[field] for field in COUNTERS}
+    mapping = {field: op[field] for field in COUNTERS if field not in GROWING}
     mapping["status"] = op["status"]
     if op.get("error"):
         mapping["error"] = op["error"]
-    pipe.hset(key, mapping=mapping)
+    _rewrite(op["id"], mapping, {field: op[field] for field in GROWING},
+             only_if_exists=False, pipeline=pipe)
     if op["cancel_requested"] or op["status"] == "cancelled":
         pipe.hset(key, "cancelled", "true")
     else:

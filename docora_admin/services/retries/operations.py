@@ -4,8 +4,9 @@ The public shape (progress endpoint, history, pages) keeps the seed's fields and
 `succeeded` is the number of links reset and queued (the console says "queued"), `completed`
 = succeeded + failed + skipped, `status` is the reset phase (running, cancelling, completed,
 cancelled, failed). What happened to the deliveries is in the fields added since:
-`outcome` {delivered, failed_again, in_progress, gone}, `phase` (resetting → delivering →
-settled) and `settled_at`.
+`outcome` {delivered, failed_again, in_progress, held, gone} (they add up to `succeeded`),
+`held` (why and where links wait for a release), `phase` (resetting → delivering → settled),
+`settled_at`, and `state`: the one word for where the operation is, that every screen shows.
 """
 from datetime import datetime, timezone
 
@@ -15,6 +16,16 @@ from ...repositories import bulk_operations as ops_repo
 from . import bulk_progress, outcomes
 
 FAILED_AGAIN_PAGE = 50
+
+# Where an operation is, one word per moment, and what every screen calls it. A cancelled or
+# stopped operation stays that (its deliveries may still be going: the outcome says how many).
+STATE_LABELS = {
+    "running": "Running", "paused": "Paused", "cancelling": "Cancelling",
+    "failed": "Stopped on an error", "cancelled": "Cancelled",
+    "delivering": "Waiting for deliveries", "held": "Held",
+    "with_failures": "Finished with failures", "delivered": "All delivered",
+    "nothing_queued": "Nothing queued",
+}
 
 
 def _require_id(operation_id):
@@ -29,9 +40,13 @@ def progress(operation_id):
     live = bulk_progress.get_progress(operation_id)
     with db.connection() as conn:
         op = ops_repo.get_operation(conn, operation_id)
-    if op is None:
-        raise ApiError(404, "Operation not found or expired")
-    op = dict(op)
+        if op is None:
+            raise ApiError(404, "Operation not found or expired")
+        op = dict(op)
+        if op["settled_at"] is None and (op["held"] or {}).get("links"):
+            # Something held links at the last recount: look again, so that a release (a
+            # resume, a circuit closed) shows at the next poll, not at the next recount.
+            op["held"] = outcomes.held(conn, operation_id)
     if live is not None and op["settled_at"] is None:
         # Redis moves first (PostgreSQL commits per chunk, the outcome is recounted by the
         # sweeper); take the fresher counters.
@@ -49,6 +64,8 @@ def operation_json(op):
     # settled as it stood).
     left = 0 if op["settled_at"] else outcomes.in_progress(op)
     active = op["status"] in ops_repo.ACTIVE
+    held = _held(op, left)
+    state = _state(op, active, left, held["links"])
     return {
         "operation_id": op["id"],
         "kind": op["kind"],  # retry, or resync (deliver everything again)
@@ -70,8 +87,12 @@ def operation_json(op):
         "error": op["error"],
         "paused_at": op["paused_at"].isoformat() if op["paused_at"] else None,
         "phase": "resetting" if active else ("settled" if op["settled_at"] else "delivering"),
+        "state": state,
+        "state_label": STATE_LABELS[state],
         "outcome": {"delivered": op["delivered"], "failed_again": op["delivery_failed"],
-                    "in_progress": left, "gone": op["gone"]},
+                    "in_progress": left - held["links"], "held": held["links"],
+                    "gone": op["gone"]},
+        "held": held,
         "created_at": op["created_at"].isoformat(),
         "finished_at": op["finished_at"].isoformat() if op["finished_at"] else None,
         "settled_at": op["settled_at"].isoformat() if op["settled_at"] else None,
@@ -81,6 +102,27 @@ def operation_json(op):
         "running_for": None if op["settled_at"] else _took(
             datetime.now(timezone.utc) - op["created_at"]),
     }
+
+
+def _held(op, left):
+    """The operation's held summary, bounded by what is left in progress (the summary is from
+    the last recount, the counters move live)."""
+    summary = dict(op.get("held") or {}) if left else {}
+    summary["links"] = min(summary.get("links", 0), left)
+    summary.setdefault("by_reason", dict.fromkeys(ops_repo.HELD_REASONS, 0))
+    summary.setdefault("apps", [])
+    summary.setdefault("apps_count", 0)
+    return summary
+
+
+def _state(op, active, left, held_links):
+    if active or op["status"] in ("failed", "cancelled"):
+        return op["status"]
+    if left:
+        return "held" if held_links >= left else "delivering"
+    if op["delivery_failed"] or op["gone"]:
+        return "with_failures"
+    return "delivered" if op["succeeded"] else "nothing_queued"
 
 
 def _took(delta):

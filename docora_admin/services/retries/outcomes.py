@@ -1,5 +1,6 @@
-"""Where the links a bulk operation reset ended: delivered, failed again, still in progress, and
-when the operation is settled (none left in progress).
+"""Where the links a bulk operation reset ended: delivered, failed again, still in progress or
+held (waiting for a release: their app paused, its circuit open, the app asked to wait, their
+repository's circuit open), and when the operation is settled (none left in progress).
 
 The truth is the attempt log: each episode a bulk operation started ends in exactly one row with
 link_status synced or failed (written in the same statement as the link's change), so counting
@@ -20,9 +21,27 @@ from . import bulk_progress
 STUCK_AFTER_S = 120
 
 
+HELD_APPS_KEPT = 20
+
+
 def in_progress(op):
-    """Links reset by the operation whose episode has not ended yet."""
+    """Links reset by the operation whose episode has not ended yet (held ones included)."""
     return max(0, op["succeeded"] - op["delivered"] - op["delivery_failed"] - op["gone"])
+
+
+def held(conn, operation_id):
+    """The held part of an operation's links: {links, by_reason, apps (the HELD_APPS_KEPT
+    with most links), apps_count}; links 0 when none is held."""
+    rows = ops_repo.held_links(conn, operation_id)
+    by_reason = dict.fromkeys(ops_repo.HELD_REASONS, 0)
+    for row in rows:
+        by_reason[row["reason"]] += row["links"]
+    apps = [{"app_id": row["app_id"], "app_name": row["app_name"], "reason": row["reason"],
+             "links": row["links"],
+             "until": row["until"].isoformat() if row["until"] else None}
+            for row in rows[:HELD_APPS_KEPT]]
+    return {"links": sum(by_reason.values()), "by_reason": by_reason, "apps": apps,
+            "apps_count": len({row["app_id"] for row in rows})}
 
 
 def settle_all():
@@ -44,8 +63,10 @@ def settle(op):
             still = ops_repo.links_in_progress(conn, op["id"])
             gone += max(0, left - still)
             left = still
+        settle_now = reset_phase_over and left <= 0
+        held_now = None if settle_now or left <= 0 else held(conn, op["id"])
         row = ops_repo.save_outcome(conn, op["id"], ended["delivered"], ended["failed_again"],
-                                    gone, settle=reset_phase_over and left <= 0)
+                                    gone, settle=settle_now, held=held_now)
     bulk_progress.write_outcome(row)
     return row
 

@@ -11,7 +11,7 @@ from docora_admin.repositories import bulk_operations as ops_repo
 from docora_admin.services.retries import bulk_progress, bulk_runner, outcomes
 from tests.accounts_helpers import client_as
 from tests.test_delivery_control import THRESHOLD, _bulk_tasks_only, control_settings  # noqa: F401
-from tests.test_outcomes import linked, receivers, repo, run_queue  # noqa: F401
+from tests.test_outcomes import linked, receivers, repo, run_queue, run_scheduled  # noqa: F401
 
 HX = {"HX-Request": "true"}
 
@@ -189,3 +189,42 @@ def test_delivery_counters_never_go_backwards_under_a_rewrite_or_a_recount(
     seen.append(_progress(client, operation_id)["outcome"]["delivered"])
     assert seen == [4, 4, 4, 4]
     assert _progress(client, operation_id)["state"] == "delivered"
+
+
+def test_the_overview_counts_held_links_apart_from_those_being_delivered(
+        client, logged_in, seed, repo, receivers):
+    receiver = receivers(200)
+    app_id, _ = linked(seed, receiver, repo, count=3)
+    logged_in.post(f"/admin/api/apps/{app_id}/pause")
+    logged_in.post("/admin/api/retry/all")
+    run_queue()
+    html = client.get("/admin/").get_data(as_text=True)
+    in_progress = re.search(r'id="stat-in-progress"><span class="stat-value">([\d,]+)', html)
+    held = re.search(r'id="stat-held"><span class="stat-value">([\d,]+)', html)
+    assert (in_progress.group(1), held.group(1)) == ("0", "3")
+    data = client.get("/admin/api/overview").get_json()["data"]
+    assert (data["links_in_progress"], data["links_held"]) == (3, 3)
+
+
+def test_delivering_normally_only_once_the_last_attempt_was_delivered(
+        client, logged_in, seed, repo, receivers):
+    receiver = receivers(500)
+    app_id, _ = linked(seed, receiver, repo, count=THRESHOLD + 1)
+
+    def state_line():
+        html = client.get(f"/admin/apps/{app_id}").get_data(as_text=True)
+        return re.search(r'<p id="app-delivery-state"[^>]*>(.*?)</p>', html, re.S).group(1)
+
+    assert state_line() == "Delivering normally."  # never failed
+    logged_in.post("/admin/api/retry/all")
+    run_queue()
+    logged_in.post(f"/admin/api/apps/{app_id}/circuit/close")  # by hand; the app still fails
+    assert "the last attempt" in state_line() and "failed" in state_line()
+    run_queue()  # the released links fail again, below the threshold
+    line = state_line()
+    assert "Not held, but failing" in line and "Delivering normally" not in line
+    receiver.status = 200
+    logged_in.post(f"/admin/api/apps/{app_id}/circuit/close")
+    run_queue()
+    run_scheduled()
+    assert state_line() == "Delivering normally."

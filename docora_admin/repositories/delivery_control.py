@@ -230,3 +230,35 @@ def count_held_links(conn, app_id):
         WHERE app_id = %s AND status = 'pending_snapshot'
           AND (next_attempt_at IS NULL OR next_attempt_at <= now())
     """, (app_id,)).fetchone()["n"]
+
+
+def count_all_held_links(conn):
+    """Links waiting for a job that no worker will touch until a release: pending links of a
+    held app, or of a repository whose git circuit is open. Walks only the held apps' and the
+    open repositories' pending links (the in-progress indexes)."""
+    return conn.execute(f"""
+        SELECT count(*) AS n FROM (
+            SELECT ar.id FROM app_delivery_control c
+            JOIN app_repositories ar ON ar.app_id = c.app_id AND ar.status = 'pending_snapshot'
+            WHERE {HELD}
+            UNION
+            SELECT ar.id FROM repositories r
+            JOIN app_repositories ar ON ar.repository_id = r.repository_id
+                                    AND ar.status = 'pending_snapshot'
+            WHERE r.circuit_open_until > now()
+        ) held
+    """).fetchone()["n"]
+
+
+def last_attempt(conn, app_id):
+    """The app's most recent attempt that ended delivered or failed ({outcome, finished_at}),
+    or None: the newest attempt of each of its links (delivery_attempts_link_idx), newest of
+    all. Read for one app's page, only when its streak alone cannot tell."""
+    return conn.execute("""
+        SELECT da.outcome, da.finished_at FROM app_repositories ar
+        CROSS JOIN LATERAL (SELECT outcome, finished_at FROM delivery_attempts
+                            WHERE link_id = ar.id AND outcome IN ('delivered', 'failed')
+                            ORDER BY id DESC LIMIT 1) da
+        WHERE ar.app_id = %s
+        ORDER BY da.finished_at DESC NULLS LAST LIMIT 1
+    """, (app_id,)).fetchone()

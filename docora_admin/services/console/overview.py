@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from ... import db
 from ...huey_app import huey
 from ...repositories import apps as apps_repo
+from ...repositories import delivery_control as control_repo
 from ...repositories import names
 
 
@@ -65,6 +66,7 @@ def stats():
     """Apps, links by status, failed links and queued jobs."""
     with db.connection() as conn:
         by_status = apps_repo.link_counts_by_status(conn)
+        held = control_repo.count_all_held_links(conn)
         app_count = apps_repo.count_apps(conn)
         repository_count = apps_repo.count_repositories(conn)
     return {
@@ -74,6 +76,9 @@ def stats():
         "by_status": dict(sorted(by_status.items())),
         "failed": by_status.get("failed", 0),
         "in_progress": by_status.get("pending_snapshot", 0) + by_status.get("scanning", 0),
+        # Of those, the ones no worker touches until a release (shown apart: "held", never
+        # "being delivered").
+        "held": held,
         **queue_stats(),
     }
 
@@ -98,7 +103,7 @@ def overview_json():
             "queue_active": numbers["by_status"].get("scanning", 0),
             # Ours:
             "total_links": numbers["links"], "repositories_watched": numbers["repositories"],
-            "links_in_progress": numbers["in_progress"],
+            "links_in_progress": numbers["in_progress"], "links_held": numbers["held"],
             "queue_scheduled": numbers["scheduled"], "links_by_status": numbers["by_status"]}
 
 

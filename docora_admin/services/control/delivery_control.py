@@ -199,9 +199,17 @@ def state_of(app_id):
     """The app's delivery state (describe), with how many links wait for its release."""
     with db.connection() as conn:
         _existing_app(conn, app_id)
-        state = describe(control_repo.get(conn, app_id))
+        row = control_repo.get(conn, app_id)
+        state = describe(row)
         state["held_links"] = (control_repo.count_held_links(conn, app_id)
                                if state["held"] else 0)
+        # "Delivering normally" only when the last attempt was delivered: a circuit closed by
+        # hand clears the streak while the app may still be down.
+        last = None
+        if not state["held"] and row is not None and row["last_failure_at"] is not None:
+            last = control_repo.last_attempt(conn, app_id)
+        state["last_attempt_failed"] = last is not None and last["outcome"] == "failed"
+        state["last_attempt_at"] = last["finished_at"] if last else None
     return state
 
 

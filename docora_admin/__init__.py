@@ -80,6 +80,13 @@ def create_app(config=None):
     return app
 
 
+def _running_migrate():
+    """`flask … migrate` builds the app before it migrates: no warning about missing tables."""
+    from pathlib import Path
+
+    return Path(sys.argv[0]).name == "flask" and "migrate" in sys.argv[1:]
+
+
 def _sync_environment_account(settings):
     """Bring the ADMIN_USERNAME account in step with the environment. A database that is not
     migrated yet (`flask migrate` builds the app first) or not reachable is left for later: the
@@ -89,6 +96,8 @@ def _sync_environment_account(settings):
     from .db import DatabaseUnavailable
     from .services.team import accounts
 
+    if _running_migrate():
+        return  # the command syncs the account itself, once the tables exist
     try:
         accounts.sync_environment_account(settings)
     except psycopg.errors.UndefinedTable:

@@ -1,10 +1,12 @@
 """Flask CLI commands: `flask --app app migrate | demo-data | hash-password | users …`."""
+import functools
 import getpass
 import json
 import sys
 from pathlib import Path
 
 import click
+import psycopg
 from flask.cli import AppGroup
 
 from . import db, passwords, runtime
@@ -31,6 +33,7 @@ def init_app(app):
     @click.option("--receiver-url", help="Base URL of the demo receiver the apps post to.")
     @click.option("--receiver-config", type=click.Path(dir_okay=False),
                   help="Where to write the receiver's app keys and behaviours.")
+    @_migrated
     def demo_data_command(seed, repos_file, receiver_url, receiver_config):
         """Fill an empty database with demo apps, repositories and failures."""
         urls = json.loads(Path(repos_file).read_text()) if repos_file else None
@@ -48,6 +51,7 @@ def init_app(app):
     @click.option("--receiver-config", type=click.Path(dir_okay=False),
                   default="var/receiver.json", show_default=True,
                   help="The demo receiver's config (scripts/run writes it there).")
+    @_migrated
     def demo_break_command(receiver_config):
         """Break the demo's broken apps again (after `python -m devtools.receiver fix`): their
         webhooks fail again and their links deliver again, so they land in the failed list."""
@@ -77,6 +81,7 @@ def init_app(app):
         click.echo(passwords.hash_password(password))
 
     @app.cli.command("prune-audit")
+    @_migrated
     def prune_audit_command():
         """Delete audit events older than AUDIT_RETENTION_DAYS now (the worker does it hourly)."""
         click.echo(f"pruned {audit.prune()} audit event(s)")
@@ -100,6 +105,19 @@ def _read_password():
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _migrated(command):
+    """A command that needs the schema says so in one line on a database not migrated yet."""
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except psycopg.errors.UndefinedTable:
+            raise click.ClickException(
+                "the database is not migrated yet: run `flask --app app migrate` "
+                "(scripts/flask migrate) first") from None
+    return checked
+
+
 def _run(change):
     try:
         return change()
@@ -116,6 +134,7 @@ def users():
 @users.command("add")
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True)
+@_migrated
 def users_add(username, role):
     """Add an account (the password is asked for, or read from stdin)."""
     _run(lambda: accounts.check_username(username))
@@ -125,6 +144,7 @@ def users_add(username, role):
 
 
 @users.command("list")
+@_migrated
 def users_list():
     """Every account with its role and state."""
     rows = accounts.list_accounts()
@@ -140,6 +160,7 @@ def users_list():
 @users.command("set-role")
 @click.argument("username")
 @click.argument("role", type=click.Choice(ROLES))
+@_migrated
 def users_set_role(username, role):
     """Change an account's role (its sessions end)."""
     _run(lambda: accounts.set_role(username, role, actor=_actor()))
@@ -148,6 +169,7 @@ def users_set_role(username, role):
 
 @users.command("disable")
 @click.argument("username")
+@_migrated
 def users_disable(username):
     """Disable an account; its sessions end now."""
     _run(lambda: accounts.disable(username, actor=_actor()))
@@ -156,6 +178,7 @@ def users_disable(username):
 
 @users.command("enable")
 @click.argument("username")
+@_migrated
 def users_enable(username):
     """Let a disabled account log in again."""
     _run(lambda: accounts.enable(username, actor=_actor()))
@@ -164,6 +187,7 @@ def users_enable(username):
 
 @users.command("set-password")
 @click.argument("username")
+@_migrated
 def users_set_password(username):
     """Give an account a new password (asked for, or read from stdin); its sessions end."""
     _run(lambda: accounts.get(username))

@@ -5,7 +5,6 @@ first, then the embedded PostgreSQL/Redis they were using. If the web server or 
 the rest is stopped too: a half-running stack is more confusing than a stopped one.
 """
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from devenv import app_environment  # noqa: E402
 from services import ROOT, VAR, Services, say, tcp_answers  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
@@ -23,6 +23,7 @@ PORT = int(os.environ.get("PORT", "5000"))
 
 DEVTOOLS = ROOT / "devtools"
 RECEIVER_PORT = int(os.environ.get("DEMO_RECEIVER_PORT", "8765"))
+
 
 # Optional processes, started when their file exists: the dev tooling, not the admin package,
 # owns them. Unlike web and worker, one of these exiting does not stop the rest.
@@ -43,28 +44,6 @@ def live_demo_args():
                    check=True)
     return ["--repos-file", str(repos), "--receiver-url", f"http://127.0.0.1:{RECEIVER_PORT}",
             "--receiver-config", str(VAR / "receiver.json")]
-
-
-def dev_secrets():
-    """Secrets for this checkout: made once, kept in var/dev.env (git-ignored, mode 600) so that
-    sessions and encrypted demo data survive a restart. The environment wins over the file."""
-    path = VAR / "dev.env"
-    if not path.exists():
-        VAR.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write("# Made by scripts/run for local development only. Delete it to get new ones\n"
-                      "# (the demo data encrypted with the old ENCRYPTION_KEY then stops decrypting).\n"
-                      f"SECRET_KEY={secrets.token_hex(32)}\n"
-                      f"ENCRYPTION_KEY={secrets.token_hex(32)}\n"
-                      "ADMIN_USERNAME=admin\n"
-                      f"ADMIN_PASSWORD={secrets.token_urlsafe(12)}\n")
-    values = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
-    return {k: os.environ.get(k) or v for k, v in values.items()}
 
 
 def wait_until_serving(url, proc, timeout=30):
@@ -133,11 +112,7 @@ def main():
         if tcp_answers("127.0.0.1", PORT):
             say(f"run: 127.0.0.1:{PORT} is already in use; stop that or set PORT", sys.stderr)
             return 1
-        env = dict(os.environ)
-        env["DATABASE_URL"] = services.database_url("docora_admin", "DATABASE_URL")
-        env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
-        env.update(dev_secrets())
-        env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they happen
+        env = app_environment(services)
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
             # /metrics (with METRICS_TOKEN set) merges both web workers' request timings
             # through files here; prometheus_client wants it empty at start.
@@ -145,12 +120,6 @@ def main():
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        # The demo's broken apps should reach `failed` in minutes, not hours: short retry
-        # delays and delivery timeout, unless set otherwise.
-        env.setdefault("RETRY_BACKOFF_SECONDS", "5")
-        env.setdefault("DELIVERY_TIMEOUT_S", "5")
-        # The demo receivers are plain http on 127.0.0.1, which production refuses.
-        env.setdefault("ALLOW_PRIVATE_WEBHOOKS", "true")
         flask = [str(BIN / "flask"), "--app", "app"]
         subprocess.run(flask + ["migrate"], env=env, cwd=ROOT, check=True)
         subprocess.run(flask + ["demo-data", *live_demo_args()], env=env, cwd=ROOT, check=True)

@@ -32,3 +32,38 @@ def test_demo_break_without_a_live_demo_says_so(app, tmp_path):
     result = app.test_cli_runner().invoke(
         args=["demo-break", "--receiver-config", str(tmp_path / "missing.json")])
     assert result.exit_code != 0 and "not found" in result.output
+
+
+def test_demo_break_closes_the_broken_apps_circuits(app, seed, empty_queue, tmp_path):
+    """An earlier play's open circuit would hold the links (no attempt, no failure): demo-break
+    starts a healthy episode, circuit closed and streak forgotten; an operator's pause stays."""
+    broken = {name: seed.app(name=name) for name in BROKEN_APPS}
+    for app_id in broken.values():
+        seed.link(app_id, seed.repo(), status="failed")
+    open_id, paused_id = broken.values()
+    with db.connection() as conn:
+        conn.execute("""
+            INSERT INTO app_delivery_control (app_id, consecutive_failures, circuit_opened_at,
+                                              probe_at, probe_failures, deferred_until,
+                                              paused_at, paused_by)
+            VALUES (%s, 80, now(), now() + interval '5 minutes', 3, now() + interval '1 hour',
+                    NULL, NULL),
+                   (%s, 12, NULL, NULL, 0, NULL, now(), 'alice')
+        """, (open_id, paused_id))
+    config = tmp_path / "receiver.json"
+    config.write_text(json.dumps({app_id: {"key": "k", "name": name, "mode": "ok"}
+                                  for name, app_id in broken.items()}))
+
+    result = app.test_cli_runner().invoke(args=["demo-break", "--receiver-config", str(config)])
+    assert result.exit_code == 0, result.output
+
+    with db.connection() as conn:
+        rows = {row["app_id"]: row for row in conn.execute("""
+            SELECT app_id, consecutive_failures, circuit_opened_at, probe_at, probe_failures,
+                   deferred_until, paused_by
+            FROM app_delivery_control""").fetchall()}
+    assert [(rows[app_id]["consecutive_failures"], rows[app_id]["circuit_opened_at"],
+             rows[app_id]["probe_at"], rows[app_id]["probe_failures"],
+             rows[app_id]["deferred_until"]) for app_id in (open_id, paused_id)] == [
+        (0, None, None, 0, None)] * 2
+    assert rows[paused_id]["paused_by"] == "alice"

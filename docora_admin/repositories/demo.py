@@ -31,10 +31,18 @@ def app_ids_named(conn, names):
 
 def redeliver_links_of(conn, app_ids):
     """Make every link of these apps deliver all its files again, as a new scheduler episode:
-    forget what the apps were sent, and reset their links (a link being delivered right now is
+    forget what the apps were sent, close their circuits, and reset their links (a link being delivered right now is
     left to its job). Returns what to queue: [{app_id, repository_id, retry_operation_id,
     job_generation, stamp}]."""
     conn.execute("DELETE FROM app_delivered_files WHERE app_id = ANY(%s)", (list(app_ids),))
+    # A new episode starts healthy: circuits closed, streaks and Retry-After forgotten (a pause
+    # is the operator's and stays), or an earlier play's open circuit would hold the links.
+    conn.execute("""
+        UPDATE app_delivery_control
+        SET circuit_opened_at = NULL, probe_at = NULL, probe_failures = 0,
+            consecutive_failures = 0, deferred_until = NULL, updated_at = now()
+        WHERE app_id = ANY(%s)
+    """, (list(app_ids),))
     return conn.execute("""
         UPDATE app_repositories
         SET status = 'pending_snapshot', retry_count = 0, last_error = NULL, updated_at = now(),

@@ -124,13 +124,14 @@ def safe_next_path(candidate):
     return candidate
 
 
-def login_url_for_current_request():
+def login_url_for_current_request(ended=False):
+    """The login page, back here afterwards; `ended`: it says the session ended."""
     here = request.full_path.rstrip("?") if request.method == "GET" else request.path
     if request.headers.get("HX-Request") == "true":
         # A fragment URL makes a poor landing page: return to the page the fragment was on.
         current = urlsplit(request.headers.get("HX-Current-URL", ""))
         here = current.path + (f"?{current.query}" if current.query else "")
-    return url_for("pages.login", next=safe_next_path(here))
+    return url_for("pages.login", next=safe_next_path(here), **({"ended": 1} if ended else {}))
 
 
 def refuse_anonymous():
@@ -143,9 +144,12 @@ def refuse_anonymous():
         return error_response(503, "Database unavailable, try again shortly")
     if sessions.session_store_down():
         return error_response(503, "Redis unavailable, try again shortly")
-    if session.get("_user_id"):
-        # A session that no longer counts (ended, expired, its account changed): forget it,
-        # so its key goes and the browser's cookie with it.
+    # The browser came with a session that has ended: say so on the login page, rather than
+    # showing it as if the user had never logged in.
+    ended = bool(session.get("_user_id")) or sessions.session_vanished()
+    if ended:
+        # A session that no longer counts (ended, expired, its account changed, or gone from
+        # the store): forget it, so its key goes and the browser's cookie with it.
         if g.get("session_expired"):
             audit.record_alone("session.expire", target=_session_username(),
                                actor=None, source_address=_client_address())
@@ -158,9 +162,9 @@ def refuse_anonymous():
         # htmx turns HX-Redirect into a full-page navigation, so the login form never lands
         # inside a fragment.
         response = current_app.response_class(status=401)
-        response.headers["HX-Redirect"] = login_url_for_current_request()
+        response.headers["HX-Redirect"] = login_url_for_current_request(ended)
         return response
-    return redirect(login_url_for_current_request())
+    return redirect(login_url_for_current_request(ended))
 
 
 def _client_address():

@@ -13,6 +13,7 @@ from flask_session.redis import RedisSessionInterface
 log = logging.getLogger(__name__)
 
 STORE_DOWN = "docora_admin.session_store_down"
+VANISHED = "docora_admin.session_vanished"
 
 
 # Probes and scrapes (views/ops.py) never touch a session: no Redis read, no cookie, no write.
@@ -27,11 +28,16 @@ class OutageAwareRedisSessionInterface(RedisSessionInterface):
 
     def _retrieve_session_data(self, store_id):
         try:
-            return super()._retrieve_session_data(store_id)
+            data = super()._retrieve_session_data(store_id)
         except redis.RedisError as exc:
             request.environ[STORE_DOWN] = True
             log.error("session store unavailable: %s", exc.__class__.__name__)
             return None
+        if data is None:
+            # The browser named a session the store no longer has: it expired, was ended, or
+            # the store was emptied (the login page says the session ended).
+            request.environ[VANISHED] = True
+        return data
 
     def _upsert_session(self, session_lifetime, session, store_id):
         if request.environ.get(STORE_DOWN):
@@ -48,6 +54,10 @@ class OutageAwareRedisSessionInterface(RedisSessionInterface):
 
 def session_store_down():
     return bool(request.environ.get(STORE_DOWN))
+
+
+def session_vanished():
+    return bool(request.environ.get(VANISHED))
 
 
 def init_app(app, client):

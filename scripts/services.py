@@ -273,10 +273,13 @@ class EmbeddedRedis(SharedServer):
         port = free_port()
         log = self.data / "redis.log"
         # Its own session: a Ctrl-C in the terminal must not stop Redis before the web server
-        # and worker that use it have stopped; release() stops it last.
+        # and worker that use it have stopped; release() stops it last. Its append-only file
+        # in var/redis keeps sessions, the queue and live counters across a restart (SIGTERM
+        # writes it out; everysec loses at most a second on a crash).
         self._child = subprocess.Popen(
             [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.data),
-             "--save", "", "--appendonly", "no", "--logfile", str(log)],
+             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+             "--logfile", str(log)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         deadline = time.monotonic() + 15

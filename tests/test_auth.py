@@ -161,3 +161,30 @@ def test_every_admin_rule_refuses_anonymous(app, client):
 def test_next_param_is_local_path(client):
     response = client.get("/admin/notifications?search=x")
     assert response.headers["Location"] == "/admin/login?next=/admin/notifications?search%3Dx"
+
+
+def test_a_session_the_store_lost_says_so_on_the_login_page(client):
+    """The store forgot the session (a Redis restart without persistence, an expiry): the next
+    page sends the browser to a login page that says its session ended; logging out does not."""
+    assert _form_login(client, "/admin/").status_code == 302
+    redis.Redis.from_url(TEST_REDIS_URL).delete(*_session_keys())
+    response = client.get("/admin/queue")
+    assert response.status_code == 302 and "ended=1" in response.headers["Location"]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="login-ended"' in page and "Your session has ended" in page
+    htmx = client.get("/admin/queue", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and "ended=1" not in htmx.headers["HX-Redirect"]  # cookie gone
+
+    assert _form_login(client, "/admin/").status_code == 302
+    page = client.get("/admin/").get_data(as_text=True)
+    token = page.split('<meta name="csrf-token" content="')[1].split('"')[0]
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    response = client.get("/admin/queue")
+    assert response.status_code == 302 and "ended" not in response.headers["Location"]
+
+
+def test_a_stranger_is_not_told_a_session_ended(app):
+    response = app.test_client().get("/admin/queue")
+    assert response.status_code == 302 and "ended" not in response.headers["Location"]
+    page = app.test_client().get("/admin/login?ended=0").get_data(as_text=True)
+    assert 'id="login-ended"' not in page

@@ -172,7 +172,8 @@ def _queued_one(queue, message):
     app_id, repository_id = _link_fields()
     job_id = queue(app_id, repository_id)
     if htmx:
-        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page())
+        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page(),
+                                      acted=True)
     return jsonify(data={"message": message, "job_id": job_id})
 
 
@@ -184,7 +185,7 @@ def _bulk_started(start, to_page=False):
         result = start()
     except ApiError as exc:
         if htmx and exc.status == 409 and exc.extra.get("operation_id"):
-            return fragments.bulk_panel(exc.extra["operation_id"], notice=exc.message)
+            return fragments.bulk_panel(exc.extra["operation_id"], note="busy")
         raise
     if htmx and to_page:
         response = current_app.response_class(status=204)
@@ -219,7 +220,8 @@ def retry_selection():
 @bp.get("/retry/progress/<operation_id>")
 def retry_progress(operation_id):
     if htmx:
-        return fragments.bulk_panel(operation_id, seen=request.args.get("seen"))
+        return fragments.bulk_panel(operation_id, seen=request.args.get("seen"),
+                                    note=request.args.get("note"))
     return jsonify(data=operations.progress(operation_id))
 
 
@@ -245,6 +247,11 @@ def retry_cancel(operation_id):
 def retry_estimate():
     chosen = notification_list.parse_filter(request.args)
     if htmx:
+        # Another tab (or user) started one meanwhile: show it rather than ask to confirm a
+        # count that its reset is changing under us.
+        running = operations.running_for_scope(chosen["app_id"])
+        if running is not None:
+            return fragments.bulk_panel(running["operation_id"], scope=chosen, note="busy")
         return fragments.bulk_panel(scope=chosen, confirm=True)
     return jsonify(data={"total": retry.estimate(
         chosen["app_id"], chosen["search"], chosen["failed_since"], chosen["failed_until"])})

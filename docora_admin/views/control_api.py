@@ -143,7 +143,8 @@ def resync_link():
     app_id, repository_id = _link_fields()
     result = resync.resync_link(app_id, repository_id)
     if htmx:
-        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page())
+        return fragments.followed_row(app_id, repository_id, as_status=_on_link_page(),
+                                      acted=True)
     return jsonify(data={"message": "Re-sync queued", **result})
 
 
@@ -154,7 +155,7 @@ def resync_app(app_id):
         result = resync.start_app_resync(app_id, current_user.username)
     except ApiError as exc:
         if htmx and exc.status == 409 and exc.extra.get("operation_id"):
-            return fragments.bulk_panel(exc.extra["operation_id"], notice=exc.message)
+            return fragments.bulk_panel(exc.extra["operation_id"], note="busy")
         raise
     if htmx:
         return fragments.bulk_panel(result["operation_id"])

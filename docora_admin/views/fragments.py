@@ -17,11 +17,12 @@ ROW_POLLS = 90
 ROW_FOLLOW_WAIT_S = 60
 
 
-def followed_row(app_id, repository_id, poll=0, as_status=False):
+def followed_row(app_id, repository_id, poll=0, as_status=False, acted=False):
     """The list row of a link being retried (or, `as_status`, the link page's status section),
     polled until its attempt resolves: Queued → Delivering → Delivered, Failed again, or
-    Retrying at a time. When it resolves (or stops watching), `counts-changed` lets the page
-    refresh its counts."""
+    Retrying at a time. When the retry (`acted`: this request queued it) moves the link from
+    one count to another, and again when it resolves (or stops watching), `counts-changed`
+    lets the page refresh its counts."""
     try:
         link = links.load(app_id, repository_id)
     except ApiError:
@@ -31,7 +32,7 @@ def followed_row(app_id, repository_id, poll=0, as_status=False):
     context = followed_context(link, app_id, repository_id, poll)
     response = make_response(render_template(
         "links/_status.html" if as_status else "notifications/_followed_row.html", **context))
-    if poll > 0 and not context["follow"]:
+    if acted or (poll > 0 and not context["follow"]):
         response.headers["HX-Trigger"] = "counts-changed"
     return response
 
@@ -55,7 +56,19 @@ def _still_moving(link):
     return False
 
 
-def bulk_panel(operation_id=None, scope=None, confirm=False, seen=None, notice=None):
+# Notices a polled panel keeps (the polling URL carries the key, never text): they stay true
+# for as long as the panel shows that operation.
+NOTES = {
+    "busy": "A bulk operation was already running for this scope, so no second one was "
+            "started: this is the one running.",
+}
+
+# What an active operation is doing, in the notice of a page it covers.
+_DOING = {"running": "running", "paused": "paused", "cancelling": "stopping"}
+
+
+def bulk_panel(operation_id=None, scope=None, confirm=False, seen=None, notice=None,
+               note=None):
     """The bulk-retry panel: idle (or confirming) for a scope (a filter: app_id, search,
     failed_since, failed_until) when operation_id is None, else the operation's state.
 
@@ -67,7 +80,9 @@ def bulk_panel(operation_id=None, scope=None, confirm=False, seen=None, notice=N
     if operation is not None and scope is None:
         scope = scope_of(operation)
     context = panel_context(scope or {}, operation=operation, confirm=confirm)
-    context["notice"] = notice
+    note = note if note in NOTES and operation is not None else None
+    context["notice"] = notice or NOTES.get(note)
+    context["note"] = note
     response = make_response(render_template("partials/_bulk_panel.html", **context))
     if operation and operation["phase"] != "resetting" and operation["phase"] != seen:
         response.headers["HX-Trigger"] = "bulk-finished"
@@ -119,13 +134,15 @@ def page_panel(scope, counted=None):
     running = operations.running_for_scope(scope.get("app_id"))
     notice = None
     if running and running["app_id"] != scope.get("app_id"):
-        notice = ("A bulk retry of all apps is running; it covers this app's failed links."
+        doing = _DOING.get(running["status"], running["status"])
+        notice = (f"A bulk retry of all apps is {doing}; it covers this app's failed links."
                   if running["scope"] == "all" else
-                  "A bulk retry of a selection across apps is running.")
+                  f"A bulk retry of a selection across apps is {doing}.")
     own = running is not None and running["app_id"] == scope.get("app_id")
     context = panel_context(scope_of(running) if own else scope, operation=running,
                             counted=counted)
     context["notice"] = notice
+    context["note"] = None
     return context
 
 

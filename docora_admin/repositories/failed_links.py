@@ -101,17 +101,3 @@ def count_failed(conn, *, app_id, search, since=None, until=None):
         query = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(
             *_failed_links(app_id, None, since, until))
     return conn.execute(query, _params(app_id, search, since, until)).fetchone()["n"]
-
-
-def failed_count_by_app(conn):
-    """[(app_id, app_name, failed)] for every app with at least one failed link, by name."""
-    # One index-only count per app on the small partial (app_id) WHERE failed index, instead
-    # of grouping every failed row fetched from the heap.
-    return conn.execute("""
-        SELECT a.app_id, a.app_name, f.n AS failed
-        FROM apps a
-        CROSS JOIN LATERAL (SELECT count(*) AS n FROM app_repositories ar
-                            WHERE ar.app_id = a.app_id AND ar.status = 'failed') f
-        WHERE f.n > 0
-        ORDER BY a.app_name, a.app_id
-    """).fetchall()

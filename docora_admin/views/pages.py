@@ -43,7 +43,8 @@ def login():
             return redirect(next_path)
     # A failed login keeps the username typed (never the password).
     return render_template("login.html", error=error, next_path=next_path,
-                           username=username[:200]), status
+                           username=username[:200],
+                           ended=request.args.get("ended") == "1" and not error), status
 
 
 @bp.post("/logout")
@@ -74,7 +75,8 @@ def notifications():
              if query.view == "failed" else None)
     return render_template("notifications/list.html", query=query, page=page,
                            page_sizes=notification_list.PAGE_SIZES,
-                           apps=notification_list.apps_with_failures(), panel=panel)
+                           apps=notification_list.apps_for_filter(query.view, query.app_id),
+                           panel=panel)
 
 
 @bp.get("/apps")
@@ -119,6 +121,7 @@ def link_detail(app_id, repository_id):
     link, attempts, total = links.detail(app_id, repository_id)
     return render_template("links/detail.html", attempts=attempts, attempts_total=total,
                            skipping=links.last_skipped(attempts),
+                           log_days=runtime.settings().attempt_log_retention_days,
                            **fragments.followed_context(link, app_id, repository_id))
 
 

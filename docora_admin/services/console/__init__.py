@@ -31,7 +31,7 @@ metrics_state: The state /metrics reports besides request timings: links by stat
 notification_list: The notifications list: failed links, or links in progress (queued, between
     attempts, delivering).
     ListQuery, parse_filter, refuse_unknown, parse_query, list_page, export_rows,
-    apps_with_failures
+    apps_for_filter
 
 overview: Numbers for the overview and queue pages, and the same numbers as the original Docora
     admin API gives them (DOCORA_CONTRACT.md §2: /overview and /queue).

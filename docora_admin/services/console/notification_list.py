@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from ... import db
 from ...errors import ApiError
 from ...input_values import parse_time
-from ...repositories import failed_links, in_progress_links
+from ...repositories import apps as apps_repo
+from ...repositories import failed_links, in_progress_links, link_filters
 from ..control import delivery_control
 from . import link_state, list_params
 
@@ -184,7 +185,13 @@ def export_rows(query, max_attempts):
                 row, max_attempts, now=now, delivery=held.get(row["app_id"])))
 
 
-def apps_with_failures():
-    """Apps that have failed links, for the filter drop-down."""
+def apps_for_filter(view, selected=None):
+    """The filter drop-down of a list view: every app with links in it, by name, with how many;
+    the selected app too (0 links) when it has none there, by its name."""
     with db.connection() as conn:
-        return failed_links.failed_count_by_app(conn)
+        rows = link_filters.count_by_app(conn, view)
+        if selected and selected not in {row["app_id"] for row in rows}:
+            app = apps_repo.get_app(conn, selected)
+            rows.append({"app_id": selected, "links": 0, "app_name": app["app_name"] if app
+                         else f"{selected} (no such app)"})
+    return rows

@@ -1,5 +1,6 @@
 """gunicorn reads this file by itself when started from the repository's root
-(`gunicorn 'app:create_app()'`): the hook prometheus_client's multi-process mode asks for.
+(`gunicorn 'app:create_app()'`): no control socket, and the hook prometheus_client's
+multi-process mode asks for.
 
 With PROMETHEUS_MULTIPROC_DIR set, each web worker writes its metric samples to files in that
 directory and /metrics merges them (docora_admin/metrics.py). The directory must exist and be
@@ -7,6 +8,12 @@ emptied before gunicorn starts (scripts/run does both); when a worker exits, its
 are dropped here.
 """
 import os
+
+# gunicorn 24+ opens a control socket for `gunicornc` in the home directory (~/.gunicorn/), one
+# path for every gunicorn of the user: two instances (scripts/run beside the tests, or several
+# sites) would take it from each other, and nothing here uses it. Off; set it in your own
+# config (or --control-socket) to manage a server with gunicornc.
+control_socket_disable = True
 
 
 def child_exit(server, worker):

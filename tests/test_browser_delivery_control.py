@@ -19,7 +19,7 @@ def test_pause_an_app_see_it_held_and_resume(browser, seed, receiver, tmp_path):
     log_in(browser, f"/admin/apps/{app_id}")
     browser.find_element(By.ID, "app-pause-button").click()
     wait(browser).until(lambda d: attribute(d, "app-delivery", "data-held") == "paused")
-    assert "⏸ Paused" in text(browser, "app-delivery-title")
+    assert "‖ Paused" in text(browser, "app-delivery-title")
     assert "Paused by admin" in text(browser, "app-delivery-state")
 
     # A retry while paused is held, not attempted.
@@ -29,7 +29,7 @@ def test_pause_an_app_see_it_held_and_resume(browser, seed, receiver, tmp_path):
     time.sleep(1.5)
     assert receiver.requests == [] and statuses(link) == ["pending_snapshot"]
     browser.get(f"{browser.base_url}/admin/apps")
-    assert "⏸ Paused" in browser.find_element(By.CSS_SELECTOR, "table").text
+    assert "‖ Paused" in browser.find_element(By.CSS_SELECTOR, "table").text
 
     browser.get(f"{browser.base_url}/admin/apps/{app_id}")
     wait(browser).until(EC.element_to_be_clickable((By.ID, "app-resume-button"))).click()
@@ -45,7 +45,7 @@ def test_pause_and_resume_a_running_bulk_retry(browser, seed):
     start_bulk_retry(browser)
     wait(browser).until(EC.element_to_be_clickable((By.ID, "bulk-pause-button"))).click()
     wait(browser, 30).until(lambda d: panel_state(d) == "paused")
-    assert "⏸ Paused" in text(browser, "bulk-panel-title")
+    assert "‖ Paused" in text(browser, "bulk-panel-title")
     counters = text(browser, "bulk-counters")
     remaining = failed_count()
     assert 0 < remaining < 2000

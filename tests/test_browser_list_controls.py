@@ -90,3 +90,20 @@ def test_freshness_line_counts_and_refresh_works(browser, seed):
     assert "just now" in browser.find_element(By.CSS_SELECTOR,
                                               "#failed-list [data-age]").text
     assert age is not None
+
+
+def test_rows_open_their_page_but_controls_keep_their_meaning(browser, seed):
+    app_id, repository_id = seed.link(seed.app(name="Clicky"), seed.repo())
+    log_in(browser)
+    row = f"#link-{app_id}-{repository_id}"
+    browser.find_element(By.CSS_SELECTOR, f"{row} .row-select").click()  # a control: no move
+    assert browser.find_element(By.CSS_SELECTOR, f"{row} .row-select").is_selected()
+    assert urllib.parse.urlsplit(browser.current_url).path == "/admin/notifications"
+    browser.find_element(By.CSS_SELECTOR, f"{row} .error-cell").click()  # anywhere else: opens
+    wait(browser).until(lambda d: urllib.parse.urlsplit(d.current_url).path
+                        == f"/admin/apps/{app_id}/links/{repository_id}")
+
+    browser.get(f"{browser.base_url}/admin/apps")
+    browser.find_element(By.CSS_SELECTOR, "tr[data-href] code").click()  # its base URL cell
+    wait(browser).until(lambda d: urllib.parse.urlsplit(d.current_url).path
+                        == f"/admin/apps/{app_id}")

@@ -77,7 +77,7 @@ def test_a_paused_app_receives_nothing_loses_no_job_and_gets_everything_on_resum
     assert client.get(f"/admin/api/links/{app_id}/{links[0][1]}").get_json()["data"][
         "state"] == "held"
     apps_page = client.get("/admin/apps").get_data(as_text=True)
-    assert "⏸ Paused" in apps_page and "app-resume-button" in apps_page
+    assert "‖ Paused" in apps_page and "app-resume-button" in apps_page
     overview = client.get("/admin/").get_data(as_text=True)
     assert "Apps whose deliveries are held" in overview and "Paused App" in overview
 
@@ -214,7 +214,7 @@ def test_a_paused_bulk_retry_keeps_its_cursor_and_resumes_each_target_once(
     panel = client.get(f"/admin/api/retry/progress/{operation_id}", headers=HX)
     html = panel.get_data(as_text=True)
     assert 'data-state="paused"' in html and "bulk-resume-button" in html
-    assert "⏸ Paused" in client.get("/admin/operations").get_data(as_text=True)
+    assert "‖ Paused" in client.get("/admin/operations").get_data(as_text=True)
     busy = logged_in.post("/admin/api/retry/all")
     assert busy.status_code == 409 and busy.get_json()["operation_id"] == operation_id
     again = logged_in.post(f"/admin/api/retry/pause/{operation_id}")

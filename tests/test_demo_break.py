@@ -67,3 +67,17 @@ def test_demo_break_closes_the_broken_apps_circuits(app, seed, empty_queue, tmp_
              rows[app_id]["deferred_until"]) for app_id in (open_id, paused_id)] == [
         (0, None, None, 0, None)] * 2
     assert rows[paused_id]["paused_by"] == "alice"
+
+
+def test_demo_data_queues_its_pending_links_itself(app, empty_queue):
+    """A fresh demo's pending links get their jobs with the insert: the sweeper finds none lost
+    (it used to start the demo with 'queued 79 link(s): their job was lost')."""
+    from docora_admin.services.jobs import sweeper
+
+    result = app.test_cli_runner().invoke(args=["demo-data", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    with db.connection() as conn:
+        pending = conn.execute("SELECT count(*) AS n FROM app_repositories "
+                               "WHERE status = 'pending_snapshot'").fetchone()["n"]
+    assert pending > 0 and empty_queue.pending_count() == pending
+    assert sweeper.requeue_lost_jobs() == 0

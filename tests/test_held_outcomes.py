@@ -73,7 +73,7 @@ def test_links_held_by_an_open_circuit_show_held_with_the_probe_and_release(
     assert "next probe at" in panel and f'id="held-close-{app_id}"' in panel
     assert "Close circuit and retry" in panel and "Waiting for deliveries" not in panel
     assert "bulk-dismiss-button" not in panel  # nothing is settled: no "Done"
-    assert "⏸ Held" in _history_row(client, operation_id)
+    assert "‖ Held" in _history_row(client, operation_id)
 
     # The release button: the next poll shows it, without waiting for the recount.
     receiver.status = 200

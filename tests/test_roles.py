@@ -124,6 +124,10 @@ def test_viewer_pages_show_no_action(app, seed):
             assert marker not in html, (path, marker)
     assert "Your role (viewer) cannot retry" in viewer._client.get(
         "/admin/notifications").get_data(as_text=True)
+    # No card text offers what the page does not let a viewer do.
+    app_page = viewer._client.get(f"/admin/apps/{app_id}").get_data(as_text=True)
+    assert "you can pause and cancel" not in app_page
+    assert 'id="app-resync-viewer-note"' in app_page
 
 
 def test_operator_and_admin_pages_show_their_actions(app, seed, auth):
@@ -131,6 +135,8 @@ def test_operator_and_admin_pages_show_their_actions(app, seed, auth):
     operator, _ = client_as(app, "operator")
     html = operator._client.get("/admin/notifications").get_data(as_text=True)
     assert "retry-button" in html and "row-select" in html and "bulk-retry-button" in html
+    app_page = operator._client.get(f"/admin/apps/{app_id}").get_data(as_text=True)
+    assert "you can pause and cancel" in app_page and "app-resync-viewer-note" not in app_page
     assert "nav-accounts" not in html
     assert auth.login().status_code == 200
     assert "nav-accounts" in auth._client.get("/admin/").get_data(as_text=True)

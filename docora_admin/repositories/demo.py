@@ -22,6 +22,18 @@ def insert_all(conn, apps, repos, links):
             links)
 
 
+def make_pending_links_due(conn):
+    """Make the links just inserted pending (the database held no other) due now, as a reset
+    does, and return what to queue for them: the same rows as redeliver_links_of."""
+    return conn.execute("""
+        UPDATE app_repositories
+        SET next_attempt_at = now(), retry_cause = coalesce(retry_cause, 'scheduler')
+        WHERE status = 'pending_snapshot'
+        RETURNING app_id, repository_id, retry_operation_id, job_generation,
+                  (extract(epoch FROM now()) * 1000000)::bigint AS stamp
+    """).fetchall()
+
+
 def app_ids_named(conn, names):
     """{app_name: app_id} for the apps with these names."""
     rows = conn.execute("SELECT app_id, app_name FROM apps WHERE app_name = ANY(%s)",
@@ -31,9 +43,9 @@ def app_ids_named(conn, names):
 
 def redeliver_links_of(conn, app_ids):
     """Make every link of these apps deliver all its files again, as a new scheduler episode:
-    forget what the apps were sent, close their circuits, and reset their links (a link being delivered right now is
-    left to its job). Returns what to queue: [{app_id, repository_id, retry_operation_id,
-    job_generation, stamp}]."""
+    forget what the apps were sent, close their circuits, and reset their links (a link being
+    delivered right now is left to its job). Returns what to queue: [{app_id, repository_id,
+    retry_operation_id, job_generation, stamp}]."""
     conn.execute("DELETE FROM app_delivered_files WHERE app_id = ANY(%s)", (list(app_ids),))
     # A new episode starts healthy: circuits closed, streaks and Retry-After forgotten (a pause
     # is the operator's and stays), or an earlier play's open circuit would hold the links.

@@ -105,6 +105,8 @@ def load_if_empty(encryption_key, seed=None, repository_urls=None, receiver_url=
         apps, repos, links, keys = build(encryption_key, seed, repository_urls=repository_urls,
                                          receiver_url=receiver_url)
         demo_repo.insert_all(conn, apps, repos, links)
+        due = demo_repo.make_pending_links_due(conn)
+    _queue(due)  # after the commit, as every reset is: the sweeper would call them lost
     receiver = {app_id: {"key": key, "name": name, "mode": BROKEN_APPS.get(name, "ok")}
                 for app_id, (key, name) in keys.items()}
     return len(links), receiver
@@ -120,12 +122,16 @@ def broken_demo_apps():
 def redeliver(app_ids):
     """Make these apps' links deliver all their files again now (what `demo-break` does once
     the receiver answers them as broken, so they fail for real). Returns how many were queued."""
-    from ..jobs import job_queue
-
     with db.connection() as conn:
         due = demo_repo.redeliver_links_of(conn, list(app_ids)) if app_ids else []
-    if due:  # queued after the commit, as every reset is
-        job_queue.push_snapshot_jobs(
-            [(row["app_id"], row["repository_id"], None, row["job_generation"]) for row in due],
-            min(row["stamp"] for row in due))
+    _queue(due)  # after the commit, as every reset is
     return len(due)
+
+
+def _queue(due):
+    from ..jobs import job_queue
+
+    if due:
+        job_queue.push_snapshot_jobs(
+            [(row["app_id"], row["repository_id"], row["retry_operation_id"],
+              row["job_generation"]) for row in due], min(row["stamp"] for row in due))

@@ -1,10 +1,18 @@
 """The environment scripts/run gives the app, and scripts/flask gives the CLI: the database and
 Redis chosen by services.Services (the machine's, or embedded ones under ./var/), this
-checkout's dev secrets, and demo-sized delivery settings. The environment wins over all of it."""
+checkout's dev secrets, and demo-sized delivery settings. The environment wins over all of it.
+
+While scripts/run runs, var/run.json records the database and Redis it chose, so that
+scripts/flask uses the same ones (an embedded server's port changes on every start, and a
+forced embedded path, DOCORA_PG_PORT=1, is not the machine's server)."""
+import json
 import os
 import secrets
 
-from services import VAR
+from services import VAR, identity, still_running
+
+RUN_STATE = VAR / "run.json"
+URL_NAMES = ("DATABASE_URL", "REDIS_URL")
 
 # Demo-sized delivery settings: the broken apps' links reach `failed` in about a minute (5
 # attempts, 3 s apart and doubling, each timing out after 3 s), before their circuits would
@@ -43,11 +51,46 @@ def dev_secrets():
     return {k: os.environ.get(k) or v for k, v in values.items()}
 
 
-def app_environment(services):
-    """os.environ plus what the app needs to run here (joining or starting the servers)."""
+def record_run(env):
+    """scripts/run: note its URLs (mode 600: a URL may hold a password) for scripts/flask."""
+    VAR.mkdir(exist_ok=True)
+    fd = os.open(RUN_STATE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"run": identity(os.getpid()), **{k: env[k] for k in URL_NAMES}}, out)
+
+
+def forget_run():
+    try:
+        if json.loads(RUN_STATE.read_text()).get("run") == identity(os.getpid()):
+            RUN_STATE.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def running_urls():
+    """{DATABASE_URL, REDIS_URL} of the scripts/run running now, or None."""
+    try:
+        state = json.loads(RUN_STATE.read_text())
+    except (OSError, ValueError):
+        return None
+    return {k: state[k] for k in URL_NAMES} if still_running(state.get("run")) else None
+
+
+def app_environment(services, join_run=False):
+    """os.environ plus what the app needs to run here (joining or starting the servers);
+    `join_run`: the servers of the scripts/run running now, if one runs."""
     env = dict(os.environ)
-    env["DATABASE_URL"] = services.database_url("docora_admin", "DATABASE_URL")
-    env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
+    running = running_urls() if join_run else None
+    if running and not os.environ.get("DATABASE_URL"):
+        services.say("PostgreSQL: the database scripts/run is using")
+        env["DATABASE_URL"] = running["DATABASE_URL"]
+    else:
+        env["DATABASE_URL"] = services.database_url("docora_admin", "DATABASE_URL")
+    if running and not os.environ.get("REDIS_URL"):
+        services.say("Redis: the one scripts/run is using")
+        env["REDIS_URL"] = running["REDIS_URL"]
+    else:
+        env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
     env.update(dev_secrets())
     env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they happen
     for name, value in DEMO_SETTINGS.items():

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from devenv import app_environment  # noqa: E402
+from devenv import app_environment, forget_run, record_run  # noqa: E402
 from services import ROOT, VAR, Services, say, tcp_answers  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
@@ -104,6 +104,7 @@ def main():
                 say(f"run: {name} did not stop in 30 s; killing it", sys.stderr)
                 proc.kill()
                 proc.wait()
+        forget_run()
         services.stop()
 
     try:
@@ -113,6 +114,7 @@ def main():
             say(f"run: 127.0.0.1:{PORT} is already in use; stop that or set PORT", sys.stderr)
             return 1
         env = app_environment(services)
+        record_run(env)  # scripts/flask uses the same servers
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
             # /metrics (with METRICS_TOKEN set) merges both web workers' request timings
             # through files here; prometheus_client wants it empty at start.

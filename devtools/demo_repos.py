@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("DOCORA_VAR_DIR") or ROOT / "var")  # as scripts/services.py
 GIT_ENV = dict(os.environ, GIT_AUTHOR_NAME="Docora Demo", GIT_AUTHOR_EMAIL="demo@example.com",
                GIT_COMMITTER_NAME="Docora Demo", GIT_COMMITTER_EMAIL="demo@example.com")
 
@@ -15,7 +16,7 @@ def _git(*args, cwd):
 def create(names, base=None):
     """{"owner/name": "file:///…"} for a git repository per name, each with a few text files
     and a small binary."""
-    base = Path(base or ROOT / "var" / "demo-repos")
+    base = Path(base or VAR / "demo-repos")
     urls = {}
     for full_name in names:
         path = base / full_name.replace("/", "__")
@@ -43,6 +44,6 @@ if __name__ == "__main__":
     import sys
 
     # python -m devtools.demo_repos OUT.json: make the repositories, write {"owner/name": url}.
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "var" / "demo-repos.json")
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else VAR / "demo-repos.json")
     out.write_text(json.dumps(create(DEMO_NAMES), indent=2))
-    print(f"demo repositories: {len(DEMO_NAMES)} in {ROOT / 'var' / 'demo-repos'}")
+    print(f"demo repositories: {len(DEMO_NAMES)} in {VAR / 'demo-repos'}")

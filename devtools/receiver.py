@@ -14,12 +14,15 @@ import argparse
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-CONFIG = Path(__file__).resolve().parent.parent / "var" / "receiver.json"
+# var/receiver.json, or under DOCORA_VAR_DIR (as scripts/services.py).
+CONFIG = Path(os.environ.get("DOCORA_VAR_DIR")
+              or Path(__file__).resolve().parent.parent / "var") / "receiver.json"
 
 
 def load():

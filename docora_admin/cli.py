@@ -2,6 +2,7 @@
 import functools
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,7 +50,9 @@ def init_app(app):
 
     @app.cli.command("demo-break")
     @click.option("--receiver-config", type=click.Path(dir_okay=False),
-                  default="var/receiver.json", show_default=True,
+                  default=lambda: os.path.join(os.environ.get("DOCORA_VAR_DIR") or "var",
+                                               "receiver.json"),
+                  show_default="var/receiver.json, or under DOCORA_VAR_DIR",
                   help="The demo receiver's config (scripts/run writes it there).")
     @_migrated
     def demo_break_command(receiver_config):
@@ -70,7 +73,8 @@ def init_app(app):
         queued = demo_data.redeliver(modes)
         kinds = ", ".join(sorted(set(modes.values()))) or "none found"
         click.echo(f"demo: {len(modes)} app(s) broken again ({kinds}); {queued} link(s) "
-                   "delivering again: they fail within a few minutes, then fix and retry")
+                   "delivering again: they fail within a minute or two (scripts/run's settings), "
+                   "then fix and retry")
 
     @app.cli.command("hash-password")
     @click.password_option()

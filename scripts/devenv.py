@@ -15,11 +15,11 @@ RUN_STATE = VAR / "run.json"
 URL_NAMES = ("DATABASE_URL", "REDIS_URL")
 
 # Demo-sized delivery settings: the broken apps' links reach `failed` in about a minute (5
-# attempts, 3 s apart and doubling, each timing out after 3 s), before their circuits would
+# attempts, 2 s apart and doubling, each timing out after 3 s), before their circuits would
 # open (a threshold above the demo's attempts: the breaker stays on, and holds an app only when
 # it fails far more than the demo does); an open circuit probes every 5–30 s, not 30 s–10 min.
 DEMO_SETTINGS = {
-    "RETRY_BACKOFF_SECONDS": "3",
+    "RETRY_BACKOFF_SECONDS": "2",
     "DELIVERY_TIMEOUT_S": "3",
     "CIRCUIT_FAILURE_THRESHOLD": "500",
     "CIRCUIT_PROBE_SECONDS": "5",
@@ -92,6 +92,7 @@ def app_environment(services, join_run=False):
     else:
         env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
     env.update(dev_secrets())
+    env.setdefault("DOCORA_GIT_CACHE", str(VAR / "git-cache"))
     env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they happen
     for name, value in DEMO_SETTINGS.items():
         env.setdefault(name, value)

@@ -32,7 +32,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# Local state: ./var/, or DOCORA_VAR_DIR (a second, separate set of embedded servers, dev
+# secrets and demo data: tests/test_demo_story.py runs a whole scripts/run in its own).
+VAR = Path(os.environ.get("DOCORA_VAR_DIR") or ROOT / "var").resolve()
 EMBEDDED_REQUIREMENTS = ROOT / "requirements-embedded.txt"
 
 

@@ -118,8 +118,10 @@ def _held(op, left):
 def _state(op, active, left, held_links):
     if active or op["status"] in ("failed", "cancelled"):
         return op["status"]
-    if left:
-        return "held" if held_links >= left else "delivering"
+    if left or not op["settled_at"]:
+        # Ended by the live counters is not settled until the recount of the rows agrees
+        # (outcomes.settle): until then the phase, and so the state, is still delivering.
+        return "held" if left and held_links >= left else "delivering"
     if op["delivery_failed"] or op["gone"]:
         return "with_failures"
     return "delivered" if op["succeeded"] else "nothing_queued"

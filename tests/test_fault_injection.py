@@ -38,8 +38,10 @@ SETTLE_TIMEOUT_S = 90
 class Rig:
     """The processes and data of one fault test."""
 
-    def __init__(self, tmp_path, postgres, redis_server):
+    def __init__(self, tmp_path, postgres, redis_server, apps=APPS, repositories=REPOSITORIES,
+                 **env):
         self.tmp_path = tmp_path
+        self.apps, self.repositories = apps, repositories
         self.postgres, self.redis = postgres, redis_server
         self.receiver = Receiver()
         self.repo = Repo(tmp_path)
@@ -52,6 +54,8 @@ class Rig:
             "DELIVERY_TIMEOUT_S": "5", "BULK_CHUNK_SIZE": "20", "BULK_CHUNK_DELAY_MS": "300",
             "WORKER_POOL_SIZE": "6", "WEB_POOL_SIZE": "4",
         }
+        self.env.update(env)
+        self.env = {k: v for k, v in self.env.items() if v is not None}  # None: the default
         self.consumers = []
         self.web = start_web(tmp_path, **self.env)
         self.http = None
@@ -67,7 +71,7 @@ class Rig:
                                   client_auth_key_encrypted)
                 SELECT 'app_fault_' || a, 'Fault App ' || a, %s, 'hash', %s
                 FROM generate_series(1, %s) a
-            """, (self.receiver.base_url, key, APPS))
+            """, (self.receiver.base_url, key, self.apps))
             # One bare repository under as many URLs as there are repositories: each is
             # cloned into its own cache folder, as distinct repositories would be.
             conn.execute("""
@@ -75,15 +79,15 @@ class Rig:
                 SELECT 'repo_fault_' || r,
                        'file://' || %s || '/' || repeat('./', r) || %s, 'fault', 'r' || r
                 FROM generate_series(1, %s) r
-            """, (str(self.repo.bare.parent), self.repo.bare.name, REPOSITORIES))
+            """, (str(self.repo.bare.parent), self.repo.bare.name, self.repositories))
             conn.execute("""
                 INSERT INTO app_repositories (app_id, repository_id, status, last_error,
                                               retry_count, updated_at)
                 SELECT 'app_fault_' || a, 'repo_fault_' || r, 'failed',
                        'POST /create → HTTP 500', 5, now() - make_interval(secs => a * 100 + r)
                 FROM generate_series(1, %s) a, generate_series(1, %s) r
-            """, (APPS, REPOSITORIES))
-        return APPS * REPOSITORIES
+            """, (self.apps, self.repositories))
+        return self.apps * self.repositories
 
     def db(self):
         return psycopg.connect(self.postgres.url, row_factory=dict_row, autocommit=True)
@@ -163,12 +167,16 @@ def rig(tmp_path, private_postgres, private_redis):  # noqa: F811
     made.close()
 
 
+REQUEUED = ("their job was lost", "their push never came")
+
+
 def _requeued_after(log, since_wall_clock):
     """(seconds from `since_wall_clock` (time.time()) to the first sweeper line in a consumer's
-    log that queued links whose job was lost, how many such lines queued in all)."""
+    log that queued links whose job was lost or never pushed, how many such lines queued in
+    all)."""
     first, total = None, 0
     for line in log.splitlines():
-        if "their job was lost" in line and line.startswith("["):
+        if any(what in line for what in REQUEUED) and line.startswith("["):
             stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").replace(
                 tzinfo=timezone.utc)
             if first is None:
@@ -274,3 +282,55 @@ def test_a_consumer_killed_mid_delivery_gives_its_links_back(rig):
     assert sum(n - 1 for n in delivered.values()) <= scanning
     print(f"\nConsumer killed mid-delivery: {scanning} links released {released:.1f} s after "
           "the kill")
+
+
+def _queue_length(redis_url):
+    from docora_admin.huey_app import huey
+
+    return redis.Redis.from_url(redis_url).zcard(huey.storage.queue_key)
+
+
+def test_two_kills_between_commit_and_push_with_a_backlog(tmp_path, private_postgres,  # noqa: F811
+                                                          private_redis):  # noqa: F811
+    """Issue 23: with a real backlog (1,200 links, a receiver slowed to 20 ms a request, the
+    default LOST_JOB_GRACE_SECONDS), links committed due whose push died with its consumer used
+    to wait for the whole backlog ahead of them (96-345 s at 50,000). Their outbox mark has the
+    sweeper push them again within seconds of the restart, while the queue is still long; two
+    kills in a row, each between a chunk's commit and its push."""
+    rig = Rig(tmp_path, private_postgres, private_redis, apps=8, repositories=150,
+              LOST_JOB_GRACE_SECONDS=None, BULK_CHUNK_SIZE="50", BULK_CHUNK_DELAY_MS="1000")
+    try:
+        rig.receiver.delay = 0.02
+        consumer = rig.consumer("first")
+        operation_id = rig.start_retry_all()
+        at = 150
+        for kill in (1, 2):
+            _wait_for_reset(rig, operation_id, at)
+            control = redis.Redis.from_url(rig.redis.url)
+            control.execute_command("CLIENT", "PAUSE", "30000", "WRITE")  # pushes block...
+            at_pause = rig.operation(operation_id)["succeeded"]
+            _wait_for_reset(rig, operation_id, at_pause + 50)  # ...after a chunk committed
+            consumer.stop(signal.SIGKILL)
+            killed_wall = time.time()
+            unpushed = rig.operation(operation_id)["succeeded"] - at_pause
+            control.execute_command("CLIENT", "UNPAUSE")
+            control.close()
+            consumer = rig.consumer(f"after-kill-{kill}")
+            line = wait_for(lambda: "their push never came" in consumer.log(), 60, interval=0.1,
+                            message="the sweeper to push the unpushed chunk again")
+            assert line
+            backlog = _queue_length(rig.redis.url)
+            jobless_for, requeued = _requeued_after(consumer.log(), killed_wall)
+            print(f"\nkill {kill}: {unpushed} links committed without a job, {requeued} "
+                  f"queued again {jobless_for:.1f} s after the kill, {backlog} jobs still "
+                  "waiting ahead of the rest")
+            # Under the default grace (20 s) the lost-job sweep cannot take a link younger than
+            # that, and with a backlog only once the queue's head is that much newer: sooner
+            # than 20 s is the outbox's doing.
+            assert requeued >= unpushed and jobless_for < 20
+            assert backlog > 0  # pushed again while jobs still waited, not after they drained
+            at = rig.operation(operation_id)["succeeded"] + 100
+        took = rig.assert_everything_delivered_once(operation_id, time.monotonic(), in_flight=8)
+        print(f"all {rig.links} delivered once and settled {took:.1f} s after the last check")
+    finally:
+        rig.close()

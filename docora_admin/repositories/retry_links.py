@@ -7,7 +7,7 @@ makes the link due now. The statement returns the generation and the statement's
 microseconds ("stamp"), which the caller uses as the queued job's place in the queue, so the
 sweeper can tell a job still waiting from one that was lost (services/jobs/sweeper.py).
 """
-from . import link_filters
+from . import job_outbox, link_filters
 
 # updated_at is set here, not by the status trigger: its WHEN clause then skips the plpgsql call,
 # which is a third of the cost of a 1,000-row chunk.
@@ -16,6 +16,7 @@ _RESET = """
     next_attempt_at = now(), job_generation = job_generation + 1
 """
 STAMP = "(extract(epoch FROM now()) * 1000000)::bigint"
+_NOTE = job_outbox.NOTE_CTE.format(stamp=STAMP, rows="reset")
 
 
 def reset_failed_link(conn, app_id, repository_id):
@@ -87,10 +88,11 @@ def reset_chunk(conn, op, after):
     still failed (and failed at frozen_at) are reset; the cursor moves past the whole chunk;
     succeeded and completed grow by the number reset.
 
-    Returns (outcome, reset, cursor, stamp): outcome is "stopped" (the operation row did not
-    qualify: re-read it), "done" (no target left) or "chunk"; reset is the [(app_id,
+    Returns (outcome, reset, cursor, stamp, mark): outcome is "stopped" (the operation row did
+    not qualify: re-read it), "done" (no target left) or "chunk"; reset is the [(app_id,
     repository_id, job_generation)] reset; cursor is the chunk's last (updated_at, id); stamp is
-    the statement's time in microseconds. A link that left `failed` meanwhile is passed, not
+    the statement's time in microseconds; mark the job outbox mark written with the reset links
+    (None when none was reset), which the push clears. A link that left `failed` meanwhile is passed, not
     reset (it is counted as skipped when the operation finishes).
     """
     if op["walks_list"]:
@@ -124,7 +126,9 @@ def reset_chunk(conn, op, after):
                 retry_cause = '{cause}', retry_operation_id = %(operation_id)s
             WHERE id = ANY(ARRAY(SELECT id FROM chunk)) AND {guard}
             RETURNING app_id, repository_id, job_generation
-        ){clear}, advanced AS (
+        ){clear}, noted AS (
+            {_NOTE}
+        ), advanced AS (
             UPDATE bulk_operations o
             SET succeeded = o.succeeded + reset_count.n, completed = o.completed + reset_count.n,
                 cursor_updated_at = chunk_end.updated_at, cursor_link_id = chunk_end.id,
@@ -133,7 +137,8 @@ def reset_chunk(conn, op, after):
             WHERE o.id = %(operation_id)s
         )
         SELECT EXISTS (SELECT FROM op) AS running, chunk_end.updated_at, chunk_end.id,
-               {STAMP} AS stamp, reset.app_id, reset.repository_id, reset.job_generation
+               {STAMP} AS stamp, (SELECT id FROM noted) AS mark,
+               reset.app_id, reset.repository_id, reset.job_generation
         FROM (SELECT) one
         LEFT JOIN chunk_end ON true
         LEFT JOIN reset ON true
@@ -142,13 +147,14 @@ def reset_chunk(conn, op, after):
           "limit": op["chunk_size"]}).fetchall()
     first = rows[0]
     if not first["running"]:
-        return "stopped", [], after, None
+        return "stopped", [], after, None, None
     if first["id"] is None:
-        return "done", [], after, None
+        return "done", [], after, None, None
     # A chunk with nothing left to reset still has its end: the LEFT JOIN gives one NULL row.
     reset = [(row["app_id"], row["repository_id"], row["job_generation"])
              for row in rows if row["app_id"] is not None]
-    return "chunk", reset, (first["updated_at"] or CURSOR_START[0], first["id"]), first["stamp"]
+    return ("chunk", reset, (first["updated_at"] or CURSOR_START[0], first["id"]),
+            first["stamp"], first["mark"])
 
 
 def cursor_of(op):

@@ -106,7 +106,8 @@ def load_if_empty(encryption_key, seed=None, repository_urls=None, receiver_url=
                                          receiver_url=receiver_url)
         demo_repo.insert_all(conn, apps, repos, links)
         due = demo_repo.make_pending_links_due(conn)
-    _queue(due)  # after the commit, as every reset is: the sweeper would call them lost
+        mark = _note(conn, due)
+    _queue(due, mark)  # after the commit, as every reset is: the sweeper would call them lost
     receiver = {app_id: {"key": key, "name": name, "mode": BROKEN_APPS.get(name, "ok")}
                 for app_id, (key, name) in keys.items()}
     return len(links), receiver
@@ -124,14 +125,23 @@ def redeliver(app_ids):
     the receiver answers them as broken, so they fail for real). Returns how many were queued."""
     with db.connection() as conn:
         due = demo_repo.redeliver_links_of(conn, list(app_ids)) if app_ids else []
-    _queue(due)  # after the commit, as every reset is
+        mark = _note(conn, due)
+    _queue(due, mark)  # after the commit, as every reset is
     return len(due)
 
 
-def _queue(due):
+def _note(conn, due):
+    from ..jobs import job_queue
+
+    return job_queue.note(conn, None, [(r["app_id"], r["repository_id"]) for r in due]) \
+        if due else None
+
+
+def _queue(due, mark):
     from ..jobs import job_queue
 
     if due:
         job_queue.push_snapshot_jobs(
             [(row["app_id"], row["repository_id"], row["retry_operation_id"],
               row["job_generation"]) for row in due], min(row["stamp"] for row in due))
+        job_queue.pushed(mark)

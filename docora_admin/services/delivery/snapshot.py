@@ -193,10 +193,10 @@ def _failed(claimed, context, sent, error, http_status, where, app_at_fault=Fals
 
     def record():
         with db.connection() as conn:
-            ended = snapshot_links.mark_attempt_failed(
+            ended = job_queue.noted(conn, snapshot_links.mark_attempt_failed(
                 conn, claimed, error, http_status, settings.max_retry_attempts,
                 backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
-                sent.files, sent.bytes, sent.skipped)
+                sent.files, sent.bytes, sent.skipped))
             if ended is not None and app_at_fault:
                 delivery_control.record_failed(conn, context["app_id"], error, probe)
             circuit = None
@@ -227,15 +227,16 @@ def _interrupted(claimed, context, sent, exc, where):
 
     def record():
         with db.connection() as conn:
-            return snapshot_links.give_back(
+            return job_queue.noted(conn, snapshot_links.give_back(
                 conn, claimed, "interrupted", f"interrupted: {reason}; queued again",
-                files=sent.files, bytes_sent=sent.bytes)
+                files=sent.files, bytes_sent=sent.bytes))
 
     requeue = _patiently(record, where)
     if requeue is not None:
-        _best_effort(lambda: job_queue.push_snapshot_jobs(
+        _best_effort(lambda: (job_queue.push_snapshot_jobs(
             [(requeue["app_id"], requeue["repository_id"], requeue["retry_operation_id"],
-              requeue["job_generation"])], requeue["stamp"]), where)
+              requeue["job_generation"])], requeue["stamp"]),
+            job_queue.pushed(requeue.get("mark"))), where)
     return "pending_snapshot"
 
 
@@ -246,8 +247,8 @@ def _deferred(claimed, context, sent, error, http_status, wait, where):
 
     def record():
         with db.connection() as conn:
-            due = snapshot_links.give_back(conn, claimed, "deferred", error, http_status, wait,
-                                           sent.files, sent.bytes)
+            due = job_queue.noted(conn, snapshot_links.give_back(
+                conn, claimed, "deferred", error, http_status, wait, sent.files, sent.bytes))
             if due is not None:
                 delivery_control.record_deferral(conn, context["app_id"], wait)
             return due
@@ -264,7 +265,7 @@ def _later(claimed, where, delay=BUSY_DELAY_S):
     worker. Nothing is counted or logged."""
     def record():
         with db.connection() as conn:
-            return snapshot_links.release_claim(conn, claimed, delay)
+            return job_queue.noted(conn, snapshot_links.release_claim(conn, claimed, delay))
 
     due = _patiently(record, where)
     if due is not None:
@@ -274,9 +275,9 @@ def _later(claimed, where, delay=BUSY_DELAY_S):
 
 def _schedule(due, where):
     """Queue the link's next job at its next_attempt_at (a backoff, or a delay)."""
-    _best_effort(lambda: job_queue.schedule_snapshot(
+    _best_effort(lambda: (job_queue.schedule_snapshot(
         due["app_id"], due["repository_id"], due["retry_operation_id"], due["job_generation"],
-        due["next_attempt_at"]), where)
+        due["next_attempt_at"]), job_queue.pushed(due.get("mark"))), where)
 
 
 def _git_went_through(context, where):

@@ -15,8 +15,15 @@ big-endian microsecond timestamp + the message, and the consumer takes members i
 write the timestamp ourselves: the PostgreSQL time of the statement that made the link due
 ("stamp", which equals its next_attempt_at), so the oldest waiting member says how far the
 consumers have got, and a due link older than that (by a grace period) has no job left.
+
+What the queue order cannot tell, with a backlog: a push that never came after its commit. The
+statements that make links due write a mark in the job outbox in the same transaction (`note`,
+or a CTE with repositories/job_outbox.NOTE_CTE); `pushed` clears it once the jobs are in Redis,
+and the sweeper pushes the links of every mark older than a few seconds again at once
+(sweeper.push_unpushed), however long the queue is.
 """
 import itertools
+import logging
 import os
 import struct
 
@@ -24,6 +31,7 @@ from huey.storage import RedisPriorityQueue
 
 from ... import db, task_handles
 from ...huey_app import huey
+from ...repositories import job_outbox
 
 BATCH_SIZE = 1000
 # How many places ahead of its repository's other jobs the first one is queued: more than the
@@ -143,19 +151,52 @@ def queue_bulk_run(operation_id):
     task_handles.task("run_bulk_retry")(operation_id)
 
 
+def note(conn, stamp, links):
+    """In the transaction that makes `links` ([(app_id, repository_id)]) due: the outbox mark
+    that `pushed` clears; returns its id."""
+    return job_outbox.note(conn, stamp, links)
+
+
+def noted(conn, due):
+    """`due` (a link row given back due: app_id, repository_id, maybe stamp and status) with the
+    outbox mark of its next job under "mark" while it waits for one; None stays None."""
+    if due is not None and due.get("status", "pending_snapshot") == "pending_snapshot":
+        due["mark"] = note(conn, due.get("stamp"), [(due["app_id"], due["repository_id"])])
+    return due
+
+
+def pushed(*marks):
+    """The jobs of these marks are in Redis: clear them. Best effort: a mark left behind only
+    has its links pushed again (a no-op for jobs that already ran)."""
+    marks = [mark for mark in marks if mark is not None]
+    if not marks:
+        return
+    try:
+        with db.connection() as conn:
+            job_outbox.clear(conn, marks)
+    except Exception as exc:  # noqa: BLE001 - PostgreSQL gone now: the sweeper re-pushes
+        logging.getLogger(__name__).debug("outbox marks %s not cleared: %s", marks, exc)
+
+
 def queue_in_batches(take_batch, batch_size):
     """Queue links that `take_batch(conn)` makes due, batch after batch, each batch's jobs
-    pushed after its commit (a crash between the two is healed by the sweeper), until a batch
-    is smaller than `batch_size`. The rows are what release statements return: app_id,
-    repository_id, retry_operation_id, job_generation, stamp. Returns how many were queued."""
+    pushed after its commit (with an outbox mark, so a crash between the two is healed within
+    seconds), until a batch is smaller than `batch_size`. The rows are what release statements
+    return: app_id, repository_id, retry_operation_id, job_generation, stamp. Returns how many
+    were queued."""
     total = 0
     while True:
+        mark = None
         with db.connection() as conn:
             rows = take_batch(conn)
+            if rows:
+                mark = note(conn, rows[0]["stamp"],
+                            [(r["app_id"], r["repository_id"]) for r in rows])
         if rows:
             push_snapshot_jobs(
                 [(r["app_id"], r["repository_id"], r["retry_operation_id"], r["job_generation"])
                  for r in rows], rows[0]["stamp"])
+            pushed(mark)
         total += len(rows)
         if len(rows) < batch_size:
             return total

@@ -4,7 +4,8 @@ Each chunk resets still-failed targets and moves the operation's counters and cu
 statement (its own transaction), then queues the snapshot jobs. A worker killed between chunks
 leaves a resumable operation; one killed mid-chunk leaves nothing half-written, because the
 chunk's transaction is all or nothing; one killed between a chunk's commit and its push leaves
-due links without a job, which the sweeper queues (services/jobs/sweeper.py).
+due links without a job and the chunk's outbox mark, which the sweeper finds within seconds and
+pushes (services/jobs/sweeper.py).
 """
 import logging
 import threading
@@ -71,13 +72,15 @@ def run_one_chunk(operation_id):
     return len(chunk[0])
 
 
-def _queue_chunk(operation_id, rows, stamp, cancel_flagged=None):
-    # The rows are committed as pending_snapshot, due now, and counted. If this process dies
-    # before the push, the sweeper finds them due with no job and queues them.
+def _queue_chunk(operation_id, rows, stamp, mark, cancel_flagged=None):
+    # The rows are committed as pending_snapshot, due now, and counted, with an outbox mark.
+    # If this process dies before the push, the sweeper finds the mark within seconds and
+    # pushes them (sweeper.push_unpushed), however long the queue is.
     if rows:
         job_queue.push_snapshot_jobs(job_queue.apps_in_turn(
             [(app_id, repository_id, operation_id, generation)
              for app_id, repository_id, generation in rows]), stamp)
+        job_queue.pushed(mark)
     cancelled = bulk_progress.increment_progress(operation_id, succeeded=len(rows))
     if cancelled and cancel_flagged is not None:
         cancel_flagged.set()
@@ -97,21 +100,22 @@ class Chunks:
         self.after = None  # the cursor the next chunk starts after
 
     def reset_next(self, recheck=False):
-        """Reset the next chunk; return (its reset links, stamp), or None once the operation
-        has ended. `recheck` re-reads the operation first (the Redis hash said cancelled)."""
+        """Reset the next chunk; return (its reset links, stamp, outbox mark), or None once the
+        operation has ended. `recheck` re-reads the operation first (the Redis hash said
+        cancelled)."""
         if recheck:
             self.op = None
         while True:
             if self.op is None and not self._settle():
                 return None
-            outcome, rows, self.after, stamp = retry_links.reset_chunk(self.conn, self.op,
-                                                                       self.after)
+            outcome, rows, self.after, stamp, mark = retry_links.reset_chunk(
+                self.conn, self.op, self.after)
             if outcome == "chunk":
                 if self.op.get("kind") == "resync":
                     # What a crashed job noted but never wrote would be written back by the
                     # link's next job: a re-sync forgets it too.
                     acknowledgements.drop_journals([(a, r) for a, r, _ in rows])
-                return rows, stamp
+                return rows, stamp, mark
             if outcome == "done":
                 self._settle(exhausted=True)
                 return None

@@ -41,9 +41,11 @@ def resync_link(app_id, repository_id):
         audit.record(conn, "resync.one", target=f"{app_id}/{repository_id}",
                      details={"app_id": app_id, "repository_id": repository_id,
                               "files_cleared": due["files_cleared"]})
+        mark = job_queue.note(conn, due["stamp"], [(app_id, repository_id)])
     acknowledgements.drop_journals([(app_id, repository_id)])
     [job_id] = job_queue.push_snapshot_jobs(
         [(app_id, repository_id, None, due["job_generation"])], due["stamp"])
+    job_queue.pushed(mark)
     log.info("%s/%s re-sync queued: %d delivered-file records cleared", app_id, repository_id,
              due["files_cleared"])
     return {"job_id": job_id, "files_cleared": due["files_cleared"]}

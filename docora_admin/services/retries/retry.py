@@ -55,11 +55,13 @@ def _queue_one(app_id, repository_id, make_due, refusal, action):
             raise ApiError(409, refusal)
         audit.record(conn, action, target=f"{app_id}/{repository_id}",
                      details={"app_id": app_id, "repository_id": repository_id})
+        mark = job_queue.note(conn, due["stamp"], [(app_id, repository_id)])
     # Queued after the commit so the job never sees the row before its change. Should the push
-    # fail now, the link is due with no job and the sweeper queues it.
+    # fail now, the link is due with no job and its outbox mark: the sweeper pushes it.
     [job_id] = job_queue.push_snapshot_jobs(
         [(app_id, repository_id, due["retry_operation_id"], due["job_generation"])],
         due["stamp"])
+    job_queue.pushed(mark)
     log.info("%s/%s queued (generation %d)", app_id, repository_id, due["job_generation"])
     return job_id
 

@@ -9,7 +9,8 @@ ACTIVE = ("running", "cancelling", "paused")
 _COLUMNS = """id, kind, scope, app_id, requested_by, total, completed, succeeded, failed, skipped,
     delivered, delivery_failed, gone, frozen_at, cursor_updated_at, cursor_link_id, chunk_size,
     status, cancel_requested, error, heartbeat_at, created_at, finished_at, filter,
-    outcome_changed_at, settled_at, paused_at, held,
+    outcome_changed_at, settled_at, paused_at, held, stalled_at, resumed_at, resumes,
+    extract(epoch FROM now() - heartbeat_at) AS heartbeat_age,
     kind = 'resync' OR coalesce(filter ?| array['links', 'failed_again_of'], false)
         AS walks_list"""
 
@@ -185,9 +186,11 @@ def resume(conn, operation_id):
 
 def claim_stalled(conn, stall_seconds):
     """Active operations whose heartbeat stopped; their heartbeat is bumped so that only one
-    resume is queued per stall."""
+    resume is queued per stall, and the stall is recorded (from its last heartbeat)."""
     rows = conn.execute("""
-        UPDATE bulk_operations SET heartbeat_at = now()
+        UPDATE bulk_operations
+        SET heartbeat_at = now(), stalled_at = heartbeat_at, resumed_at = now(),
+            resumes = resumes + 1
         WHERE id IN (SELECT id FROM bulk_operations
                      WHERE status IN ('running', 'cancelling')
                        AND heartbeat_at < now() - make_interval(secs => %s)

@@ -10,7 +10,7 @@ cancelled, failed). What happened to the deliveries is in the fields added since
 """
 from datetime import datetime, timezone
 
-from ... import db
+from ... import db, runtime
 from ...errors import ApiError
 from ...repositories import bulk_operations as ops_repo
 from . import bulk_progress, outcomes
@@ -93,6 +93,7 @@ def operation_json(op):
                     "in_progress": left - held["links"], "held": held["links"],
                     "gone": op["gone"]},
         "held": held,
+        "stall": _stall(op),
         "created_at": op["created_at"].isoformat(),
         "finished_at": op["finished_at"].isoformat() if op["finished_at"] else None,
         "settled_at": op["settled_at"].isoformat() if op["settled_at"] else None,
@@ -102,6 +103,24 @@ def operation_json(op):
         "running_for": None if op["settled_at"] else _took(
             datetime.now(timezone.utc) - op["created_at"]),
     }
+
+
+def _stall(op):
+    """Whether the reset has stopped moving (no heartbeat for BULK_STALL_SECONDS, by the
+    database's clock: its worker died and none has resumed it yet), since when, and the last
+    resume of an earlier stall."""
+    age = op.get("heartbeat_age")
+    stalled = (op["status"] in ("running", "cancelling") and age is not None
+               and float(age) > runtime.settings().bulk_stall_seconds)
+    return {"stalled": stalled,
+            "since": op["heartbeat_at"].isoformat() if stalled else None,
+            "seconds": int(age) if stalled else None,
+            "stalled_at": _iso(op.get("stalled_at")), "resumed_at": _iso(op.get("resumed_at")),
+            "resumes": op.get("resumes") or 0}
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
 
 
 def _held(op, left):

@@ -11,7 +11,7 @@ import threading
 from huey import PriorityRedisHuey
 from huey.consumer import Consumer
 
-from . import log_format, runtime
+from . import log_format, outage_log, runtime
 from .config import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
@@ -26,10 +26,12 @@ class SignalSafeConsumer(Consumer):
     """huey's consumer sets its signal handlers only after its scheduler and workers have
     started, so a SIGINT or SIGTERM in that window (a Ctrl-C, a supervisor's stop right after
     a start) ended the process with a KeyboardInterrupt traceback instead of a graceful stop.
-    Setting them first makes any stop signal the graceful one: run() sees it on its first loop."""
+    Setting them first makes any stop signal the graceful one: run() sees it on its first loop.
+    It also routes huey's lost-connection tracebacks to one line per outage (outage_log)."""
 
     def start(self):
         self._set_signal_handlers()
+        outage_log.install_huey_filter()  # one line per outage, not a traceback per poll
         super().start()
 
 

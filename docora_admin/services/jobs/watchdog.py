@@ -13,8 +13,9 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
 Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
 window plus 60 s, and a lost job the scheduler's ten minutes.
 
-Each step survives the failure of any other and of PostgreSQL or Redis: it logs one line and
-tries again next tick.
+Each step survives the failure of any other and of PostgreSQL or Redis and tries again next
+tick; an outage is logged once when it starts, every 30 s while it lasts and once when it ends
+(docora_admin/outage_log.py), any other failure once per tick.
 
 Leases are released only by a process that has reached PostgreSQL for at least a whole lease:
 after an outage longer than a lease every lease looks expired, and a job that lived through it
@@ -25,7 +26,7 @@ import logging
 import threading
 import time
 
-from ... import runtime
+from ... import outage_log, runtime
 from ..apps import app_deletion
 from ..retries import bulk_runner, outcomes
 from ..control import delivery_control, sync_failed
@@ -58,20 +59,29 @@ def _run():
         time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-def _step(name, action):
+def _step(name, action, needs=()):
+    """Run one step; `needs` are the outage_log services it reaches, told when it went
+    through. A lost connection goes to that outage's one line, any other error is logged."""
     try:
-        return action()
+        result = action()
     except Exception as exc:  # an outage, mostly: next tick tries again
-        log.warning("watchdog: %s failed: %s: %s", name, exc.__class__.__name__,
-                    str(exc).splitlines()[0] if str(exc) else "")
+        outage = outage_log.outage_of(exc)
+        if outage is not None:
+            outage.failed(f"the watchdog's {name}", exc)
+        else:
+            log.warning("watchdog: %s failed: %s: %s", name, exc.__class__.__name__,
+                        str(exc).splitlines()[0] if str(exc) else "")
         return None
+    for service in needs:
+        service.ok()
+    return result
 
 
 def tick():
     """One round of housekeeping (also called directly by tests)."""
     global _database_since
     settings = runtime.settings()
-    if _step("lease renewal", lambda: leases.renew() >= 0) is None:
+    if _step("lease renewal", lambda: leases.renew() >= 0, (outage_log.POSTGRES,)) is None:
         _database_since = None
     elif _database_since is None:
         _database_since = time.monotonic()
@@ -79,7 +89,8 @@ def tick():
         time.monotonic() - _database_since >= settings.job_lease_seconds)
     _step("resume of stalled bulk retries",
           lambda: bulk_runner.resume_stalled(settings.bulk_stall_seconds))
-    if _step("sweep lock", lambda: _take_sweep_turn(settings.watchdog_interval_seconds)):
+    if _step("sweep lock", lambda: _take_sweep_turn(settings.watchdog_interval_seconds),
+             (outage_log.REDIS,)):
         _step("sweep", lambda: sweeper.sweep(release_leases=may_release_leases))
         _step("outcome recount", outcomes.settle_all)
         _step("delivery control", delivery_control.tick)

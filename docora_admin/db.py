@@ -6,6 +6,7 @@ from importlib import resources
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
 
 _pool = None
 
@@ -16,6 +17,16 @@ POOL_TIMEOUT_S = 1.5
 # was a sixth of its PostgreSQL round trips. A server that died within that second fails the
 # work at hand once (503, or a job waits it out), and the broken connection is dropped.
 CHECK_IDLE_S = 1.0
+
+
+# psycopg_pool tries a lost server again with an exponential back-off (1, 2, 4, 8 s … between
+# attempts, up to reconnect_timeout): after an outage of ten seconds the web kept answering 503
+# for up to ~5-8 s after PostgreSQL was back. A fixed half second instead, so requests recover
+# within a second (an attempt against a server that is down is a refused connect, or at most
+# connect_timeout). These are the pool's class attributes (psycopg_pool 3.2-3.3);
+# tests/test_outages.py measures the recovery, so a release that renames them shows there.
+AttemptWithBackoff.INITIAL_DELAY = 0.5
+AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 
 class DatabaseUnavailable(Exception):

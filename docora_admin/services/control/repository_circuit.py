@@ -58,7 +58,7 @@ def gate(conn_factory, claimed, context):
                 return Gate(probe=True), None
             if not taken["tripped"]:  # closed meanwhile
                 return GO, None
-        return Gate(held=True), circuit_repo.hold_link(conn, claimed)
+        return Gate(held=True), job_queue.noted(conn, circuit_repo.hold_link(conn, claimed))
 
 
 def record_git_failure(conn, repository_id, error, was_probe=False):

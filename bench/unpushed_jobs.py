@@ -63,8 +63,9 @@ class Consumer:
         return Path(self.log.name).read_text(errors="replace")
 
     def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 def operation(url, operation_id):
@@ -101,12 +102,21 @@ def main():
     seed(url, args.rows)
     env = {**app_env(url, redis_url, args.chunk_size), "BULK_CHUNK_DELAY_MS": "20"}
     first = Consumer(args.checkout, env, workers=1)
+    try:
+        return run(args, url, redis_url, client, headers, control, env, first)
+    finally:
+        first.kill()
+
+
+def run(args, url, redis_url, client, headers, control, env, first):
     operation_id = client.post("/admin/api/retry/all", headers=headers,
                                json={}).get_json()["data"]["operation_id"]
     wait_until(lambda: operation(url, operation_id)[0] >= args.rows // 3, 120)
     control.execute_command("CLIENT", "PAUSE", "60000", "WRITE")  # pushes block from here
     at_pause = operation(url, operation_id)[0]
-    wait_until(lambda: operation(url, operation_id)[0] > at_pause, 30)  # a chunk committed
+    if not wait_until(lambda: operation(url, operation_id)[0] > at_pause, 30):
+        print("no chunk committed while Redis was paused")
+        return 1
     first.kill()
     killed = time.time()
     unpushed = operation(url, operation_id)[0] - at_pause
@@ -115,23 +125,24 @@ def main():
     from docora_admin.huey_app import huey
 
     second = Consumer(args.checkout, env, workers=4)
-    found = wait_until(lambda: REQUEUED.search(second.text()), args.timeout, interval=0.2)
-    if found is None:
-        print(f"no requeue within {args.timeout:.0f} s of the kill")
+    try:
+        found = wait_until(lambda: REQUEUED.search(second.text()), args.timeout, interval=0.2)
+        if found is None:
+            print(f"no requeue within {args.timeout:.0f} s of the kill")
+            return 1
+        at = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        waiting = control.zcard(huey.storage.queue_key)
+        done = wait_until(lambda: (op := operation(url, operation_id))[1] == "completed" and op,
+                          args.timeout, interval=0.5)
+    finally:
         second.kill()
-        return 1
-    at = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-    waiting = control.zcard(huey.storage.queue_key)
-    done = wait_until(lambda: (op := operation(url, operation_id))[1] == "completed" and op,
-                      args.timeout, interval=0.5)
-    second.kill()
     print(f"checkout: {args.checkout}")
     print(f"{args.rows:,} links, chunk {args.chunk_size}: {unpushed:,} committed without a job "
           f"at the kill")
     print(f"queued again {at - killed:.1f} s after the kill ({found.group(2)} links, "
           f"'{found.group(3)}'), {waiting:,} jobs still waiting then")
     if done:
-        print(f"bulk retry completed {done[2] - killed:.1f} s after the kill")
+        print(f"bulk retry completed {float(done[2]) - killed:.1f} s after the kill")
     return 0
 
 

@@ -92,8 +92,8 @@ def reset_chunk(conn, op, after):
     not qualify: re-read it), "done" (no target left) or "chunk"; reset is the [(app_id,
     repository_id, job_generation)] reset; cursor is the chunk's last (updated_at, id); stamp is
     the statement's time in microseconds; mark the job outbox mark written with the reset links
-    (None when none was reset), which the push clears. A link that left `failed` meanwhile is passed, not
-    reset (it is counted as skipped when the operation finishes).
+    (None when none was reset), which the push clears. A link that left `failed` meanwhile is
+    passed, not reset (it is counted as skipped when the operation finishes).
     """
     if op["walks_list"]:
         walk, params = _WALK_LIST, {}

@@ -11,6 +11,7 @@ sessions ended), when an admin ends it (it leaves the account's session index), 
 SESSION_IDLE_MINUTES without a request, and SESSION_MAX_HOURS after its login whatever happens.
 """
 import logging
+import secrets
 import time
 from urllib.parse import urlsplit
 
@@ -55,6 +56,7 @@ def init_app(app):
     # Registered before CSRFProtect's hook: an anonymous request learns it must log in,
     # not that its CSRF token is missing; a viewer learns its role cannot act.
     app.before_request(refuse_anonymous)
+    app.after_request(_set_device_cookie)
     roles.init_app(app)
     # Flask-WTF's own hook would check every POST; protect_csrf checks all but same-origin JSON.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
@@ -171,12 +173,6 @@ def _client_address():
     return request.remote_addr or "unknown"
 
 
-def reserve_login_attempt(username):
-    """Count this attempt against the per-address and per-username limits before the password
-    is checked (atomically, see login_limit). None when it may go ahead, else why not."""
-    return login_limit.reserve(_client_address(), username)
-
-
 def _session_username():
     account_id = (session.get("_user_id") or "").partition(":")[0]
     return session.get("username") or (f"account {account_id}" if account_id else None)
@@ -184,30 +180,77 @@ def _session_username():
 
 def reserve_login_attempt(username):
     """Count this attempt against the per-address and per-username limits before the password
-    is checked (atomically, see login_limit). None when it may go ahead, else why not; a
-    refusal is audited once per limit window."""
-    blocked = login_limit.reserve(_client_address(), username)
+    is checked (atomically, see login_limit; a browser holding this account's device token has
+    a budget of its own while the username is locked). None when it may go ahead, else why not;
+    a refusal is audited once per limit window."""
+    blocked = login_limit.reserve(_client_address(), username, _device_token(username))
     if blocked is not None and login_limit.first_refusal(_client_address(), username, blocked):
-        audit.record_alone("login.lockout", target=username[:255],
-                           details={"username": username[:255], "reason": blocked})
+        audit.record_alone("login.lockout", target=_audited_name(username),
+                           details={"username": _audited_name(username), "reason": blocked})
     return blocked
 
 
 def check_credentials(username, password):
     """The account these credentials open (after reserve_login_attempt()), or None. A correct
-    password forgives the reserved attempt; a wrong one is audited with the username tried."""
+    password forgives the reserved attempt; a wrong one is audited with the account's name, or
+    as unknown (a password typed into the username field is not kept)."""
     account = accounts.authenticate(username, password)
     if account is not None:
         forgive_login_attempt(username)
         return account
-    audit.record_alone("login.failure", target=username[:255],
-                       details={"username": username[:255]})
+    audit.record_alone("login.failure", target=_audited_name(username),
+                       details={"username": _audited_name(username)})
     return None
 
 
 def forgive_login_attempt(username):
     """The password given with a reserved attempt was right (see reserve_login_attempt)."""
-    login_limit.forgive(_client_address(), username)
+    login_limit.forgive(_client_address(), username, _device_token(username))
+
+
+def _audited_name(username):
+    """The account's own name for the audit trail, or a fixed word for one that is not."""
+    return accounts.known_username(username) or UNKNOWN_ACCOUNT
+
+
+# OWASP's device cookies: a browser that logged in to an account carries a signed token for it
+# (per account, random per login), so a stranger's failed logins cannot lock the owner out.
+DEVICE_COOKIE = "docora_admin_device"
+DEVICE_MAX_AGE_S = 180 * 24 * 3600
+UNKNOWN_ACCOUNT = "(unknown account)"
+
+
+def _device_signer():
+    from itsdangerous import URLSafeTimedSerializer
+
+    return URLSafeTimedSerializer(current_app.secret_key, salt="docora-admin-device")
+
+
+def _device_token(username):
+    """The device token this browser holds for `username`, when its signature and age check."""
+    from itsdangerous import BadData
+
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw or len(raw) > 500:
+        return None
+    try:
+        data = _device_signer().loads(raw, max_age=DEVICE_MAX_AGE_S)
+    except BadData:
+        return None
+    if not isinstance(data, dict) or data.get("u") != login_limit.canonical(username):
+        return None
+    token = data.get("n")
+    return token if isinstance(token, str) and token.isalnum() and len(token) <= 32 else None
+
+
+def _set_device_cookie(response):
+    """after_request: the device token of a login that just succeeded."""
+    value = g.pop("device_cookie", None)
+    if value:
+        response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_MAX_AGE_S, path="/admin",
+                            httponly=True, samesite="Lax",
+                            secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 def start_session(account):
@@ -227,6 +270,8 @@ def start_session(account):
     session[LOGIN_AT] = time.time()
     session["username"] = account["username"]
     current_app.session_interface.regenerate(session)
+    g.device_cookie = _device_signer().dumps(
+        {"u": login_limit.canonical(account["username"]), "n": secrets.token_hex(8)})
     account_sessions.add(account["id"], session.sid, _client_address(),
                          request.headers.get("User-Agent"), settings.session_max_hours * 3600)
     return generate_csrf()

@@ -5,9 +5,14 @@ checked, by one Lua script that checks both counters and increments them; a corr
 then forgives it. So 40 wrong logins in parallel get exactly the limit through: a separate
 "check, then record" let the ones racing between the two steps slip past.
 
-The per-username limit is what stops a guesser spread over many addresses. Its price: such a
-guesser can lock the admin out for up to USERNAME_WINDOW_S (delete the key shown by
-`redis-cli --scan --pattern 'docora:login-failures:user:*'` to let them in sooner).
+The username is counted in its canonical form (trimmed, case-folded: accounts are looked up
+case-insensitively), so `Admin` and `aDmin` share `admin`'s budget.
+
+The per-username limit stops a guesser spread over many addresses; it must not let that guesser
+lock the owner out (OWASP's device cookies). A browser that logged in to the account before
+carries a signed device token for it (auth.py issues it); while the username is locked for
+everyone else, that device keeps a small budget of its own, so the owner logs in from their own
+browser. An admin sees a locked account on its page and can lift the lock.
 """
 import hashlib
 
@@ -17,55 +22,81 @@ ADDRESS_LIMIT = 5
 ADDRESS_WINDOW_S = 60
 USERNAME_LIMIT = 10
 USERNAME_WINDOW_S = 15 * 60
+DEVICE_LIMIT = 5  # per device token, while its username is locked
 
 ADDRESS_BLOCKED = "Too many failed logins; try again in a minute"
 USERNAME_BLOCKED = "Too many failed logins for this username; try again in 15 minutes"
 
 KEY_PREFIX = "docora:login-failures:"
 
-# KEYS: address counter, username counter. ARGV: address limit, window, username limit, window.
-# A window opens with the first counted attempt (fixed window, like the counter it replaces).
+# KEYS: address counter, username counter, device counter (a key of its own per device token,
+# or one no token can have). ARGV: address limit, window, username limit, window, device limit,
+# whether a device token came. A window opens with the first counted attempt (fixed window).
+# Returns 0 (go ahead), 1 (address blocked), 2 (username blocked).
 _RESERVE = """
 if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 1 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then return 2 end
-for i, key in ipairs(KEYS) do
+local counted = {KEYS[1], KEYS[2]}
+local windows = {ARGV[2], ARGV[4]}
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then
+  if ARGV[6] ~= '1' or tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[5]) then
+    return 2
+  end
+  counted = {KEYS[1], KEYS[3]}
+  windows = {ARGV[2], ARGV[4]}
+end
+for i, key in ipairs(counted) do
   redis.call('INCR', key)
-  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ARGV[i * 2]) end
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, windows[i]) end
 end
 return 0
 """
 
-# The address proved it knows the password: its slate is wiped. The username only gets back the
-# one attempt just reserved, so the admin's own login does not hand a guesser elsewhere a fresh
-# budget.
+# The address proved it knows the password: its slate is wiped, and so is the device's. The
+# username only gets back the one attempt just reserved, so the owner's own login does not hand
+# a guesser elsewhere a fresh budget; an attempt a device's own budget paid for (the device
+# counter exists only while the username is locked) gives the username nothing back.
 _FORGIVE = """
 redis.call('DEL', KEYS[1])
+if redis.call('DEL', KEYS[3]) == 1 then return 0 end
 local count = tonumber(redis.call('GET', KEYS[2]) or '0')
 if count > 1 then redis.call('DECR', KEYS[2]) else redis.call('DEL', KEYS[2]) end
 return 0
 """
 
 
-def _keys(address, username):
+def canonical(username):
+    """The one form of a username for look-up, limits and audit: trimmed and case-folded."""
+    return (username or "").strip().casefold()
+
+
+def _user_key(username):
     # Hashed: a username is whatever a client typed, of any length.
-    user_digest = hashlib.sha256(username.encode("utf-8")).hexdigest()[:32]
-    return [f"{KEY_PREFIX}addr:{address}", f"{KEY_PREFIX}user:{user_digest}"]
+    digest = hashlib.sha256(canonical(username).encode("utf-8", "replace")).hexdigest()[:32]
+    return f"{KEY_PREFIX}user:{digest}"
 
 
-def reserve(address, username):
+def _keys(address, username, device=None):
+    user = _user_key(username)
+    return [f"{KEY_PREFIX}addr:{address}", user, f"{user}:device:{device or '-'}"]
+
+
+def reserve(address, username, device=None):
     """Count one login attempt for `address` and `username` unless either has used up its
-    limit. Returns None when the attempt may go ahead, else the one-line reason it may not."""
+    limit; `device` is the verified device token this browser holds for the username (it keeps
+    its own budget while the username is locked). Returns None when the attempt may go ahead,
+    else the one-line reason it may not."""
     client = runtime.redis_client()
     blocked = client.register_script(_RESERVE)(
-        keys=_keys(address, username),
-        args=[ADDRESS_LIMIT, ADDRESS_WINDOW_S, USERNAME_LIMIT, USERNAME_WINDOW_S])
+        keys=_keys(address, username, device),
+        args=[ADDRESS_LIMIT, ADDRESS_WINDOW_S, USERNAME_LIMIT, USERNAME_WINDOW_S, DEVICE_LIMIT,
+              "1" if device else "0"])
     return {0: None, 1: ADDRESS_BLOCKED, 2: USERNAME_BLOCKED}[int(blocked)]
 
 
-def forgive(address, username):
-    """After a correct password: clear the address's failures, give the username back the
-    attempt reserved for this login."""
-    runtime.redis_client().register_script(_FORGIVE)(keys=_keys(address, username))
+def forgive(address, username, device=None):
+    """After a correct password: clear the address's (and device's) failures, give the
+    username back the attempt reserved for this login."""
+    runtime.redis_client().register_script(_FORGIVE)(keys=_keys(address, username, device))
 
 
 def first_refusal(address, username, reason):
@@ -74,5 +105,20 @@ def first_refusal(address, username, reason):
     if reason == ADDRESS_BLOCKED:
         key, window = _keys(address, username)[0], ADDRESS_WINDOW_S
     else:
-        key, window = _keys(address, username)[1], USERNAME_WINDOW_S
+        key, window = _user_key(username), USERNAME_WINDOW_S
     return bool(runtime.redis_client().set(f"{key}:refusal-noted", 1, nx=True, ex=window))
+
+
+def lock_state(username):
+    """{failures, locked, seconds_left} of the username's limit window now."""
+    client = runtime.redis_client()
+    key = _user_key(username)
+    failures = int(client.get(key) or 0)
+    return {"failures": failures, "locked": failures >= USERNAME_LIMIT,
+            "seconds_left": max(0, client.ttl(key)) if failures else 0}
+
+
+def lift(username):
+    """An admin ends the username's lock: its failures are forgotten."""
+    key = _user_key(username)
+    runtime.redis_client().delete(key, f"{key}:refusal-noted")

@@ -9,29 +9,15 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from docora_admin.huey_app import huey
-from tests.processes import start_consumer, start_web
-from tests.test_browser_smoke import (WATCHDOG_INTERVAL_SECONDS, attribute, chrome, log_in,
-                                      panel_state, save_failure, seed_failed, start_bulk_retry,
-                                      wait)
+from tests.test_browser_smoke import (attribute, chrome, log_in, panel_state, run_servers,
+                                      save_failure, seed_failed, start_bulk_retry, wait)
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, migrated_database):
-    logs = tmp_path_factory.mktemp("csp-servers")
-    huey.flush()
-    web = start_web(logs, BULK_CHUNK_SIZE=25, MAX_RETRY_ATTEMPTS=1)
-    consumer = start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=150, MAX_RETRY_ATTEMPTS=1,
-                              WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
-                              DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache")
-    yield web
-    consumer.stop()
-    web.stop()
-    huey.flush()
-
-CSP_MARKERS = ("Content Security Policy", "Refused to")
+    yield from run_servers(tmp_path_factory.mktemp("csp-servers"), MAX_RETRY_ATTEMPTS=1)
 
 
 @pytest.fixture

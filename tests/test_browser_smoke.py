@@ -32,18 +32,23 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WATCHDOG_INTERVAL_SECONDS = 1
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory, migrated_database):
-    logs = tmp_path_factory.mktemp("servers")
+def run_servers(logs, **env):
+    """gunicorn and a Huey consumer for a module's browser tests (a generator: yields the web
+    process, then stops both); `env` goes to both."""
     huey.flush()
-    web = start_web(logs, BULK_CHUNK_SIZE=25)
+    web = start_web(logs, BULK_CHUNK_SIZE=25, **env)
     consumer = start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=150,
                               WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
-                              DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache")
+                              DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache", **env)
     yield web
     consumer.stop()
     web.stop()
     huey.flush()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, migrated_database):
+    yield from run_servers(tmp_path_factory.mktemp("servers"))
 
 
 def chrome(tmp_path, base_url, keep_console=False):

@@ -4,6 +4,7 @@ import threading
 import pytest
 import redis
 
+from docora_admin import auth as auth_module
 from docora_admin import login_limit
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_REDIS_URL
 
@@ -102,3 +103,67 @@ def test_form_and_api_logins_share_the_limits(app):
     page = client.post("/admin/login", data={"username": ADMIN_USERNAME, "password": "nope"})
     assert page.status_code == 429
     assert login_limit.ADDRESS_BLOCKED in page.get_data(as_text=True)
+
+
+def _login_with(client, password, username=ADMIN_USERNAME, address="127.0.0.1"):
+    return client.post("/admin/api/login", json={"username": username, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def _lock_the_username(app, username=ADMIN_USERNAME):
+    """A stranger spread over addresses spends the username's whole budget, in its variants."""
+    variants = [username, username.upper(), username.capitalize(), f"  {username} "]
+    for n in range(login_limit.USERNAME_LIMIT):
+        assert _login(app, "guess", username=variants[n % len(variants)],
+                      address=f"10.0.{n}.1").status_code == 401
+    assert _login(app, "guess", username=username.swapcase(),
+                  address="10.0.99.1").status_code == 429
+
+
+def test_case_variants_share_one_username_budget(app):
+    """Issue 24 M1: Admin, aDmin… each had a budget of their own (320 guesses, not 10)."""
+    _lock_the_username(app)
+    assert _login(app, ADMIN_PASSWORD, address="10.1.1.1").status_code == 429
+    assert len([k for k in _counters() if ":user:" in k and ":device:" not in k
+                and not k.endswith("refusal-noted")]) == 1
+
+
+def test_a_stranger_cannot_lock_the_owner_out_of_their_own_browser(app):
+    """Issue 24 M2: the owner's browser carries a device token from an earlier login: while the
+    username is locked for everyone else, it keeps a small budget of its own."""
+    owner = app.test_client()
+    assert _login_with(owner, ADMIN_PASSWORD).status_code == 200
+    cookie = owner.get_cookie(auth_module.DEVICE_COOKIE, path="/admin")
+    assert cookie is not None and cookie.http_only
+    _lock_the_username(app)
+    assert _login_with(app.test_client(), ADMIN_PASSWORD, address="10.2.2.2").status_code == 429
+    # The owner's browser: a typo spends its own budget, the right password gets in.
+    assert _login_with(owner, "typo", address="10.3.3.3").status_code == 401
+    assert _login_with(owner, ADMIN_PASSWORD, address="10.3.3.3").status_code == 200
+    # A token is for its account only, and a forged one counts for nothing.
+    forged = app.test_client()
+    forged.set_cookie(auth_module.DEVICE_COOKIE, cookie.value[:-4] + "AAAA", path="/admin")
+    assert _login_with(forged, ADMIN_PASSWORD, address="10.4.4.4").status_code == 429
+    # The device's budget is small: a stolen cookie is no way around the lock either.
+    thief = app.test_client()
+    thief.set_cookie(auth_module.DEVICE_COOKIE, owner.get_cookie(auth_module.DEVICE_COOKIE,
+                                                          path="/admin").value, path="/admin")
+    codes = [_login_with(thief, "guess", address="10.5.5.5").status_code
+             for _ in range(login_limit.DEVICE_LIMIT + 1)]
+    assert codes == [401] * login_limit.DEVICE_LIMIT + [429]
+
+
+def test_an_admin_sees_a_locked_account_and_lifts_the_lock(app, auth, client):
+    from tests.accounts_helpers import client_as
+
+    _, _ = client_as(app, "viewer", username="viewer1")
+    _lock_the_username(app, "viewer1")
+    assert login_limit.lock_state("VIEWER1")["locked"] is True
+    assert auth.login().status_code == 200
+    page = client.get("/admin/accounts/viewer1").get_data(as_text=True)
+    assert 'id="login-lock"' in page and "10 failed logins" in page
+    assert client.post("/admin/accounts/viewer1/unlock", headers=auth.headers()).status_code \
+        == 302
+    assert login_limit.lock_state("viewer1") == {"failures": 0, "locked": False,
+                                                 "seconds_left": 0}
+    assert 'id="login-lock"' not in client.get("/admin/accounts/viewer1").get_data(as_text=True)

@@ -43,7 +43,8 @@ def create():
 def detail(username, error=None, status=200):
     account, sessions = accounts.sessions_of(username, *_lifetimes())
     return render_template("accounts/detail.html", account=account, sessions=sessions,
-                           roles=ROLES, error=error), status
+                           roles=ROLES, error=error,
+                           lock=accounts.login_lock(account["username"])), status
 
 
 def _change(username, change, done):
@@ -85,6 +86,13 @@ def disable(username):
 @requires_role("admin")
 def enable(username):
     return _change(username, lambda: accounts.enable(username), f"{username} is enabled.")
+
+
+@bp.post("/<username>/unlock")
+@requires_role("admin")
+def unlock(username):
+    return _change(username, lambda: accounts.lift_login_lock(username),
+                   f"{username} may log in again: the failed-login lock was lifted.")
 
 
 @bp.post("/<username>/sessions/end-all")

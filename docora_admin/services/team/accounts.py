@@ -4,7 +4,7 @@ account or changing its password or role also ends all of its sessions."""
 import logging
 from datetime import datetime, timezone
 
-from ... import db, passwords
+from ... import db, login_limit, passwords
 from ...config import USERNAME_RE
 from ...errors import ApiError
 from ...repositories import accounts as accounts_repo
@@ -38,6 +38,15 @@ def check_password(password):
     if (problem := passwords.problem(password)) is not None:
         raise ApiError(400, problem)
     return password
+
+
+def known_username(username):
+    """The name of the account `username` looks up (any case), or None."""
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username.strip()):
+        return None
+    with db.connection() as conn:
+        account = accounts_repo.get_by_username(conn, username.strip())
+    return account["username"] if account else None
 
 
 def authenticate(username, password):
@@ -197,6 +206,21 @@ def enable(username, actor=None):
     return _change(username, "account.enable", actor,
                    lambda account: ({"disabled_at": None} if account["disabled_at"] is not None
                                     else None), lambda account: {}, end_sessions=False)
+
+
+def login_lock(username):
+    """{failures, locked, seconds_left}: the account's failed-login window (login_limit)."""
+    return login_limit.lock_state(username)
+
+
+def lift_login_lock(username):
+    """An admin lets an account whose username is locked by failed logins log in again."""
+    account = get(username)
+    state = login_limit.lock_state(username)
+    login_limit.lift(username)
+    with db.connection() as conn:
+        audit.record(conn, "account.unlock", target=account["username"],
+                     details={"failures": state["failures"]})
 
 
 def _change(username, action, actor, fields_for, details_for, end_sessions=True):

@@ -18,7 +18,8 @@ Action names are `<area>.<verb>`, lower case:
   repository.circuit_open (system: git failed REPOSITORY_FAILURE_THRESHOLD times in a row),
   repository.circuit_close (system: a fetch went through; or an operator),
   account.create, account.role_change, account.password_change, account.disable,
-  account.enable, account.environment_sync (start-up brought ADMIN_USERNAME in step),
+  account.enable, account.unlock (an admin lifted a failed-login lock; details.failures),
+  account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
   access.denied (a logged-in account refused by its role: details method, needs, role).
 New delivery actions follow the same pattern.
@@ -46,7 +47,8 @@ KNOWN_ACTIONS = (
     "app.limits_set",
     "repository", "repository.circuit_open", "repository.circuit_close",
     "account", "account.create", "account.role_change", "account.password_change",
-    "account.disable", "account.enable", "account.environment_sync", "audit.prune",
+    "account.disable", "account.enable", "account.unlock", "account.environment_sync",
+    "audit.prune",
     "access.denied")
 ACTION_RE = re.compile(r"[a-z_]+(\.[a-z_]+)*")
 PAGE_SIZE = 50

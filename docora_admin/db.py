@@ -8,6 +8,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
 
+from . import redact
+
 _pool = None
 
 # A pool wait longer than this means the database is down or saturated: answer 503 quickly.
@@ -42,7 +44,7 @@ def open_pool(database_url, max_size=10):
         min_size=1,
         max_size=max_size,
         timeout=POOL_TIMEOUT_S,
-        kwargs={"row_factory": dict_row, "connect_timeout": 2},
+        kwargs={"row_factory": scrubbed_dict_row, "connect_timeout": 2},
         # A connection the server dropped (a restart, a crash) is replaced before it is handed
         # out, instead of failing the first requests after PostgreSQL comes back.
         check=_check_if_idle,
@@ -51,6 +53,29 @@ def open_pool(database_url, max_size=10):
     )
     _pool.open(wait=False)
     return _pool
+
+
+# Columns that hold error text written by any component (ours, another, an older version):
+# scrubbed of URL credentials whenever they are read (redact.scrub).
+SCRUBBED_COLUMNS = frozenset({"last_error", "error"})
+
+
+def scrubbed_dict_row(cursor):
+    """psycopg's dict_row, with SCRUBBED_COLUMNS scrubbed; a result without them costs
+    nothing more."""
+    make = dict_row(cursor)
+    names = [column.name for column in cursor.description or ()]
+    scrubbed = [name for name in names if name in SCRUBBED_COLUMNS]
+    if not scrubbed:
+        return make
+
+    def row(values):
+        made = make(values)
+        for name in scrubbed:
+            if isinstance(made[name], str):
+                made[name] = redact.scrub(made[name])
+        return made
+    return row
 
 
 def _check_if_idle(conn):

@@ -3,7 +3,7 @@
 The CSP allows only our own files: htmx from static/vendor/, our stylesheet, no inline script or
 style (htmx is configured in base.html not to inject its indicator <style> and not to eval).
 """
-from flask import request
+from flask import current_app, request
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -24,10 +24,18 @@ HEADERS = {
 }
 
 
+# With SESSION_COOKIE_SECURE=true the console is served over HTTPS: browsers are told to keep to
+# it (a year, as OWASP advises; subdomains are not ours to decide).
+HSTS = "max-age=31536000"
+
+
 def add_security_headers(response):
-    """after_request: the headers above on every response; `no-store` on everything under
-    /admin but static files, since pages carry a CSRF token and live state."""
+    """after_request: the headers above on every response (and HSTS once the session cookie is
+    secure); `no-store` on everything under /admin but static files, since pages carry a CSRF
+    token and live state."""
     response.headers.update(HEADERS)
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        response.headers["Strict-Transport-Security"] = HSTS
     if request.path.startswith("/admin") and request.endpoint != "static":
         response.headers["Cache-Control"] = "no-store"
     return response

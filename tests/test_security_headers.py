@@ -111,3 +111,14 @@ def test_pages_have_no_inline_script_style_or_handlers(client, logged_in, seed):
     assert inline_code(client.get("/admin/login").get_data(as_text=True)) == []
     assert inline_code('<p style="x" onclick="y"><script>z</script></p>') == [
         "<p style=...>", "<p onclick=...>", "<script>"]
+
+
+def test_hsts_once_the_session_cookie_is_secure(client, migrated_database):
+    """Issue 24 L1: over HTTPS (SESSION_COOKIE_SECURE=true) browsers are told to stay on it;
+    on plain http (development) it would only be ignored, and is not sent."""
+    from docora_admin import create_app
+
+    assert "Strict-Transport-Security" not in client.get("/admin/login").headers
+    secure = create_app({"SESSION_COOKIE_SECURE": "true"}).test_client()
+    for path in ("/admin/login", "/admin/api/session", "/healthz"):
+        assert secure.get(path).headers["Strict-Transport-Security"] == "max-age=31536000"

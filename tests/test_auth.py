@@ -188,3 +188,19 @@ def test_a_stranger_is_not_told_a_session_ended(app):
     assert response.status_code == 302 and "ended" not in response.headers["Location"]
     page = app.test_client().get("/admin/login?ended=0").get_data(as_text=True)
     assert 'id="login-ended"' not in page
+
+
+def test_logout_leaves_no_server_session_behind(client):
+    """Issue 24 L5: the "logged out" message was a flash, i.e. a server-side session for the
+    now anonymous browser, renewed by every anonymous request after it."""
+    assert _form_login(client, "/admin/").status_code == 302
+    page = client.get("/admin/").get_data(as_text=True)
+    token = page.split('<meta name="csrf-token" content="')[1].split('"')[0]
+    response = client.post("/admin/logout", data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith(
+        "/admin/login?logged_out=1")
+    assert "You have been logged out." in client.get(response.headers["Location"]).get_data(
+        as_text=True)
+    for _ in range(3):
+        client.get("/admin/login")
+    assert _session_keys() == []

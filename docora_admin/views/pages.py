@@ -1,5 +1,5 @@
 """Server-rendered pages under /admin/. Thin: parse, call a service, render."""
-from flask import (Blueprint, abort, flash, make_response, redirect, render_template, request,
+from flask import (Blueprint, abort, make_response, redirect, render_template, request,
                    url_for)
 from flask_login import current_user
 
@@ -44,15 +44,17 @@ def login():
     # A failed login keeps the username typed (never the password).
     return render_template("login.html", error=error, next_path=next_path,
                            username=username[:200],
-                           ended=request.args.get("ended") == "1" and not error), status
+                           ended=request.args.get("ended") == "1" and not error,
+                           logged_out=request.args.get("logged_out") == "1" and not error), status
 
 
 @bp.post("/logout")
 @requires_role("viewer")
 def logout():
     auth.end_session()
-    flash("You have been logged out.", "info")
-    return redirect(url_for("pages.login"))
+    # Said by a query flag, not a flash: a flash is a server-side session for an anonymous
+    # browser, which every later anonymous request would renew.
+    return redirect(url_for("pages.login", logged_out=1))
 
 
 @bp.get("/")

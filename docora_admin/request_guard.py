@@ -73,6 +73,11 @@ def input_problem():
         return f"the path contains {problem}"
     if not _raw_is_utf8(unquote_to_bytes(request.query_string.replace(b"+", b" "))):
         return "the query string is not valid UTF-8"
+    if request.mimetype == "application/x-www-form-urlencoded" and not _raw_is_utf8(
+            unquote_to_bytes(request.get_data(cache=True).replace(b"+", b" "))):
+        # werkzeug keeps an invalid byte as the text "%FF": checked on the raw body, as the
+        # query string is (the body is within MAX_REQUEST_BODY_BYTES by now).
+        return "the form is not valid UTF-8"
     return _values_problem("query parameter", request.args) or _values_problem(
         "form field", request.form)
 

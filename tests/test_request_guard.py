@@ -130,3 +130,22 @@ def test_body_limit_setting():
                          ).max_request_body_bytes == 65536
     with pytest.raises(ConfigError, match="^MAX_REQUEST_BODY_BYTES must be between"):
         load_settings({**TEST_ENV, "MAX_REQUEST_BODY_BYTES": "10"})
+
+
+def test_a_form_that_is_not_utf8_is_400_and_spends_no_login_attempt(app):
+    """Issue 24: werkzeug kept an invalid byte as the text "%FF", so such a form passed and
+    counted as a login attempt for the username "a%FFb"."""
+    import redis
+
+    from docora_admin import login_limit
+    from tests.conftest import TEST_REDIS_URL
+
+    client = app.test_client()
+    response = client.post("/admin/login", data=b"username=a%FFb&password=x",
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "the form is not valid UTF-8" in response.get_data(as_text=True)
+    assert redis.Redis.from_url(TEST_REDIS_URL).keys(f"{login_limit.KEY_PREFIX}*") == []
+    ok = client.post("/admin/login", data="username=caf%C3%A9&password=x",
+                     content_type="application/x-www-form-urlencoded")
+    assert ok.status_code == 401  # valid UTF-8: an ordinary failed login

@@ -18,6 +18,9 @@ def create_app(config=None):
 
     env = dict(os.environ)
     env.update(config or {})
+    if _running_migrate() and env.get("DATABASE_OWNER_URL"):
+        # `migrate` is the owner's work from start to end (the app's role may not exist yet).
+        env["DATABASE_URL"] = env["DATABASE_OWNER_URL"]
     try:
         settings = load_settings(env)
     except ConfigError as exc:

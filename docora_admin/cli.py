@@ -10,7 +10,7 @@ import click
 import psycopg
 from flask.cli import AppGroup
 
-from . import db, passwords, runtime
+from . import db, db_roles, passwords, runtime
 from .errors import ApiError
 from .roles import ROLES
 from .services.team import accounts, audit
@@ -20,9 +20,21 @@ from .services.apps import demo_data
 def init_app(app):
     @app.cli.command("migrate")
     def migrate_command():
-        """Apply pending SQL migrations (safe to run twice)."""
-        applied = db.migrate(runtime.settings().database_url)
+        """Apply pending SQL migrations (safe to run twice), as DATABASE_OWNER_URL when set;
+        then make the app's role (DATABASE_APP_ROLE) and its grants, and store the audit
+        retention."""
+        settings = runtime.settings()
+        owner_url = os.environ.get("DATABASE_OWNER_URL") or settings.database_url
+        applied = db.migrate(owner_url)
         click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            if os.environ.get("DATABASE_OWNER_URL"):
+                role = db_roles.ensure_app_role(
+                    conn, os.environ.get("DATABASE_APP_ROLE") or db_roles.DEFAULT_ROLE,
+                    os.environ.get("DATABASE_APP_PASSWORD"), settings.audit_retention_days)
+                click.echo(f"role {role}: the app's, SELECT and INSERT only on the audit trail")
+            else:
+                db_roles.store_retention(conn, settings.audit_retention_days)
         changed = accounts.sync_environment_account(runtime.settings())
         if changed:
             click.echo(f"account {runtime.settings().admin_username}: {', '.join(changed)}")
@@ -91,6 +103,7 @@ def init_app(app):
         click.echo(f"pruned {audit.prune()} audit event(s)")
 
     app.cli.add_command(users)
+    app.cli.add_command(audit_commands)
 
 
 def _actor():
@@ -198,3 +211,21 @@ def users_set_password(username):
     password = _read_password()
     _run(lambda: accounts.set_password(username, password, actor=_actor()))
     click.echo(f"{username} has a new password; its sessions were ended")
+
+
+@click.group("audit", cls=AppGroup, help="The audit trail: verify its hash chain.")
+def audit_commands():
+    pass
+
+
+@audit_commands.command("verify")
+@_migrated
+def audit_verify():
+    """Walk the audit trail's hash chain; exit 1 at the first event that breaks it."""
+    checked, broken = audit.verify()
+    if broken is None:
+        click.echo(f"audit trail intact: {checked:,} event(s), every hash chained")
+        return
+    event_id, problem = broken
+    click.echo(f"audit trail broken at event {event_id}: {problem}", err=True)
+    sys.exit(1)

@@ -8,11 +8,13 @@ forced embedded path, DOCORA_PG_PORT=1, is not the machine's server)."""
 import json
 import os
 import secrets
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from services import VAR, identity, still_running
 
 RUN_STATE = VAR / "run.json"
-URL_NAMES = ("DATABASE_URL", "REDIS_URL")
+URL_NAMES = ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL")
+APP_ROLE = "docora_admin_app"  # docora_admin/db_roles.py's DEFAULT_ROLE
 
 # Demo-sized delivery settings: the broken apps' links reach `failed` in about a minute (5
 # attempts, 2 s apart and doubling, each timing out after 3 s), before their circuits would
@@ -48,7 +50,19 @@ def dev_secrets():
         if "=" in line and not line.lstrip().startswith("#"):
             key, value = line.split("=", 1)
             values[key.strip()] = value.strip()
+    if "DATABASE_APP_PASSWORD" not in values:  # a dev.env from before the app's own role
+        values["DATABASE_APP_PASSWORD"] = secrets.token_urlsafe(18)
+        with open(path, "a") as out:
+            out.write(f"DATABASE_APP_PASSWORD={values['DATABASE_APP_PASSWORD']}\n")
     return {k: os.environ.get(k) or v for k, v in values.items()}
+
+
+def _as_app_role(owner_url, password):
+    """The owner's database URL as the app's role (db_roles.DEFAULT_ROLE), which `migrate`
+    makes with this password."""
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{APP_ROLE}:{quote(password, safe='')}@{host}"))
 
 
 def record_run(env):
@@ -56,7 +70,7 @@ def record_run(env):
     VAR.mkdir(exist_ok=True)
     fd = os.open(RUN_STATE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        json.dump({"run": identity(os.getpid()), **{k: env[k] for k in URL_NAMES}}, out)
+        json.dump({"run": identity(os.getpid()), **{k: env.get(k) for k in URL_NAMES}}, out)
 
 
 def forget_run():
@@ -73,7 +87,7 @@ def running_urls():
         state = json.loads(RUN_STATE.read_text())
     except (OSError, ValueError):
         return None
-    return {k: state[k] for k in URL_NAMES} if still_running(state.get("run")) else None
+    return {k: state.get(k) for k in URL_NAMES} if still_running(state.get("run")) else None
 
 
 def app_environment(services, join_run=False):
@@ -92,6 +106,14 @@ def app_environment(services, join_run=False):
     else:
         env["REDIS_URL"] = services.redis_url(0, "REDIS_URL")
     env.update(dev_secrets())
+    if running and not os.environ.get("DATABASE_URL"):
+        if running.get("DATABASE_OWNER_URL"):
+            env["DATABASE_OWNER_URL"] = running["DATABASE_OWNER_URL"]
+    elif not os.environ.get("DATABASE_URL"):
+        # Least privilege, as the README asks of a deployment: `migrate` runs as the owner and
+        # makes the app's role; the web, the worker and the CLI connect as that role.
+        env["DATABASE_OWNER_URL"] = env["DATABASE_URL"]
+        env["DATABASE_URL"] = _as_app_role(env["DATABASE_URL"], env["DATABASE_APP_PASSWORD"])
     env.setdefault("DOCORA_GIT_CACHE", str(VAR / "git-cache"))
     env["PYTHONUNBUFFERED"] = "1"  # log lines appear as they happen
     for name, value in DEMO_SETTINGS.items():

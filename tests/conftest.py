@@ -32,7 +32,7 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 TABLES = ["audit_events", "app_delivery_control", "delivery_attempts", "bulk_operation_targets", "bulk_operations", "app_delivered_files", "snapshot_files",
-          "repository_snapshots", "app_repositories", "repositories", "apps"]
+          "repository_snapshots", "app_repositories", "repositories", "apps", "job_outbox"]
 
 
 def _ensure_database(url):
@@ -47,10 +47,12 @@ def _ensure_database(url):
 
 @pytest.fixture(scope="session")
 def migrated_database():
-    from docora_admin import db
+    from docora_admin import db, db_roles
 
     _ensure_database(TEST_DATABASE_URL)
     db.migrate(TEST_DATABASE_URL)
+    with psycopg.connect(TEST_DATABASE_URL, autocommit=True) as conn:
+        db_roles.store_retention(conn, 400)  # as `flask migrate` does (AUDIT_RETENTION_DAYS)
     return TEST_DATABASE_URL
 
 

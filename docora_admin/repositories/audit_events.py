@@ -1,5 +1,5 @@
 """The audit_events table: append-only (the database refuses UPDATE, and DELETE outside
-retention pruning; see migration 010)."""
+retention pruning; see migration 010) and hash-chained (migration 019)."""
 from psycopg.types.json import Jsonb
 
 
@@ -38,11 +38,36 @@ def page(conn, *, actor=None, action=None, since=None, until=None, before_id=Non
 
 
 
-def prune_before(conn, cutoff, batch=10_000):
-    """Delete one batch of events older than `cutoff`; returns how many. The only deletion the
-    table's trigger lets through, and only inside this transaction."""
-    conn.execute("SET LOCAL docora.audit_pruning = 'on'")
-    return conn.execute("""
-        DELETE FROM audit_events WHERE id IN (
-            SELECT id FROM audit_events WHERE occurred_at < %s ORDER BY id LIMIT %s)
-    """, (cutoff, batch)).rowcount
+def prune(conn, batch=10_000):
+    """Delete one batch of events older than the stored retention; returns how many. Only
+    audit_prune() deletes (migration 019: it runs as the table's owner; the app's role has no
+    DELETE on the table)."""
+    return conn.execute("SELECT audit_prune(%s) AS n", (batch,)).fetchone()["n"]
+
+
+def first_broken_link(conn):
+    """(event id, what is wrong) for the first event, by id, that breaks the hash chain, or
+    None: its hash does not match its fields (edited), its predecessor is gone (deleted) or it
+    has none though it is not the oldest, or it shares its predecessor with another (inserted)."""
+    found = conn.execute("""
+        SELECT id, 'its fields no longer match its hash (edited)' AS problem
+        FROM audit_events e WHERE row_hash IS DISTINCT FROM audit_event_hash(prev_hash, e)
+        UNION ALL
+        SELECT id, 'the event before it is missing (deleted), or it was inserted outside the chain'
+        FROM audit_events e
+        WHERE id > (SELECT min(id) FROM audit_events)
+          AND (prev_hash IS NULL
+               OR NOT EXISTS (SELECT 1 FROM audit_events p WHERE p.row_hash = e.prev_hash))
+        UNION ALL
+        SELECT id, 'another event claims the same predecessor (inserted)'
+        FROM (SELECT id, count(*) OVER (PARTITION BY prev_hash) AS claims, row_number() OVER (
+                  PARTITION BY prev_hash ORDER BY id) AS nth
+              FROM audit_events WHERE prev_hash IS NOT NULL) c
+        WHERE claims > 1 AND nth > 1
+        ORDER BY id LIMIT 1
+    """).fetchone()
+    return (found["id"], found["problem"]) if found else None
+
+
+def count(conn):
+    return conn.execute("SELECT count(*) AS n FROM audit_events").fetchone()["n"]

@@ -27,7 +27,6 @@ The page and API filter by a whole name or an area ('retry' matches every retry.
 """
 import logging
 import re
-from datetime import datetime, timedelta, timezone
 
 from ... import db, runtime
 from ...errors import ApiError
@@ -103,15 +102,14 @@ def events_page(actor=None, action=None, since=None, until=None, before_id=None,
     return rows, (rows[-1]["id"] if more else None)
 
 
-def prune(now=None):
-    """Delete events older than AUDIT_RETENTION_DAYS, in batches, and record how many went.
-    Returns the count."""
+def prune():
+    """Delete events older than the retention `migrate` stored (AUDIT_RETENTION_DAYS), in
+    batches, and record how many went. Returns the count."""
     days = runtime.settings().audit_retention_days
-    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=days)
     deleted = 0
     while True:
         with db.connection() as conn:
-            batch = audit_events.prune_before(conn, cutoff)
+            batch = audit_events.prune(conn)
             deleted += batch
             if batch == 0:
                 if deleted:
@@ -122,6 +120,13 @@ def prune(now=None):
     if deleted:
         log.info("audit trail: pruned %d event(s) older than %d days", deleted, days)
     return deleted
+
+
+def verify():
+    """(events checked, None) when the hash chain holds, else (events, (id, what is wrong))
+    for the first event that breaks it."""
+    with db.connection() as conn:
+        return audit_events.count(conn), audit_events.first_broken_link(conn)
 
 
 def event_json(row):

@@ -14,6 +14,8 @@ from tests.test_browser_smoke import (attribute, chrome, log_in, panel_state, ru
 
 pytestmark = pytest.mark.browser
 
+CSP_MARKERS = ("Content Security Policy", "Refused to")
+
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, migrated_database):

@@ -12,7 +12,9 @@ The per-username limit stops a guesser spread over many addresses; it must not l
 lock the owner out (OWASP's device cookies). A browser that logged in to the account before
 carries a signed device token for it (auth.py issues it); while the username is locked for
 everyone else, that device keeps a small budget of its own, so the owner logs in from their own
-browser. An admin sees a locked account on its page and can lift the lock.
+browser. Past the limit, anyone else waits DELAY_S, then twice that, … between attempts
+(progressive delay, not a wall for the rest of the window). An admin sees a locked account on
+its page and can lift the lock.
 """
 import hashlib
 
@@ -24,31 +26,46 @@ USERNAME_LIMIT = 10
 USERNAME_WINDOW_S = 15 * 60
 DEVICE_LIMIT = 5  # per device token, while its username is locked
 
+# Past the username's limit, attempts are not walled off for the rest of the window: the next
+# one is allowed DELAY_S after the last, then twice that, and so on (progressive delay), so an
+# owner without a device token is slowed, not locked out, and a guesser gets a handful more
+# tries per window instead of ten.
+DELAY_S = 30
+
 ADDRESS_BLOCKED = "Too many failed logins; try again in a minute"
-USERNAME_BLOCKED = "Too many failed logins for this username; try again in 15 minutes"
+USERNAME_BLOCKED = "Too many failed logins for this username; try again in {wait}"
+USERNAME_BLOCKED_START = USERNAME_BLOCKED.split("{", 1)[0]
 
 KEY_PREFIX = "docora:login-failures:"
 
 # KEYS: address counter, username counter, device counter (a key of its own per device token,
-# or one no token can have). ARGV: address limit, window, username limit, window, device limit,
-# whether a device token came. A window opens with the first counted attempt (fixed window).
-# Returns 0 (go ahead), 1 (address blocked), 2 (username blocked).
+# or one no token can have), the username's next-allowed time. ARGV: address limit, window,
+# username limit, window, device limit, whether a device token came, the first delay.
+# A window opens with the first counted attempt (fixed window). Returns {0, 0} (go ahead),
+# {1, 0} (address blocked) or {2, seconds to wait} (username delayed).
 _RESERVE = """
-if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 1 end
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return {1, 0} end
+local now = tonumber(redis.call('TIME')[1])
+local limit = tonumber(ARGV[3])
 local counted = {KEYS[1], KEYS[2]}
-local windows = {ARGV[2], ARGV[4]}
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[3]) then
-  if ARGV[6] ~= '1' or tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[5]) then
-    return 2
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= limit then
+  if ARGV[6] == '1' and tonumber(redis.call('GET', KEYS[3]) or '0') < tonumber(ARGV[5]) then
+    counted = {KEYS[1], KEYS[3]}
+  else
+    local next_at = tonumber(redis.call('GET', KEYS[4]) or '0')
+    if now < next_at then return {2, next_at - now} end
   end
-  counted = {KEYS[1], KEYS[3]}
-  windows = {ARGV[2], ARGV[4]}
 end
+local windows = {ARGV[2], ARGV[4]}
 for i, key in ipairs(counted) do
-  redis.call('INCR', key)
+  local n = redis.call('INCR', key)
   if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, windows[i]) end
+  if key == KEYS[2] and n >= limit then
+    local wait = tonumber(ARGV[7]) * 2 ^ math.min(n - limit, 10)
+    redis.call('SET', KEYS[4], now + wait, 'EX', math.max(redis.call('TTL', key), 1))
+  end
 end
-return 0
+return {0, 0}
 """
 
 # The address proved it knows the password: its slate is wiped, and so is the device's. The
@@ -77,7 +94,8 @@ def _user_key(username):
 
 def _keys(address, username, device=None):
     user = _user_key(username)
-    return [f"{KEY_PREFIX}addr:{address}", user, f"{user}:device:{device or '-'}"]
+    return [f"{KEY_PREFIX}addr:{address}", user, f"{user}:device:{device or '-'}",
+            f"{user}:next"]
 
 
 def reserve(address, username, device=None):
@@ -86,11 +104,19 @@ def reserve(address, username, device=None):
     its own budget while the username is locked). Returns None when the attempt may go ahead,
     else the one-line reason it may not."""
     client = runtime.redis_client()
-    blocked = client.register_script(_RESERVE)(
+    blocked, wait = client.register_script(_RESERVE)(
         keys=_keys(address, username, device),
         args=[ADDRESS_LIMIT, ADDRESS_WINDOW_S, USERNAME_LIMIT, USERNAME_WINDOW_S, DEVICE_LIMIT,
-              "1" if device else "0"])
-    return {0: None, 1: ADDRESS_BLOCKED, 2: USERNAME_BLOCKED}[int(blocked)]
+              "1" if device else "0", DELAY_S])
+    if int(blocked) == 2:
+        return USERNAME_BLOCKED.format(wait=_in_words(int(wait)))
+    return ADDRESS_BLOCKED if int(blocked) == 1 else None
+
+
+def _in_words(seconds):
+    if seconds < 90:
+        return f"{seconds} s"
+    return f"{(seconds + 59) // 60} minutes"
 
 
 def forgive(address, username, device=None):
@@ -110,15 +136,20 @@ def first_refusal(address, username, reason):
 
 
 def lock_state(username):
-    """{failures, locked, seconds_left} of the username's limit window now."""
+    """{failures, locked, seconds_left, next_in}: the username's failures in its window, whether
+    it is past the limit, how long the window still runs and how long until the next attempt is
+    allowed (0: now)."""
     client = runtime.redis_client()
     key = _user_key(username)
     failures = int(client.get(key) or 0)
+    next_at = int(client.get(f"{key}:next") or 0)
+    now = int(client.time()[0])
     return {"failures": failures, "locked": failures >= USERNAME_LIMIT,
-            "seconds_left": max(0, client.ttl(key)) if failures else 0}
+            "seconds_left": max(0, client.ttl(key)) if failures else 0,
+            "next_in": max(0, next_at - now)}
 
 
 def lift(username):
     """An admin ends the username's lock: its failures are forgotten."""
     key = _user_key(username)
-    runtime.redis_client().delete(key, f"{key}:refusal-noted")
+    runtime.redis_client().delete(key, f"{key}:refusal-noted", f"{key}:next")

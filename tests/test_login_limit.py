@@ -47,8 +47,9 @@ def test_many_addresses_are_stopped_at_the_username_limit(app):
     assert statuses.count(429) == 40
     blocked = _login(app, "wrong password", address="10.0.1.1")
     assert blocked.status_code == 429
-    assert blocked.get_json() == {"error": login_limit.USERNAME_BLOCKED}
-    # The price of a per-username lock: the admin waits it out too...
+    assert blocked.get_json()["error"].startswith(login_limit.USERNAME_BLOCKED_START)
+    assert blocked.get_json()["error"].endswith(" s")  # the first delay, not the window
+    # The price of a per-username lock: the admin waits too (without a device token)...
     assert _login(app, ADMIN_PASSWORD, address="10.0.1.2").status_code == 429
     # ...while other usernames, from addresses with budget left, are not affected.
     assert _login(app, "x", username="someone", address="10.0.1.3").status_code == 401
@@ -125,7 +126,7 @@ def test_case_variants_share_one_username_budget(app):
     _lock_the_username(app)
     assert _login(app, ADMIN_PASSWORD, address="10.1.1.1").status_code == 429
     assert len([k for k in _counters() if ":user:" in k and ":device:" not in k
-                and not k.endswith("refusal-noted")]) == 1
+                and not k.endswith(("refusal-noted", ":next"))]) == 1
 
 
 def test_a_stranger_cannot_lock_the_owner_out_of_their_own_browser(app):
@@ -165,5 +166,23 @@ def test_an_admin_sees_a_locked_account_and_lifts_the_lock(app, auth, client):
     assert client.post("/admin/accounts/viewer1/unlock", headers=auth.headers()).status_code \
         == 302
     assert login_limit.lock_state("viewer1") == {"failures": 0, "locked": False,
-                                                 "seconds_left": 0}
+                                                 "seconds_left": 0, "next_in": 0}
     assert 'id="login-lock"' not in client.get("/admin/accounts/viewer1").get_data(as_text=True)
+
+
+def test_past_the_limit_attempts_are_slowed_not_walled_off(app):
+    """Issue 24 M2: progressive delay. After the username's limit the next attempt is allowed
+    DELAY_S later, then twice that, … (not refused for the rest of the 15 minutes)."""
+    _lock_the_username(app)
+    r = redis.Redis.from_url(TEST_REDIS_URL)
+    [next_key] = [k for k in r.keys(f"{login_limit.KEY_PREFIX}user:*:next")]
+    wait = int(r.get(next_key)) - int(r.time()[0])
+    assert login_limit.DELAY_S - 2 <= wait <= login_limit.DELAY_S
+    r.set(next_key, int(r.time()[0]) - 1, keepttl=True)  # as if the 30 s had passed
+    assert _login(app, "guess", address="10.9.0.1").status_code == 401  # one more try
+    refused = _login(app, "guess", address="10.9.0.2")
+    assert refused.status_code == 429
+    assert refused.get_json()["error"].endswith(f"try again in {2 * login_limit.DELAY_S} s") \
+        or refused.get_json()["error"].endswith(f"try again in {2 * login_limit.DELAY_S - 1} s")
+    r.set(next_key, int(r.time()[0]) - 1, keepttl=True)
+    assert _login(app, ADMIN_PASSWORD, address="10.9.0.3").status_code == 200  # the owner

@@ -185,8 +185,9 @@ def reserve_login_attempt(username):
     a refusal is audited once per limit window."""
     blocked = login_limit.reserve(_client_address(), username, _device_token(username))
     if blocked is not None and login_limit.first_refusal(_client_address(), username, blocked):
-        audit.record_alone("login.lockout", target=_audited_name(username),
-                           details={"username": _audited_name(username), "reason": blocked})
+        name = _audited_name(username)
+        audit.record_alone("login.lockout", target=name,
+                           details={"username": name, "reason": blocked})
     return blocked
 
 
@@ -198,8 +199,8 @@ def check_credentials(username, password):
     if account is not None:
         forgive_login_attempt(username)
         return account
-    audit.record_alone("login.failure", target=_audited_name(username),
-                       details={"username": _audited_name(username)})
+    name = _audited_name(username)
+    audit.record_alone("login.failure", target=name, details={"username": name})
     return None
 
 

@@ -31,7 +31,8 @@ def ensure_app_role(conn, role, password, retention_days):
             "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
             "GRANT USAGE ON SCHEMA public TO {role}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-            "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            # nextval needs USAGE; UPDATE (setval) would let it move an id sequence back.
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
             "REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM {role}",
             "GRANT EXECUTE ON FUNCTION audit_prune(integer) TO {role}"):
         conn.execute(sql.SQL(statement).format(db=sql.Identifier(database), role=name))

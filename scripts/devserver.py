@@ -24,7 +24,6 @@ PORT = int(os.environ.get("PORT", "5000"))
 DEVTOOLS = ROOT / "devtools"
 RECEIVER_PORT = int(os.environ.get("DEMO_RECEIVER_PORT", "8765"))
 
-
 # Optional processes, started when their file exists: the dev tooling, not the admin package,
 # owns them. Unlike web and worker, one of these exiting does not stop the rest.
 EXTRAS = [

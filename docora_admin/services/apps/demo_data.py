@@ -99,18 +99,26 @@ def build(encryption_key, seed=None, repositories=160, repository_urls=None,
 def load_if_empty(encryption_key, seed=None, repository_urls=None, receiver_url=None):
     """Insert the demo set when there are no apps yet. Returns (links created,
     {app_id: {"key", "mode", "name"}} for a live demo's receiver), or (0, None)."""
-    with db.connection() as conn:
+    from ..jobs import job_queue
+
+    made = {}
+
+    def insert(conn):
         if demo_repo.has_any_app(conn):
-            return 0, None
-        apps, repos, links, keys = build(encryption_key, seed, repository_urls=repository_urls,
-                                         receiver_url=receiver_url)
-        demo_repo.insert_all(conn, apps, repos, links)
-        due = demo_repo.make_pending_links_due(conn)
-        mark = _note(conn, due)
-    _queue(due, mark)  # after the commit, as every reset is: the sweeper would call them lost
+            return []
+        apps, repos, made["links"], made["keys"] = build(
+            encryption_key, seed, repository_urls=repository_urls, receiver_url=receiver_url)
+        demo_repo.insert_all(conn, apps, repos, made["links"])
+        return demo_repo.make_pending_links_due(conn)
+
+    # Its pending links are queued after the commit, as every reset is (the sweeper would
+    # otherwise call them lost).
+    job_queue.queue_in_batches(insert, None)
+    if not made:
+        return 0, None
     receiver = {app_id: {"key": key, "name": name, "mode": BROKEN_APPS.get(name, "ok")}
-                for app_id, (key, name) in keys.items()}
-    return len(links), receiver
+                for app_id, (key, name) in made["keys"].items()}
+    return len(made["links"]), receiver
 
 
 def broken_demo_apps():
@@ -123,25 +131,9 @@ def broken_demo_apps():
 def redeliver(app_ids):
     """Make these apps' links deliver all their files again now (what `demo-break` does once
     the receiver answers them as broken, so they fail for real). Returns how many were queued."""
-    with db.connection() as conn:
-        due = demo_repo.redeliver_links_of(conn, list(app_ids)) if app_ids else []
-        mark = _note(conn, due)
-    _queue(due, mark)  # after the commit, as every reset is
-    return len(due)
-
-
-def _note(conn, due):
     from ..jobs import job_queue
 
-    return job_queue.note(conn, None, [(r["app_id"], r["repository_id"]) for r in due]) \
-        if due else None
-
-
-def _queue(due, mark):
-    from ..jobs import job_queue
-
-    if due:
-        job_queue.push_snapshot_jobs(
-            [(row["app_id"], row["repository_id"], row["retry_operation_id"],
-              row["job_generation"]) for row in due], min(row["stamp"] for row in due))
-        job_queue.pushed(mark)
+    if not app_ids:
+        return 0
+    return job_queue.queue_in_batches(
+        lambda conn: demo_repo.redeliver_links_of(conn, list(app_ids)), None)

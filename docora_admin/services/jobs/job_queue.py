@@ -181,9 +181,9 @@ def pushed(*marks):
 def queue_in_batches(take_batch, batch_size):
     """Queue links that `take_batch(conn)` makes due, batch after batch, each batch's jobs
     pushed after its commit (with an outbox mark, so a crash between the two is healed within
-    seconds), until a batch is smaller than `batch_size`. The rows are what release statements
-    return: app_id, repository_id, retry_operation_id, job_generation, stamp. Returns how many
-    were queued."""
+    seconds), until a batch is smaller than `batch_size` (None: `take_batch` runs once). The
+    rows are what release statements return: app_id, repository_id, retry_operation_id,
+    job_generation, stamp. Returns how many were queued."""
     total = 0
     while True:
         mark = None
@@ -198,5 +198,5 @@ def queue_in_batches(take_batch, batch_size):
                  for r in rows], rows[0]["stamp"])
             pushed(mark)
         total += len(rows)
-        if len(rows) < batch_size:
+        if batch_size is None or len(rows) < batch_size:
             return total

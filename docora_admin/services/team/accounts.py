@@ -209,7 +209,8 @@ def enable(username, actor=None):
 
 
 def login_lock(username):
-    """{failures, locked, seconds_left}: the account's failed-login window (login_limit)."""
+    """{failures, locked, seconds_left, next_in}: the account's failed-login window
+    (login_limit.lock_state)."""
     return login_limit.lock_state(username)
 
 

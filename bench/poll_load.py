@@ -34,7 +34,9 @@ def login(port):
     conn.request("POST", "/admin/api/login", body, {"Content-Type": "application/json"})
     response = conn.getresponse()
     data = json.loads(response.read())
-    cookie = response.getheader("Set-Cookie").split(";", 1)[0]
+    # Every cookie it sets (the session's, and the device cookie of a login).
+    cookie = "; ".join(value.split(";", 1)[0] for name, value in response.getheaders()
+                       if name.lower() == "set-cookie")
     return conn, cookie, data["csrf_token"]
 
 
@@ -135,7 +137,10 @@ def main():
         print(f"{args.clients} clients x {args.seconds} s, JSON and fragment alternating, "
               f"gunicorn 2x8 on 127.0.0.1, bulk retry of {args.rows:,} running meanwhile "
               f"(reached {final['completed']:,}/{final['total']:,}, {final['status']})")
-        print(f"requests {len(latencies):,}, errors {len(errors)} {sorted(set(errors))[:5]}")
+        asked = args.clients * args.seconds  # one poll a second each, if answered in time
+        print(f"requests {len(latencies):,} of {asked:,} asked "
+              f"({100 * (len(latencies) - len(errors)) / asked:.1f}% answered), "
+              f"errors {len(errors)} {sorted(set(errors))[:5]}")
         print(f"client-side latency ms: p50 {statistics.median(latencies):.1f}  "
               f"p95 {pct(.95):.1f}  p99 {pct(.99):.1f}  max {latencies[-1]:.1f}")
         # Server time from gunicorn's access log (request start to response end), which leaves

@@ -1,8 +1,13 @@
 """A bulk operation whose worker stopped says so (issue 23): the progress JSON and the panel
-tell it has stalled and since when, by the database's clock, and once resumed, when and after
-what; the watchdog's resume records it."""
+tell it has stalled and since when (by Redis's clock: a poll reads only the live hash), and
+once resumed, when and after what; the watchdog's resume records it."""
+from datetime import datetime, timezone
+
+import redis
+
 from docora_admin import db, runtime
 from docora_admin.services.retries import bulk_runner
+from tests.conftest import TEST_REDIS_URL
 from tests.test_outcomes import HX
 
 
@@ -19,13 +24,19 @@ def test_a_stalled_operation_says_since_when_and_then_that_it_resumed(client, lo
     assert fresh == {"stalled": False, "since": None, "seconds": None, "stalled_at": None,
                      "resumed_at": None, "resumes": 0}
 
-    with db.connection() as conn:  # its worker died: no heartbeat for longer than the window
+    # Its worker died: no heartbeat for longer than the window, neither in the row (what the
+    # watchdog goes by) nor in the live hash (what a poll reads, by Redis's clock).
+    with db.connection() as conn:
         beat = conn.execute("""
             UPDATE bulk_operations SET heartbeat_at = now() - make_interval(secs => %s)
             WHERE id = %s RETURNING heartbeat_at""", (stall + 7, operation_id)).fetchone()
+    store = redis.Redis.from_url(TEST_REDIS_URL)
+    seconds, micros = store.time()
+    last_beat = seconds + micros / 1e6 - stall - 7
+    store.hset(f"docora:bulk:{operation_id}", "beat", f"{last_beat:.6f}")
     data = _progress(client, operation_id)
     assert data["state"] == "running" and data["stall"]["stalled"] is True
-    assert data["stall"]["since"] == beat["heartbeat_at"].isoformat()
+    assert data["stall"]["since"] == datetime.fromtimestamp(last_beat, timezone.utc).isoformat()
     assert stall + 7 <= data["stall"]["seconds"] <= stall + 60
     panel = client.get(f"/admin/api/retry/progress/{operation_id}",
                        headers=HX).get_data(as_text=True)

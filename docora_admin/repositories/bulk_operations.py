@@ -9,7 +9,7 @@ ACTIVE = ("running", "cancelling", "paused")
 _COLUMNS = """id, kind, scope, app_id, requested_by, total, completed, succeeded, failed, skipped,
     delivered, delivery_failed, gone, frozen_at, cursor_updated_at, cursor_link_id, chunk_size,
     status, cancel_requested, error, heartbeat_at, created_at, finished_at, filter,
-    outcome_changed_at, settled_at, paused_at, held, stalled_at, resumed_at, resumes,
+    outcome_changed_at, settled_at, paused_at, held, stalled_at, resumed_at, resumes, revision,
     extract(epoch FROM now() - heartbeat_at) AS heartbeat_age,
     kind = 'resync' OR coalesce(filter ?| array['links', 'failed_again_of'], false)
         AS walks_list"""

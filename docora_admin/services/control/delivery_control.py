@@ -24,6 +24,7 @@ from ...repositories import apps as apps_repo
 from ...repositories import delivery_control as control_repo
 from ..team import audit
 from ..jobs import job_queue
+from ..retries import outcomes
 from .app_limits import AppLimiter
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ def release(app_id):
         RELEASE_BATCH)
     if total:
         log.info("%s released: %d delivery job(s) queued", app_id, total)
+    outcomes.refresh_held()
     return total
 
 

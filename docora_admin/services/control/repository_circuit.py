@@ -26,6 +26,7 @@ from ...errors import ApiError
 from ...repositories import repository_circuit as circuit_repo
 from ..team import audit
 from ..jobs import job_queue
+from ..retries import outcomes
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,11 @@ def record_success(repository_id):
 def release(repository_id):
     """Queue the repository's links that wait for a later time (in batches, each queued after
     its commit; a crash between the two is healed by the sweeper). Returns how many."""
-    return job_queue.queue_in_batches(
+    total = job_queue.queue_in_batches(
         lambda conn: circuit_repo.release_links(conn, repository_id, RELEASE_BATCH),
         RELEASE_BATCH)
+    outcomes.refresh_held()
+    return total
 
 
 def close(repository_id):

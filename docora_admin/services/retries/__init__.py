@@ -3,10 +3,11 @@ its live progress, pause and cancel, and its outcome once the deliveries have en
 
 Modules and their public functions:
 
-bulk_progress: Live counters of a bulk retry in the Redis hash docora:bulk:{operation_id}.
+bulk_progress: Live counters of a bulk retry in the Redis hash docora:bulk:{operation_id},
+    with a copy of its row: all a poll reads.
     generate_operation_id, is_valid_operation_id, create_progress, increment_progress,
     increment_deliveries, cancel_progress, is_cancelled, set_status, mark_failed, write_outcome,
-    get_progress, write_from_record
+    write_record, read_live, get_progress, write_from_record
 
 bulk_runner: Working through a bulk retry's frozen targets, chunk by chunk, in a Huey task.
     run_bulk_retry, run_one_chunk, Chunks, resume_stalled
@@ -17,7 +18,7 @@ operations: Reading bulk operations: live progress, history, one operation with 
 
 outcomes: Where the links a bulk operation reset ended: delivered, failed again, still in
     progress, and when the operation is settled (none left in progress).
-    in_progress, settle_all, settle
+    in_progress, refresh_held, settle_all, settle
 
 resync: Re-sync: deliver everything again.
     resync_link, resync_counts, start_app_resync

@@ -165,7 +165,10 @@ def resume_stalled(stall_seconds):
     """Queue run_bulk_retry again for active operations whose heartbeat stopped."""
     with db.connection() as conn:
         stalled = ops_repo.claim_stalled(conn, stall_seconds)
-    for operation_id in stalled:
-        log.warning("resuming stalled bulk retry %s", operation_id)
-        job_queue.queue_bulk_run(operation_id)
+        claimed = [ops_repo.get_operation(conn, operation_id) for operation_id in stalled]
+    for op in claimed:
+        log.warning("resuming stalled bulk retry %s", op["id"])
+        # The claim is a beat: the panel says resumed, not stalled, from now on.
+        bulk_progress.write_record(op, beat=True)
+        job_queue.queue_bulk_run(op["id"])
     return stalled

@@ -34,38 +34,57 @@ def _require_id(operation_id):
 
 
 def progress(operation_id):
-    """Live progress of an operation: PostgreSQL's record, with the Redis hash's fresher
-    counters while they live. ApiError 404 for an id that never existed (or is malformed)."""
+    """Live progress of an operation. While its Redis hash lives, from the hash alone (one
+    round trip: the copy of its row, the fresher live counters, the reset's beat and Redis's
+    clock); once it has expired, from PostgreSQL's record. ApiError 404 for an id that never
+    existed (or is malformed)."""
     _require_id(operation_id)
-    live = bulk_progress.get_progress(operation_id)
+    live = bulk_progress.read_live(operation_id)
+    if live is not None:
+        values, now = live
+        return operation_json(_merged(values), now=now)
     with db.connection() as conn:
         op = ops_repo.get_operation(conn, operation_id)
         if op is None:
             raise ApiError(404, "Operation not found or expired")
         op = dict(op)
         if op["settled_at"] is None and (op["held"] or {}).get("links"):
-            # Something held links at the last recount: look again, so that a release (a
-            # resume, a circuit closed) shows at the next poll, not at the next recount.
+            # Something held links at the last recount: look again (the hash, gone now, is
+            # told of a release when it happens: outcomes.refresh_held).
             op["held"] = outcomes.held(conn, operation_id)
-    if live is not None and op["settled_at"] is None:
-        # Redis moves first (PostgreSQL commits per chunk, the outcome is recounted by the
-        # sweeper); take the fresher counters.
-        fields = bulk_progress.COUNTERS if op["status"] in ops_repo.ACTIVE else (
-            "delivered", "delivery_failed", "gone")
-        for field in fields:
-            op[field] = max(op[field], live[field])
-        op["cancel_requested"] = op["cancel_requested"] or live["cancelled"]
     return operation_json(op)
 
 
-def operation_json(op):
-    """The public shape of an operation (progress endpoint, history, fragments)."""
+def _merged(values):
+    """The operation from its live hash: the row's copy, with the counters Redis moved since
+    (PostgreSQL commits per chunk and the outcome is recounted by the sweeper) and the reset's
+    heartbeat by Redis's clock."""
+    op = values["record"]
+    if op["settled_at"] is None:
+        fields = bulk_progress.COUNTERS if op["status"] in ops_repo.ACTIVE else (
+            bulk_progress.GROWING)
+        for field in fields:
+            op[field] = max(op[field], int(values.get(field, 0)))
+        op["cancel_requested"] = op["cancel_requested"] or values.get("cancelled") == "true"
+    if "beat" in values:
+        op["heartbeat_at"] = datetime.fromtimestamp(float(values["beat"]), timezone.utc)
+    return op
+
+
+def operation_json(op, now=None):
+    """The public shape of an operation (progress endpoint, history, fragments). `now` is the
+    clock its heartbeat is compared with (Redis's for a live hash); else the row's
+    heartbeat_age (PostgreSQL's) counts."""
     # Settled means none is left in progress (an operation older than the attempt log is
     # settled as it stood).
     left = 0 if op["settled_at"] else outcomes.in_progress(op)
     active = op["status"] in ops_repo.ACTIVE
     held = _held(op, left)
     state = _state(op, active, left, held["links"])
+    if now is not None:
+        beat = op.get("heartbeat_at")
+        op = {**op, "heartbeat_age": (now - beat).total_seconds() if beat else None}
+    now = now or datetime.now(timezone.utc)
     return {
         "operation_id": op["id"],
         "kind": op["kind"],  # retry, or resync (deliver everything again)
@@ -100,8 +119,7 @@ def operation_json(op):
         # From the start until every delivery ended.
         "duration": _took(op["settled_at"] - op["created_at"]) if op["settled_at"] else None,
         # Until then, how long it has been going (History shows "3 min 5 s so far").
-        "running_for": None if op["settled_at"] else _took(
-            datetime.now(timezone.utc) - op["created_at"]),
+        "running_for": None if op["settled_at"] else _took(now - op["created_at"]),
     }
 
 

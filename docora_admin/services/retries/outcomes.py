@@ -51,6 +51,18 @@ def settle_all():
     return sum(1 for op in unsettled if settle(op)["settled_at"] is not None)
 
 
+def refresh_held():
+    """Recount the unsettled operations that held links at their last recount: called when a
+    release (a resume, a circuit closed, a wait over) has just queued links, so that a poll,
+    which reads the live hash only, shows them in progress again at once. Returns how many."""
+    with db.connection() as conn:
+        unsettled = ops_repo.list_unsettled(conn)
+    held_some = [op for op in unsettled if (op["held"] or {}).get("links")]
+    for op in held_some:
+        settle(op)
+    return len(held_some)
+
+
 def settle(op):
     """Recount one operation's outcome from the attempt log, mark it settled when its reset
     phase is over and nothing is left in progress, and refresh the live hash. Returns the row."""

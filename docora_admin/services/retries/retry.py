@@ -147,7 +147,7 @@ def start_operation(*, scope, app_id, filter, count, requested_by, nothing, kind
             _refuse_if_busy(conn, app_id)
             raise ApiError(404, nothing) from None
     try:
-        bulk_progress.create_progress(operation_id, total)
+        bulk_progress.create_progress(operation_id, total, record={**op, "total": total})
         job_queue.queue_bulk_run(operation_id)
     except Exception:
         # Undo, so a failed request leaves nothing behind that a resume could pick up.
@@ -181,7 +181,7 @@ def cancel(operation_id):
     if op["status"] == "cancelled":  # it was paused: ended here
         bulk_progress.write_from_record(op)
     else:
-        bulk_progress.set_status(operation_id, "cancelling")
+        bulk_progress.set_status(operation_id, "cancelling", record=op)
     return operation_json(op)
 
 
@@ -191,7 +191,7 @@ def pause(operation_id):
     op = _change(operation_id, ops_repo.request_pause,
                  lambda op: f"Only a running operation can be paused; it is {op['status']}",
                  "operation.pause")
-    bulk_progress.set_status(operation_id, "paused")
+    bulk_progress.set_status(operation_id, "paused", record=op)
     return operation_json(op)
 
 
@@ -201,7 +201,7 @@ def resume(operation_id):
     op = _change(operation_id, ops_repo.resume,
                  lambda op: f"Only a paused operation can be resumed; it is {op['status']}",
                  "operation.resume")
-    bulk_progress.set_status(operation_id, "running")
+    bulk_progress.set_status(operation_id, "running", record=op)
     # Should this push be lost, the operation's heartbeat stops and the watchdog resumes it.
     job_queue.queue_bulk_run(operation_id)
     return operation_json(op)

@@ -97,9 +97,19 @@ def load_account(user_id):
         if time.time() - login_at > settings.session_max_hours * 3600:
             g.session_expired = True
             return None
-        row = accounts.load_for_session(int(account_id), int(epoch))
-        if row is None or not account_sessions.is_listed(row["id"], session.sid):
+        known = account_sessions.check(int(account_id), session.sid, int(epoch))
+        if known == account_sessions.GONE:
             return None
+        if known == account_sessions.VALID and session.get("role") in roles.ROLES and \
+                session.get("username"):
+            # The epoch has not moved since this session logged in, so neither has its role
+            # (a new role moves it): no PostgreSQL query.
+            return Account({"id": int(account_id), "username": session["username"],
+                            "role": session["role"], "session_epoch": int(epoch)})
+        row = accounts.load_for_session(int(account_id), int(epoch))
+        if row is None:
+            return None
+        account_sessions.remember_epoch(row["id"], row["session_epoch"])
     except DatabaseUnavailable:
         # Answered as a 503 by refuse_anonymous; raising here would break the error page too.
         request.environ[ACCOUNT_STORE_DOWN] = True
@@ -270,11 +280,13 @@ def start_session(account):
     session.permanent = True
     session[LOGIN_AT] = time.time()
     session["username"] = account["username"]
+    session["role"] = account["role"]
     current_app.session_interface.regenerate(session)
     g.device_cookie = _device_signer().dumps(
         {"u": login_limit.canonical(account["username"]), "n": secrets.token_hex(8)})
     account_sessions.add(account["id"], session.sid, _client_address(),
-                         request.headers.get("User-Agent"), settings.session_max_hours * 3600)
+                         request.headers.get("User-Agent"), settings.session_max_hours * 3600,
+                         epoch=account["session_epoch"])
     return generate_csrf()
 
 

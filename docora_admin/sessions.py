@@ -3,8 +3,13 @@
 Flask-Session lets a Redis error escape while the request context is being pushed, where no
 error handler can turn it into a response: the client would get a bare 500 page. Here the
 error is remembered on the request instead, and auth.refuse_anonymous answers 503.
+
+An unchanged session is written back (its idle lifetime and its cookie renewed) at most every
+REFRESH_S seconds, not on every request: a page that polls does not pay a Redis write per poll,
+and a session's idle limit counts from its last request give or take REFRESH_S.
 """
 import logging
+import time
 
 import redis
 from flask import request
@@ -18,6 +23,9 @@ VANISHED = "docora_admin.session_vanished"
 
 # Probes and scrapes (views/ops.py) never touch a session: no Redis read, no cookie, no write.
 NO_SESSION_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+REFRESH_S = 30
+# When the session was last written back, by the clock of the process that wrote it.
+WRITTEN_AT = "_written_at"
 
 
 class OutageAwareRedisSessionInterface(RedisSessionInterface):
@@ -39,9 +47,19 @@ class OutageAwareRedisSessionInterface(RedisSessionInterface):
             request.environ[VANISHED] = True
         return data
 
+    def should_set_storage(self, app, session):
+        if not session.modified:
+            # Another machine's clock may be behind this one's: a write "from the future" is
+            # not taken as recent.
+            age = time.time() - float(session.get(WRITTEN_AT, 0))
+            if 0 <= age < REFRESH_S:
+                return False
+        return super().should_set_storage(app, session)
+
     def _upsert_session(self, session_lifetime, session, store_id):
         if request.environ.get(STORE_DOWN):
             return  # never overwrite a session we could not read
+        session[WRITTEN_AT] = time.time()
         try:
             super()._upsert_session(session_lifetime, session, store_id)
         except redis.RedisError as exc:

@@ -107,8 +107,45 @@ def test_a_session_saved_back_after_its_end_still_does_not_work(app):
     store.restore(key, 60_000, saved, replace=True)
     account = _account(name)
     index = f"{account_sessions.INDEX_PREFIX}{account['id']}"
-    assert not store.exists(index)
+    # No session is listed any more; the index keeps the epoch the change moved to.
+    assert store.hgetall(index) == {b"epoch": str(account["session_epoch"]).encode()}
     assert not _session_works(actions)
+
+
+def test_a_session_whose_epoch_moved_is_refused_even_while_still_listed(app, monkeypatch):
+    """Should Redis miss the end of a change (the keys stay, the change's mark stays), the
+    session check asks PostgreSQL, whose epoch refuses the old sessions."""
+    actions, name = client_as(app, "operator")
+    assert _session_works(actions)
+    monkeypatch.setattr(account_sessions, "end_all", lambda *args, **kwargs: 0)
+    accounts.set_role(name, "viewer", actor="test")
+    account = _account(name)
+    store = redis.Redis.from_url(TEST_REDIS_URL)
+    index = store.hgetall(f"{account_sessions.INDEX_PREFIX}{account['id']}")
+    assert len(index) == 2 and index[b"epoch"].startswith(b"changing:")  # still listed
+    assert not _session_works(actions)
+
+
+def test_a_change_that_cannot_tell_redis_is_not_made(app, monkeypatch):
+    actions, name = client_as(app, "operator")
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("down")
+    monkeypatch.setattr(account_sessions, "mark_changing", down)
+    with pytest.raises(redis.ConnectionError):
+        accounts.disable(name, actor="test")
+    assert _account(name)["disabled_at"] is None and _session_works(actions)
+
+
+def test_checking_a_session_asks_postgresql_only_when_redis_does_not_know(app, monkeypatch):
+    actions, name = client_as(app, "operator")
+    assert _session_works(actions)  # fills the account's epoch if the login did not
+
+    def no_database():
+        raise AssertionError("the session check read PostgreSQL")
+    monkeypatch.setattr(db, "connection", no_database)
+    assert _session_works(actions)
+    assert actions._client.get("/admin/api/session").get_json()["username"] == name
 
 
 def test_admin_sees_and_ends_one_session_of_an_account(app, auth):

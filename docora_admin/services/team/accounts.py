@@ -4,7 +4,9 @@ account or changing its password or role also ends all of its sessions."""
 import logging
 from datetime import datetime, timezone
 
-from ... import db, login_limit, passwords
+import redis
+
+from ... import db, login_limit, passwords, runtime
 from ...config import USERNAME_RE
 from ...errors import ApiError
 from ...repositories import accounts as accounts_repo
@@ -120,11 +122,12 @@ def sync_environment_account(settings):
         if not fields:
             return []
         ends = bool({"password", "role"} & set(changes))
-        accounts_repo.update(conn, account["id"], end_sessions=ends, **fields)
-        audit.record(conn, "account.environment_sync", target=account["username"],
-                     actor="system", details={"changed": changes})
+        with _epoch_change(account["id"], ends, settings) as mark:
+            updated = accounts_repo.update(conn, account["id"], end_sessions=ends, **fields)
+            audit.record(conn, "account.environment_sync", target=account["username"],
+                         actor="system", details={"changed": changes})
     if ends:
-        account_sessions.end_all(account["id"])
+        account_sessions.end_all(account["id"], updated["session_epoch"], mark.token)
     log.info("account %s brought in step with the environment: %s", username, ", ".join(changes))
     return changes
 
@@ -236,13 +239,41 @@ def _change(username, action, actor, fields_for, details_for, end_sessions=True)
         fields = fields_for(account)
         if fields is None:  # nothing to change
             return account
-        updated = accounts_repo.update(conn, account["id"], end_sessions=end_sessions, **fields)
-        audit.record(conn, action, target=account["username"], details=details_for(account),
-                     actor=actor)
+        with _epoch_change(account["id"], end_sessions) as mark:
+            updated = accounts_repo.update(conn, account["id"], end_sessions=end_sessions,
+                                           **fields)
+            audit.record(conn, action, target=account["username"],
+                         details=details_for(account), actor=actor)
     if end_sessions:
-        # The epoch bump above already refuses these sessions; this frees their keys.
-        account_sessions.end_all(account["id"])
+        # The epoch bump above already refuses these sessions; this frees their keys and lets
+        # the session check trust Redis again.
+        account_sessions.end_all(account["id"], updated["session_epoch"], mark.token)
     return updated
+
+
+class _epoch_change:
+    """Around the statements of a transaction that move an account's epoch (when `moves`): the
+    account's session index is marked first (Redis down: nothing is committed), and the mark
+    is forgotten when the transaction fails. The caller's end_all writes the new epoch."""
+
+    def __init__(self, account_id, moves, settings=None):
+        self.account_id, self.moves, self.token = account_id, moves, None
+        self.settings = settings
+
+    def __enter__(self):
+        if self.moves:
+            settings = self.settings or runtime.settings()
+            self.token = account_sessions.mark_changing(self.account_id,
+                                                        settings.session_max_hours * 3600)
+        return self
+
+    def __exit__(self, kind, error, trace):
+        if kind is not None and self.token is not None:
+            try:
+                account_sessions.forget_change(self.account_id, self.token)
+            except redis.RedisError:
+                pass  # the mark stays: checks of this account ask PostgreSQL until it expires
+        return False
 
 
 def end_all_sessions(username, actor=None):

@@ -23,9 +23,8 @@ git_fetch: Fetching a repository with git into a cache folder, one job per repos
     checkout_path, checkout_names, remove_checkout_named, remove_checkout, checkout_commit,
     remote_head, fetch
 
-leases: The links this process is delivering right now and the repository locks it holds, and
-    the renewal of both.
-    hold, release, held, hold_lock, release_lock, renew
+leases: The links this process is delivering right now, and the renewal of their leases.
+    hold, release, held, renew
 
 patience: Waiting out an outage of our own services (PostgreSQL, Redis) instead of failing a
     job: what a job holds (a message taken off the queue, a file the app acknowledged but not

@@ -1,10 +1,12 @@
 """Fetching a repository with git into a cache folder, one job per repository at a time, and
 asking a remote where its HEAD is (one cheap `git ls-remote`, no lock, nothing written)."""
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -15,16 +17,12 @@ from ...redact import scrub
 GIT_TIMEOUT_S = 300
 # A checkout's folder name under cache_root(): checkout_name(repository_id).
 _CHECKOUT_NAME = re.compile(r"[0-9a-f]{32}")
-# The lock's time to live: renewed by the watchdog while its holder lives
-# (services/delivery/leases.py), so a holder that dies frees the repository within this, not after
-# its longest fetch.
-LOCK_TTL_S = 15
 # How long a job waits for another job's fetch of the same repository before it gives its
 # worker back (the link is queued again a little later): a worker never sits out a long fetch.
 LOCK_WAIT_S = 5
 # How often a waiting job tries the lock again. The lock is mostly held for a few milliseconds
-# (reading files of a checkout already at the right commit), so redis-py's default of 100 ms
-# would make a waiter sit out far more than the holder needs.
+# (reading files of a checkout already at the right commit): a waiter must not sit out far
+# more than the holder needs.
 LOCK_POLL_S = 0.005
 # Written into .git of a checkout once a fetch has brought it to a commit: which commit the work
 # tree holds, read without running git.
@@ -57,25 +55,28 @@ def authenticated_url(url, token):
 
 @contextmanager
 def repository_lock(repository_id):
-    """Across processes and machines, one job at a time works on a repository's checkout."""
-    from . import leases
-
-    # Not thread-local: the watchdog thread renews it for the job's thread.
-    ttl = max(LOCK_TTL_S, 3 * runtime.settings().watchdog_interval_seconds)
-    lock = runtime.redis_client().lock(f"docora:git-lock:{repository_id}", timeout=ttl,
-                                       blocking_timeout=LOCK_WAIT_S, sleep=LOCK_POLL_S,
-                                       thread_local=False)
-    if not lock.acquire():
-        raise RepositoryBusy(f"repository {repository_id} is busy")
-    leases.hold_lock(lock)
+    """One job at a time works on a repository's checkout, among the processes that share this
+    cache folder (a machine's consumers): an exclusive flock(2) of a file beside the checkout.
+    The checkout is the machine's, so is its lock: another machine, with a checkout of its own,
+    never waits for it, and the kernel releases it the moment its holder dies (no time to live,
+    nothing to renew). RepositoryBusy after LOCK_WAIT_S."""
+    fd = os.open(cache_root() / f"{checkout_name(repository_id)}.lock",
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                # Each call opens the file anew, so two threads of one process exclude each
+                # other too (a flock belongs to the open file, not to the process).
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RepositoryBusy(f"repository {repository_id} is busy") from None
+                time.sleep(LOCK_POLL_S)
         yield
     finally:
-        leases.release_lock(lock)
-        try:
-            lock.release()
-        except Exception:  # expired meanwhile: nothing left to release
-            pass
+        os.close(fd)  # and with it the lock
 
 
 def _git(args, cwd=None):
@@ -119,8 +120,8 @@ def checkout_names():
 
 
 def remove_checkout_named(name):
-    """Remove a checkout by name: one of a repository that no longer exists (its id, and so
-    its lock, is not known any more; a job of it has lost its link and records nothing)."""
+    """Remove a checkout by name: one of a repository that no longer exists (its id is not
+    known any more; a job of it has lost its link and records nothing)."""
     if _CHECKOUT_NAME.fullmatch(name):
         shutil.rmtree(cache_root() / name, ignore_errors=True)
 

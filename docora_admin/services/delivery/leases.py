@@ -1,5 +1,4 @@
-"""The links this process is delivering right now and the repository locks it holds, and the
-renewal of both.
+"""The links this process is delivering right now, and the renewal of their leases.
 
 A claimed link (status scanning) holds a lease: its next_attempt_at is the time by which the job
 must renew it. The watchdog thread of each consumer process renews the leases of the jobs running
@@ -13,7 +12,6 @@ from ...repositories import link_sweeps
 
 _lock = threading.Lock()
 _held = {}  # link id → generation
-_locks = set()  # redis-py locks of repository checkouts (services/delivery/git_fetch.py)
 
 
 def hold(claim_row):
@@ -31,26 +29,8 @@ def held():
         return list(_held.items())
 
 
-def hold_lock(lock):
-    with _lock:
-        _locks.add(lock)
-
-
-def release_lock(lock):
-    with _lock:
-        _locks.discard(lock)
-
-
 def renew():
-    """Extend the lease of every link this process is delivering and the time to live of every
-    repository lock it holds; return how many leases."""
-    with _lock:
-        locks = list(_locks)
-    for lock in locks:
-        try:
-            lock.reacquire()
-        except Exception:  # released meanwhile, or expired: its job finds out itself
-            pass
+    """Extend the lease of every link this process is delivering; return how many."""
     claims = held()
     with db.connection() as conn:
         if not claims:  # still proves that PostgreSQL answers (the watchdog relies on it)

@@ -14,14 +14,16 @@ becoming due and its start, at most GIT_SHARE_SECONDS before the start, as if th
 little earlier. A repository that moved on since is seen by the jobs after the window and
 fetched again.
 
+Every time here (a look's, the link's due time, now) is PostgreSQL's clock (shared_clock):
+machines whose wall clocks disagree still agree on which look is newer than which link.
+
 The repository lock (services/delivery/git_fetch.py) is held only to check the checkout's commit (or
 fetch it), scan a new commit and read the contents this link needs; the delivery runs without it.
 """
 import hashlib
-import time
 from dataclasses import dataclass
 
-from ... import runtime
+from ... import runtime, shared_clock
 from . import file_scan, git_fetch
 from .sized_lru import SizedLRU
 
@@ -46,23 +48,32 @@ _scans = SizedLRU(SCAN_CACHE_FILES)
 
 
 def remote_head(repository_id, url, token, not_before):
-    """The remote HEAD's commit, as observed by any process after `not_before` (Unix time) and
-    within the last GIT_SHARE_SECONDS, else asked now (and shared)."""
-    window = runtime.settings().git_share_seconds
-    key = HEAD_KEY.format(repository_id)
-    if window:
-        # This process's own last observation first (no round trip), then every process's.
-        sha = _fresh(_heads.get(key), not_before, window)
-        if sha is None:
-            seen = runtime.redis_client().get(key)
-            sha = _fresh(seen, not_before, window)
-            if sha is not None:
-                _remember(key, seen)
-        if sha is not None:
-            return sha
-    observed_at = time.time()
+    """The remote HEAD's commit, as observed by any process after `not_before` (Unix time by
+    PostgreSQL's clock) and within the last GIT_SHARE_SECONDS, else asked now (and shared)."""
+    sha = known_head(repository_id, not_before)
+    if sha is not None:
+        return sha
+    observed_at = shared_clock.now()
     sha = git_fetch.remote_head(url, token)
-    _observed(key, sha, observed_at, window)
+    _observed(HEAD_KEY.format(repository_id), sha, observed_at,
+              runtime.settings().git_share_seconds)
+    return sha
+
+
+def known_head(repository_id, not_before):
+    """The commit of a look at the remote that serves a link due at `not_before`, when one was
+    made (by any process), else None: nothing is asked of the remote."""
+    window = runtime.settings().git_share_seconds
+    if not window:
+        return None
+    key = HEAD_KEY.format(repository_id)
+    # This process's own last observation first (no round trip), then every process's.
+    sha = _fresh(_heads.get(key), not_before, window)
+    if sha is None:
+        seen = runtime.redis_client().get(key)
+        sha = _fresh(seen, not_before, window)
+        if sha is not None:
+            _remember(key, seen)
     return sha
 
 
@@ -75,7 +86,8 @@ def _fresh(seen, not_before, window):
     last `window` seconds, else None."""
     if seen:
         sha, _, observed_at = seen.decode().partition(" ")
-        if not_before <= float(observed_at) and time.time() - float(observed_at) <= window:
+        if not_before <= float(observed_at) and (
+                shared_clock.now() - float(observed_at) <= window):
             return sha
     return None
 
@@ -111,7 +123,9 @@ def read(repository_id, url, token, not_before, wanted):
             return commit, contents
     with git_fetch.repository_lock(repository_id):
         sha = git_fetch.checkout_commit(repository_id)
-        if sha != head:
+        # A job that held the lock meanwhile may have fetched a newer commit, with a look that
+        # serves this link too: no second fetch.
+        if sha != head and (sha is None or sha != known_head(repository_id, not_before)):
             sha = _fetch(repository_id, url, token)
         commit, contents = _read_checkout(repository_id, sha, wanted)
         if contents is None:
@@ -125,7 +139,7 @@ def read(repository_id, url, token, not_before, wanted):
 
 
 def _fetch(repository_id, url, token):
-    observed_at = time.time()
+    observed_at = shared_clock.now()
     _, sha = git_fetch.fetch(url, repository_id, token)
     _observed(HEAD_KEY.format(repository_id), sha, observed_at,
               runtime.settings().git_share_seconds)

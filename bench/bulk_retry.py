@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bulk_retry.py [--rows 100000] [--repeat 3] [--post-rows 1000000]
                                          [--synced 900000] [--attempt-log 1000000]
-                                         [--only-main | --only-post]
+                                         [--only-main | --only-post] [--no-reference]
+                                         [--code PATH]
 
 Each run seeds N failed links in a database of its own (then a CHECKPOINT, so that every run
 pays the same full-page writes), starts a real `huey_consumer app.huey -w 1` process, POSTs
@@ -20,7 +21,31 @@ the operation and the link's current generation. The consumer also runs its watc
 queues no re-scans. --synced and --attempt-log put the 100k failed links among 1M links and an
 attempt log of ~1M rows (issue 9: the log must not slow the bulk retry).
 
-It reports: the POST's answer time, time to completed == total and rows/s at the app's default
+Beside each main run, on freshly seeded data of the same shape in the same database (so the same
+schema and indexes), interleaved and alternating which goes first, runs the one-statement
+reference: one UPDATE … RETURNING of every failed link (the columns a chunk sets), committed,
+then its jobs pushed as serialized Huey messages 1,000 per ZADD (job_queue.push_snapshot_jobs).
+It has no operation, chunks, cancel checks, outbox or progress; the ratio of the medians (ours /
+reference) is printed. --no-reference skips it. --code PATH runs another checkout's app and
+consumer (e.g. `git worktree add --detach /tmp/base main`) against a database of its own
+(default name + "_code"): run the bench once with and once without it, alternately, for a
+before/after. (Ours ends at finished_at, written when the last chunk's statement returns; that
+chunk's push, 1,000 jobs, runs beside it and may end a few ms later.)
+
+Measured 2026-12-03 on a 2-core machine shared with other work (medians of 3, 100,000 failed
+links alone, chunk 1000; commands: `flock /tmp/docora-bench.lock .venv/bin/python
+bench/bulk_retry.py --only-main --repeat 3 [--code /tmp/base-perf-reset]`, base and new
+alternately, twice):
+- before (main, with migration 008's in-progress indexes): ours 3.25 / 2.76 s, reference 3.15 /
+  3.06 s (ratio 1.03x / 0.90x); 1M links (--synced 900000): ours 2.94 s, reference 3.23 s.
+- after (migration 020: the in-progress updated_at and app indexes without id): ours 2.75 /
+  2.77 s, reference 2.65 / 2.61 s (ratio 1.04x / 1.06x).
+- POST /retry/all with 1,000,000 failed links: 34.6 ms median (--only-post).
+Ours overlaps each chunk's push with the next chunk's SQL, which the reference does not; on two
+cores the consumer's Python, PostgreSQL and Redis contend, so ours gains less than the
+reference's UPDATE does from cheaper index entries.
+
+It also reports: the POST's answer time, time to completed == total and rows/s at the app's default
 chunk size (--repeat runs and their median), one run at --compare-chunk-size, the same with
 chunk size 1 (on a smaller N), rows changed after a cancel was acknowledged and how long the
 cancel took to stop the task, and the POST's answer time with --post-rows failed links.

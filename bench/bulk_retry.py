@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bulk_retry.py [--rows 100000] [--repeat 3] [--post-rows 1000000]
                                          [--synced 900000] [--attempt-log 1000000]
-                                         [--only-main | --only-post]
+                                         [--only-main | --only-post] [--no-reference]
+                                         [--code PATH]
 
 Each run seeds N failed links in a database of its own (then a CHECKPOINT, so that every run
 pays the same full-page writes), starts a real `huey_consumer app.huey -w 1` process, POSTs
@@ -20,7 +21,31 @@ the operation and the link's current generation. The consumer also runs its watc
 queues no re-scans. --synced and --attempt-log put the 100k failed links among 1M links and an
 attempt log of ~1M rows (issue 9: the log must not slow the bulk retry).
 
-It reports: the POST's answer time, time to completed == total and rows/s at the app's default
+Beside each main run, on freshly seeded data of the same shape in the same database (so the same
+schema and indexes), interleaved and alternating which goes first, runs the one-statement
+reference: one UPDATE … RETURNING of every failed link (the columns a chunk sets), committed,
+then its jobs pushed as serialized Huey messages 1,000 per ZADD (job_queue.push_snapshot_jobs).
+It has no operation, chunks, cancel checks, outbox or progress; the ratio of the medians (ours /
+reference) is printed. --no-reference skips it. --code PATH runs another checkout's app and
+consumer (e.g. `git worktree add --detach /tmp/base main`) against a database of its own
+(default name + "_code"): run the bench once with and once without it, alternately, for a
+before/after. (Ours ends at finished_at, written when the last chunk's statement returns; that
+chunk's push, 1,000 jobs, runs beside it and may end a few ms later.)
+
+Measured 2026-12-03 on a 2-core machine shared with other work (medians of 3, 100,000 failed
+links alone, chunk 1000; commands: `flock /tmp/docora-bench.lock .venv/bin/python
+bench/bulk_retry.py --only-main --repeat 3 [--code /tmp/base-perf-reset]`, base and new
+alternately, twice):
+- before (main, with migration 008's in-progress indexes): ours 3.25 / 2.76 s, reference 3.15 /
+  3.06 s (ratio 1.03x / 0.90x); 1M links (--synced 900000): ours 2.94 s, reference 3.23 s.
+- after (migration 020: the in-progress updated_at and app indexes without id): ours 2.75 /
+  2.77 s, reference 2.65 / 2.61 s (ratio 1.04x / 1.06x).
+- POST /retry/all with 1,000,000 failed links: 34.6 ms median (--only-post).
+Ours overlaps each chunk's push with the next chunk's SQL, which the reference does not; on two
+cores the consumer's Python, PostgreSQL and Redis contend, so ours gains less than the
+reference's UPDATE does from cheaper index entries.
+
+It also reports: the POST's answer time, time to completed == total and rows/s at the app's default
 chunk size (--repeat runs and their median), one run at --compare-chunk-size, the same with
 chunk size 1 (on a smaller N), rows changed after a cancel was acknowledged and how long the
 cancel took to stop the task, and the POST's answer time with --post-rows failed links.
@@ -39,7 +64,12 @@ import psycopg
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# --code PATH: the app (in this process and in the consumer) is another checkout's. Read before
+# anything imports docora_admin.
+CODE = ROOT
+if "--code" in sys.argv[:-1]:
+    CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+sys.path.insert(0, str(CODE))
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_admin_bench_bulk"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/12"
@@ -60,7 +90,7 @@ def seed(url, failed, other=0, attempt_log=0):
     rows in the attempt log (delivery_attempts)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE apps, repositories, app_repositories, bulk_operations, "
-                     "delivery_attempts CASCADE")
+                     "delivery_attempts, job_outbox CASCADE")
         conn.execute("""INSERT INTO apps (app_id, app_name, base_url, token_hash)
                         SELECT 'app_bench_' || g, 'Bench app ' || g, 'http://127.0.0.1:9/', 'x'
                         FROM generate_series(1, 50) g""")
@@ -145,12 +175,12 @@ def failed_count(url):
 def start_consumer(url, redis_url, chunk_size):
     """A real consumer with one worker thread, polling every 50 ms, as `scripts/run` starts it
     (with more workers there)."""
-    env = {**os.environ, **app_env(url, redis_url, chunk_size), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **app_env(url, redis_url, chunk_size), "PYTHONPATH": str(CODE)}
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "huey_consumer"), "app.huey", "-w", "1", "-k",
          "thread", "-d", "0.05", "-m", "0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=CODE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         log.seek(0)
@@ -189,6 +219,9 @@ def check_queued_job(url, operation_id):
     snapshots = [m for m in (huey.serializer.deserialize(member[8:]) for member in first)
                  if m.name.endswith("snapshot")]
     if not snapshots:
+        print("no snapshot job among the first 100 queue members; queue length",
+              storage.conn.zcard(storage.queue_key), "first:",
+              [huey.serializer.deserialize(m[8:]).name for m in first[:5]])
         return None
     app_id, repository_id, job_operation, generation = snapshots[0].args
     with psycopg.connect(url) as conn:
@@ -241,6 +274,47 @@ def run(url, redis_url, rows, chunk_size, cancel_after=None, other=0, attempt_lo
     return result
 
 
+# The reference's reset: the same columns as a bulk chunk's (repositories/retry_links.py), so that
+# each row is the same size and its jobs are valid; all failed links in one statement.
+REFERENCE_UPDATE = """
+    UPDATE app_repositories
+    SET status = 'pending_snapshot', retry_count = 0, last_error = NULL, updated_at = now(),
+        next_attempt_at = now(), job_generation = job_generation + 1, retry_cause = 'bulk',
+        retry_operation_id = %s
+    WHERE status = 'failed'
+    RETURNING app_id, repository_id, job_generation
+"""
+REFERENCE_BATCH = 1000
+
+
+def reference_run(url, redis_url, rows, other=0, attempt_log=0):
+    """The one-statement reference on the same schema and data: one UPDATE … RETURNING of every
+    failed link, committed, then its jobs pushed as serialized Huey messages, 1,000 per ZADD
+    (services/jobs/job_queue.push_snapshot_jobs, the push our chunks use). No operation row, no
+    chunks, no cancel check, no outbox, no progress: the floor under any retry-all."""
+    from docora_admin.huey_app import huey
+    from docora_admin.services.jobs import job_queue
+
+    seed(url, rows, other, attempt_log)
+    redis.Redis.from_url(redis_url).flushdb()
+    operation_id = "bulk_reference0000"
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        reset = conn.execute(REFERENCE_UPDATE, (operation_id,)).fetchall()
+        conn.commit()
+        stamp = int(time.time() * 1_000_000)
+        for start in range(0, len(reset), REFERENCE_BATCH):
+            job_queue.push_snapshot_jobs(
+                [(app_id, repository_id, operation_id, generation)
+                 for app_id, repository_id, generation in reset[start:start + REFERENCE_BATCH]],
+                stamp + start)
+        seconds = time.perf_counter() - started
+    queued = huey.pending_count()
+    assert len(reset) == rows and queued == rows, (len(reset), queued, rows)
+    huey.flush()
+    return {"seconds": seconds, "rows": rows}
+
+
 def time_post_only(url, redis_url, failed, other=0, attempt_log=0):
     seed(url, failed, other, attempt_log)
     redis.Redis.from_url(redis_url).flushdb()
@@ -261,14 +335,12 @@ def time_post_only(url, redis_url, failed, other=0, attempt_log=0):
 
 
 def main():
-    from docora_admin.config import DEFAULT_BULK_CHUNK_SIZE
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_BULK_CHUNK_SIZE,
-                        help="the main runs' chunk size (default: the app's default, %(default)s)")
+    parser.add_argument("--chunk-size", type=int,
+                        help="the main runs' chunk size (default: the app's default)")
     parser.add_argument("--compare-chunk-size", type=int, default=100,
                         help="one more run with this chunk size, for comparison")
     parser.add_argument("--repeat", type=int, default=3, help="main runs; the median is reported")
@@ -283,23 +355,44 @@ def main():
                              "900000 for 1M links)")
     parser.add_argument("--attempt-log", type=int, default=0,
                         help="rows in the attempt log (delivery_attempts) in the main runs")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the one-statement reference runs beside the main runs")
+    parser.add_argument("--code", metavar="PATH", default=str(ROOT),
+                        help="run another checkout's app and consumer (e.g. a worktree of main) "
+                             "in a database of its own (default database name + '_code')")
     args = parser.parse_args()
+    if CODE != ROOT and args.database_url == DEFAULT_DB:
+        # Its migrations are not ours: never mix the two schemas in one database.
+        args.database_url = DEFAULT_DB + "_code"
     # Before anything imports docora_admin.huey_app: its huey object reads REDIS_URL at import,
     # and the POSTs must queue where the consumer listens.
+    # (Importing anything of docora_admin imports it: docora_admin/__init__ reaches huey_app.)
     os.environ["REDIS_URL"] = args.redis_url
-    ensure_database(args.database_url)
     from docora_admin import db
+    from docora_admin.config import DEFAULT_BULK_CHUNK_SIZE
+    if args.chunk_size is None:
+        args.chunk_size = DEFAULT_BULK_CHUNK_SIZE
+    ensure_database(args.database_url)
     db.migrate(args.database_url)
 
     print(f"bulk retry benchmark, {os.cpu_count()} cores; POSTs and polls in-process (Flask test "
           "client), the task in a real huey_consumer process, PostgreSQL and Redis real")
     if args.only_post:
         return report_post(args)
+    print(f"code: {CODE}; database: {args.database_url}")
     print(f"main runs: {args.rows:,} failed + {args.synced:,} synced links, "
           f"{args.attempt_log:,} attempt-log rows")
-    runs = [run(args.database_url, args.redis_url, args.rows, args.chunk_size,
-                other=args.synced, attempt_log=args.attempt_log)
-            for _ in range(args.repeat)]
+    runs, references = [], []
+    for i in range(args.repeat):
+        # Interleaved, the order alternating, each on freshly seeded data.
+        steps = ["ours", "reference"] if i % 2 == 0 else ["reference", "ours"]
+        for step in steps:
+            if step == "ours":
+                runs.append(run(args.database_url, args.redis_url, args.rows, args.chunk_size,
+                                other=args.synced, attempt_log=args.attempt_log))
+            elif not args.no_reference:
+                references.append(reference_run(args.database_url, args.redis_url, args.rows,
+                                                other=args.synced, attempt_log=args.attempt_log))
     for i, main_run in enumerate(runs, 1):
         print(f"run {i}: {args.rows:,} failed, chunk {args.chunk_size}: POST answered in "
               f"{main_run['post_ms']:.1f} ms; completed == total ({main_run['completed']:,}) "
@@ -312,6 +405,14 @@ def main():
           f"(min {min(r['seconds'] for r in runs):.2f}, max "
           f"{max(r['seconds'] for r in runs):.2f}); POST median "
           f"{statistics.median(r['post_ms'] for r in runs):.1f} ms")
+    if references:
+        ref = statistics.median(r["seconds"] for r in references)
+        each = ", ".join(f"{r['seconds']:.2f}" for r in references)
+        print(f"one-statement reference (one UPDATE … RETURNING of every failed link + push in "
+              f"ZADDs of {REFERENCE_BATCH:,}), same schema and data: "
+              f"{each} s, median {ref:.2f} s "
+              f"= {args.rows / ref:,.0f} rows/s")
+        print(f"ratio ours / reference (medians): {seconds / ref:.2f}x")
     if args.only_main:
         return
     other = run(args.database_url, args.redis_url, args.rows, args.compare_chunk_size)

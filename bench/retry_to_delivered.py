@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/retry_to_delivered.py [--apps 20] [--repositories 50] [--files 20]
         [--file-kb 16] [--workers 8] [--consumers 1] [--worker-type thread|process]
-        [--packed] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH]
+        [--packed] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH] [--profile-dir DIR]
         [--database-url URL] [--redis-url URL]
 
 Every app is linked to every repository (apps × repositories links), each link `failed` with
@@ -24,10 +24,12 @@ change: `git worktree add /work/wt-before 34979ec`), same venv, same database: g
 more and with --repeat the runs are interleaved (A B A B …) and medians reported per name.
 
 Reports links/s, files/s, MB/s (file bytes acknowledged), the consumers' CPU seconds (their
-own and their git children's) per file, git processes by command (from git's own GIT_TRACE2
-log; fetches = clone + fetch), new TCP connections the receiver accepted, and the ceiling.
---py-spy PATH samples each consumer (`py-spy record --gil`: where the Python CPU time goes) and
-prints the functions by share of samples. The consumers inherit this process's environment, so
+own and their git children's) per file, of which git's and the consumers' own time in the
+kernel, their context switches per file, git processes by command (from git's own GIT_TRACE2
+log; fetches = clone + fetch), new TCP connections the receiver accepted, the ceiling, and the
+share of the ceiling's files/s delivered. --py-spy PATH samples each consumer (`py-spy record
+--gil`: where the Python CPU time goes, while a thread holds the GIL) and prints the functions
+by share of samples; --profile-dir DIR keeps the collapsed stacks. The consumers inherit this process's environment, so
 e.g. `DELIVERY_STREAMS_PER_LINK=1 .venv/bin/python bench/retry_to_delivered.py` runs them with
 that setting. Database docora_bench_throughput and Redis db 11 by default (emptied each run);
 two runs at once on one database are refused.
@@ -38,6 +40,17 @@ per file, 9,800 git processes, ~590 new connections), after 11.45 s (1,746 files
 clones and no fetch, 8 connections); --packed: 34.9 → 10.8 s; --consumers 2: 31.2 → 9.75 s.
 APP_RATE_PER_SECOND=200: 15.6 s (8 apps at a time at 200/s cannot go under 12.5 s). See the
 issue's closing notes for every run.
+
+Issue 25 (per-request costs), defaults, medians of 3 interleaved runs against 58974bf:
+before 10.56 s (1,894 files/s, 0.50 ms consumer CPU per file of which git 0.12, 35% of the
+receiver's ceiling, ~9.8 context switches per file), after 9.66 s (2,070 files/s, 0.44 ms of
+which git 0.12, 40%). py-spy's GIL samples per run went from 766 to 624: X-Docora-Delivery-Id
+without uuid objects, the timestamp's second formatted once, the repository encoded once per
+link, curl handles kept per link, journal notes packed by hand, no `git ls-remote` before a
+first clone. What is left is mostly not Python: about a third of the consumer's own CPU is the
+kernel switching its 8 threads (the GIL handed over around each curl callback, each journal
+note's send and reply) and a fifth is git; the app limiter costs one script call per link (its
+slot is held per delivery stream), not per request.
 """
 import argparse
 import hashlib
@@ -179,10 +192,26 @@ class ReceiverProcess:
         self.proc.wait()
 
 
-def cpu_seconds(pid):
-    """utime + stime + cutime + cstime of a process (its waited-for children included)."""
+def cpu_seconds(pid, children=True, part=None):
+    """utime + stime of a process, + cutime + cstime (its waited-for children: git) unless
+    `children` is False; `part` "user" or "system": that one alone (the process's own)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    wanted = {"user": fields[11:12], "system": fields[12:13]}.get(
+        part, fields[11:15 if children else 13])
+    return sum(int(f) for f in wanted) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid):
+    """Context switches of a process's live threads so far (voluntary and not)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.endswith("ctxt_switches:") or "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+        except (OSError, ValueError):
+            pass  # a thread that ended meanwhile
+    return total
 
 
 def start_consumers(args, code_root, tmp, trace):
@@ -269,11 +298,16 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
     trace.unlink(missing_ok=True)
     receiver.reset()
     consumers = start_consumers(args, code_root, tmp, trace)
+    profiles = Path(args.profile_dir or tmp)
+    profiles.mkdir(parents=True, exist_ok=True)
     profilers = [subprocess.Popen(
         [args.py_spy, "record", "-p", str(p.pid), "-r", "200", "-f", "raw", "--gil", "-o",
-         str(tmp / f"profile-{name}-{n}.txt"), "--nonblocking"], stdout=subprocess.DEVNULL,
+         str(profiles / f"profile-{name}-{n}.txt"), "--nonblocking"], stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL) for n, p in enumerate(consumers)] if args.py_spy else []
     cpu_before = sum(cpu_seconds(p.pid) for p in consumers)
+    own_cpu_before = sum(cpu_seconds(p.pid, children=False) for p in consumers)
+    system_before = sum(cpu_seconds(p.pid, part="system") for p in consumers)
+    switches_before = sum(context_switches(p.pid) for p in consumers)
     receiver_cpu_before = receiver.stats()["cpu_s"]
     try:
         started = time.time()
@@ -282,6 +316,9 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         synced, last_synced, stats = wait_until_delivered(args, name, links, expected_files,
                                                           receiver)
         cpu = sum(cpu_seconds(p.pid) for p in consumers) - cpu_before
+        own_cpu = sum(cpu_seconds(p.pid, children=False) for p in consumers) - own_cpu_before
+        system = sum(cpu_seconds(p.pid, part="system") for p in consumers) - system_before
+        switches = sum(context_switches(p.pid) for p in consumers) - switches_before
     finally:
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
@@ -295,14 +332,14 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         if problems:
             print(f"consumer {n}: {len(problems)} warnings/errors, e.g. {problems[:3]}")
     for n in range(len(profilers)):
-        print_profile(tmp / f"profile-{name}-{n}.txt", f"{name}, consumer {n}")
+        print_profile(profiles / f"profile-{name}-{n}.txt", f"{name}, consumer {n}")
     seconds = max(float(last_synced), stats["last_file_at"]) - started
     git_counts = git_commands(trace)
     result = {
         "name": name, "seconds": seconds, "links": links, "files": stats["files"],
         "requests": stats["requests"], "megabytes": stats["bytes"] / 1e6,
         "connections": stats["connections"], "bad_signatures": stats["bad_signatures"],
-        "cpu_s": cpu, "receiver_cpu_s": stats["cpu_s"] - receiver_cpu_before,
+        "cpu_s": cpu, "git_cpu_s": cpu - own_cpu, "system_cpu_s": system, "switches": switches, "receiver_cpu_s": stats["cpu_s"] - receiver_cpu_before,
         "git": git_counts, "expected_bytes": expected_bytes}
     result.update(ceiling(args, apps, repositories, receiver))
     return result
@@ -396,13 +433,22 @@ def report(result):
     git_counts = ", ".join(f"{k} {v}" for k, v in sorted(r["git"].items()) if k != "processes")
     print(f"{r['name']:>8}: {r['seconds']:6.2f} s  {r['links'] / r['seconds']:6.1f} links/s  "
           f"{r['files'] / r['seconds']:7.1f} files/s  {r['megabytes'] / r['seconds']:5.1f} MB/s  "
-          f"| consumer CPU {r['cpu_s']:.1f} s = {1000 * r['cpu_s'] / r['files']:.2f} ms/file, "
+          f"| consumer CPU {r['cpu_s']:.1f} s = {1000 * r['cpu_s'] / r['files']:.2f} ms/file "
+          f"(git {1000 * r['git_cpu_s'] / r['files']:.2f}, the process's own in the kernel "
+          f"{1000 * r['system_cpu_s'] / r['files']:.2f}; {r['switches'] / r['files']:.1f} "
+          f"context switches/file), "
           f"receiver CPU {r['receiver_cpu_s']:.1f} s | {r['requests']} POSTs, "
           f"{r['connections']} new connections, {r['bad_signatures']} bad signatures | git: "
           f"{git_counts} ({r['git']['processes']} git processes) | ceiling "
           f"{r['ceiling_requests'] / r['ceiling_s']:.0f} req/s = "
           f"{r['ceiling_files'] / r['ceiling_s']:.0f} files/s, "
-          f"{r['ceiling_megabytes'] / r['ceiling_s']:.1f} MB/s", flush=True)
+          f"{r['ceiling_megabytes'] / r['ceiling_s']:.1f} MB/s; delivered at "
+          f"{100 * share_of_ceiling(r):.0f}% of it", flush=True)
+
+
+def share_of_ceiling(r):
+    """Files/s delivered as a share of the receiver's own files/s in the same run."""
+    return (r["files"] / r["seconds"]) / (r["ceiling_files"] / r["ceiling_s"])
 
 
 def main():
@@ -426,6 +472,8 @@ def main():
     parser.add_argument("--py-spy", metavar="PATH",
                         help="py-spy binary: sample the consumers during each run and print "
                              "where their time went (needs ptrace rights, e.g. root)")
+    parser.add_argument("--profile-dir", metavar="DIR",
+                        help="keep py-spy's collapsed stacks there (default: deleted)")
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     args = parser.parse_args()
@@ -475,11 +523,14 @@ def main():
             mine = [r for r in results if r["name"] == name]
             seconds = statistics.median(r["seconds"] for r in mine)
             cpu = statistics.median(1000 * r["cpu_s"] / r["files"] for r in mine)
+            git_cpu = statistics.median(1000 * r["git_cpu_s"] / r["files"] for r in mine)
+            share = statistics.median(share_of_ceiling(r) for r in mine)
             ceiling_rate = statistics.median(r["ceiling_requests"] / r["ceiling_s"] for r in mine)
             print(f"{name:>8}: {seconds:6.2f} s = {mine[0]['links'] / seconds:.1f} links/s, "
                   f"{mine[0]['files'] / seconds:.0f} files/s, "
-                  f"{mine[0]['megabytes'] / seconds:.1f} MB/s; consumer CPU {cpu:.2f} ms/file; "
-                  f"receiver ceiling {ceiling_rate:.0f} req/s (runs: "
+                  f"{mine[0]['megabytes'] / seconds:.1f} MB/s; consumer CPU {cpu:.2f} ms/file "
+                  f"(git {git_cpu:.2f}); receiver ceiling {ceiling_rate:.0f} req/s, delivered "
+                  f"at {100 * share:.0f}% of it (runs: "
                   f"{', '.join(format(r['seconds'], '.2f') for r in mine)})")
 
 

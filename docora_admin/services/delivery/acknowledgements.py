@@ -135,6 +135,7 @@ class _Notes:
 
     def __init__(self, key):
         self.key = key
+        self._hset = b"*4\r\n$4\r\nHSET\r\n" + _bulk(key.encode())
         self.connection = None
         self.to_send = {}  # path → value, not yet sent on the current connection
         self.sent = []  # [(path, value)] sent, reply not read yet
@@ -164,7 +165,7 @@ class _Notes:
             self.connection = None
 
     def _send(self):
-        extra = []
+        extra = b""
         try:
             if self.connection is None:
                 self.connection = runtime.redis_client().connection_pool.get_connection()
@@ -172,14 +173,16 @@ class _Notes:
                 # journal's time to live is set (once per connection, not per note).
                 self.to_send = {**dict(self.sent), **self.to_send}
                 self.sent, self.replies = [], 0
-                extra = [("EXPIRE", self.key, JOURNAL_TTL_S)]
-            commands = [("HSET", self.key, path, value)
-                        for path, value in self.to_send.items()] + extra
-            self.connection.send_packed_command(self.connection.pack_commands(commands))
+                extra = _packed(b"EXPIRE", self.key.encode(), str(JOURNAL_TTL_S).encode())
+            # Packed here (RESP, as redis-py packs it): a note per file went through redis-py's
+            # general packing of every argument, a tenth of the job's Python time.
+            packed = b"".join(self._hset + _bulk(path.encode()) + _bulk(value.encode())
+                              for path, value in self.to_send.items()) + extra
+            self.connection.send_packed_command([packed])
         except (redis.ConnectionError, redis.TimeoutError):
             self._drop()
             raise
-        self.replies += len(commands)
+        self.replies += len(self.to_send) + (1 if extra else 0)
         self.sent.extend(self.to_send.items())
         self.to_send.clear()
 
@@ -188,3 +191,12 @@ class _Notes:
             self.connection.disconnect()
             self.close()
             self.replies = 0
+
+
+def _bulk(data):
+    """One argument of a command, as RESP writes it."""
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _packed(*args):
+    return b"*%d\r\n" % len(args) + b"".join(_bulk(a) for a in args)

@@ -39,9 +39,16 @@ class RepositoryBusy(Exception):
 
 
 def cache_root():
-    root = Path(os.environ.get("DOCORA_GIT_CACHE") or "var/git-cache").resolve()
+    setting = os.environ.get("DOCORA_GIT_CACHE") or "var/git-cache"
+    key = setting if os.path.isabs(setting) else (setting, os.getcwd())
+    root = _roots.get(key)
+    if root is None:  # resolved once (a job asks several times; each walks the path)
+        root = _roots[key] = Path(setting).resolve()
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+_roots = {}
 
 
 def authenticated_url(url, token):

@@ -3,7 +3,8 @@
 A retry-all queues the link of every app to a repository; each job used to fetch and scan on its
 own (1,000 fetches for 50 repositories, 5 git processes a job). Now:
 - where the remote's HEAD is, is asked at most once per GIT_SHARE_SECONDS per repository (one
-  `git ls-remote`), and the answer is shared through Redis by every process;
+  `git ls-remote`), and the answer is shared through Redis by every process; a machine with no
+  checkout of the repository yet does not ask: it clones, and the clone is its look;
 - the cached checkout is fetched only when it does not hold that commit;
 - a commit is scanned once per process: the scan is kept in memory, keyed by repository and
   commit (a commit never changes, so the key says everything).
@@ -50,7 +51,7 @@ _scans = SizedLRU(SCAN_CACHE_FILES)
 def remote_head(repository_id, url, token, not_before):
     """The remote HEAD's commit, as observed by any process after `not_before` (Unix time by
     PostgreSQL's clock) and within the last GIT_SHARE_SECONDS, else asked now (and shared)."""
-    sha = known_head(repository_id, not_before)
+    sha = _shared_head(repository_id, not_before)
     if sha is not None:
         return sha
     observed_at = shared_clock.now()
@@ -60,9 +61,8 @@ def remote_head(repository_id, url, token, not_before):
     return sha
 
 
-def known_head(repository_id, not_before):
-    """The commit of a look at the remote that serves a link due at `not_before`, when one was
-    made (by any process), else None: nothing is asked of the remote."""
+def _shared_head(repository_id, not_before):
+    """The commit of an observation of the remote's HEAD that may serve this link, or None."""
     window = runtime.settings().git_share_seconds
     if not window:
         return None
@@ -111,7 +111,16 @@ def read(repository_id, url, token, not_before, wanted):
     `wanted(files)` picks (an iterable of ScannedFile). Fetches only when the cached checkout is
     not at that commit; raises git_fetch.RepositoryBusy when another job holds the checkout for
     too long."""
-    head = remote_head(repository_id, url, token, not_before)
+    head = _shared_head(repository_id, not_before)
+    if head is None and git_fetch.checkout_commit(repository_id) is None:
+        # No checkout here to compare a look at the remote with: the fetch is that look (a
+        # `git ls-remote` first was one more git process per repository on a first sync).
+        # Another job may have fetched meanwhile: its look serves this link as any would.
+        with git_fetch.repository_lock(repository_id):
+            return _read_locked(repository_id, url, token,
+                                _shared_head(repository_id, not_before), not_before, wanted)
+    if head is None:
+        head = remote_head(repository_id, url, token, not_before)
     # Most links find the checkout already at that commit, scanned by this process: their files
     # are read without the lock (two Redis round trips, and the wait while the other apps' jobs
     # of the repository hold it). A fetch into the checkout meanwhile makes a file read differ
@@ -122,19 +131,25 @@ def read(repository_id, url, token, not_before, wanted):
         if contents is not None:
             return commit, contents
     with git_fetch.repository_lock(repository_id):
-        sha = git_fetch.checkout_commit(repository_id)
-        # A job that held the lock meanwhile may have fetched a newer commit, with a look that
-        # serves this link too: no second fetch.
-        if sha != head and (sha is None or sha != known_head(repository_id, not_before)):
+        return _read_locked(repository_id, url, token, head, not_before, wanted)
+
+
+def _read_locked(repository_id, url, token, head, not_before, wanted):
+    """read(), under the repository's lock: fetch unless the checkout is at `head` (`head`
+    None: fetch whatever the remote has now), or at a commit another job fetched meanwhile
+    with a look that serves this link too."""
+    sha = git_fetch.checkout_commit(repository_id)
+    if head is None or sha != head:
+        if sha is None or head is None or sha != _shared_head(repository_id, not_before):
             sha = _fetch(repository_id, url, token)
-        commit, contents = _read_checkout(repository_id, sha, wanted)
+    commit, contents = _read_checkout(repository_id, sha, wanted)
+    if contents is None:
+        # The work tree no longer matches its commit's scan (changed behind git's back):
+        # fetch it again rather than send a file under another file's sha.
+        commit, contents = _read_checkout(repository_id, _fetch(repository_id, url, token),
+                                          wanted)
         if contents is None:
-            # The work tree no longer matches its commit's scan (changed behind git's back):
-            # fetch it again rather than send a file under another file's sha.
-            commit, contents = _read_checkout(repository_id, _fetch(repository_id, url, token),
-                                              wanted)
-            if contents is None:
-                raise git_fetch.GitError("git: the checkout changes while it is read")
+            raise git_fetch.GitError("git: the checkout changes while it is read")
     return commit, contents
 
 

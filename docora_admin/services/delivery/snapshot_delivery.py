@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ... import crypto, db, redact, runtime
 from ...repositories import delivered_files, snapshot_links
 from . import acknowledgements, shared_checkout
-from .payloads import cached_entry, delete_body, delivery_id, file_bodies
+from .payloads import cached_entry, delete_body, delivery_id, encode_body, file_bodies
 from .webhook_client import DeliveryError, WebhookClient
 from .patience import in_transaction, patiently
 
@@ -46,8 +46,8 @@ def deliver(claimed, context, sent, where, limiter=None):
     settings = runtime.settings()
     if not context["client_auth_key_encrypted"]:
         raise SnapshotError("app has no client auth key")
-    key = crypto.decrypt(settings.encryption_key, context["client_auth_key_encrypted"])
-    token = (crypto.decrypt(settings.encryption_key, context["github_token_encrypted"])
+    key = _decrypted(settings.encryption_key, context["client_auth_key_encrypted"])
+    token = (_decrypted(settings.encryption_key, context["github_token_encrypted"])
              if context["github_token_encrypted"] else None)
     app_id, repository_id = context["app_id"], context["repository_id"]
 
@@ -89,9 +89,10 @@ def deliver(claimed, context, sent, where, limiter=None):
     deletes = sorted(path for path in already if path not in current)
 
     client = WebhookClient(context["base_url"], app_id, key, settings.delivery_timeout_s,
-                           limiter)
-    repository = {"repository_id": repository_id, "github_url": redact.scrub(
-        context["github_url"]), "owner": context["owner"], "name": context["name"]}
+                           limiter, keep_handles=True)
+    # The body's repository object, encoded once for all of the link's requests.
+    repository = encode_body({"repository_id": repository_id, "github_url": redact.scrub(
+        context["github_url"]), "owner": context["owner"], "name": context["name"]})
     batch = acknowledgements.Batch(app_id, repository_id, holding_on)
     counting = threading.Lock()
 
@@ -153,6 +154,7 @@ def deliver(claimed, context, sent, where, limiter=None):
         raise
     finally:
         sent.bytes = client.bytes_sent
+        client.close()
     return Delivered(batch, repository_id, commit.sha, files)
 
 
@@ -233,6 +235,22 @@ def _on_streams(streams, tasks, thread_done=None):
         helper.join()
     if errors:
         raise errors[0]
+
+
+def _decrypted(encryption_key, encrypted):
+    """crypto.decrypt, once per process for each (key, ciphertext): an app's jobs all decrypt
+    the same client key (AES-GCM and its key setup, per link)."""
+    found = _keys_decrypted.get((encryption_key, encrypted))
+    if found is None:
+        found = crypto.decrypt(encryption_key, encrypted)
+        if len(_keys_decrypted) >= KEYS_REMEMBERED:
+            _keys_decrypted.clear()
+        _keys_decrypted[(encryption_key, encrypted)] = found
+    return found
+
+
+_keys_decrypted = {}
+KEYS_REMEMBERED = 10_000
 
 
 def _delivered_so_far(app_id, repository_id, where):

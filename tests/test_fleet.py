@@ -42,13 +42,15 @@ def _clock_ahead(seconds):
 
 
 def _slow_remote(tmp_path, seconds):
-    """Every fetch and clone from the remote waits `seconds` before it gets its pack (git runs
-    this hook for upload-pack only from protected configuration: the environment's)."""
+    """Every fetch and clone from the remote waits `seconds` before it gets its pack. git
+    runs this hook only from protected configuration, and a local upload-pack does not get the
+    command line's: the consumer's global configuration is a file of the test's own."""
     hook = tmp_path / "slow-pack-objects"
     hook.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "$@"\n')
     hook.chmod(0o755)
-    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "uploadpack.packObjectsHook",
-            "GIT_CONFIG_VALUE_0": str(hook)}
+    config = tmp_path / "slow-remote.gitconfig"
+    config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
+    return {"GIT_CONFIG_GLOBAL": str(config)}
 
 
 def _machine(rig, name, cache=None, **env):

@@ -1,0 +1,184 @@
+"""Benchmark: one worker machine × 8 workers against two machines × 4, on a slow remote (issue 28).
+
+    .venv/bin/python bench/fleet.py [--apps 10] [--repositories 20] [--files 10] [--slow 1.5]
+        [--repeat 2] [--code NAME=PATH ...] [--database-url URL] [--redis-url URL]
+
+A "machine" is a huey_consumer process with a git cache of its own (what is per machine: its
+checkouts and their locks); all share one PostgreSQL and one Redis. The remote (local file://
+repositories) takes --slow seconds to serve every fetch and clone (git's
+uploadpack.packObjectsHook, in a global git configuration of its own), as a busy hosting
+service does. apps × repositories links, each failed with nothing delivered.
+
+Each run, per layout (1x8, then 2x4) and per --code checkout, interleaved: `full` is a
+retry-all from empty caches until every link is synced and every file acknowledged; then one
+file of every repository changes and `incremental` is a retry-all of every link again, from
+the caches the full run left. Reports seconds (POST → last link synced and last file
+acknowledged), medians over --repeat, and the clones + fetches git ran.
+
+Measured on a 2-core machine (10 apps × 20 repositories = 200 links, 10 files each, remote
+1.5 s), medians of 2 interleaved runs: see the closing note of issue 28.
+"""
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench.bulk_retry import ensure_database  # noqa: E402
+from bench.retry_to_delivered import (ReceiverProcess, app_env, git, git_commands,  # noqa: E402
+                                      login, make_repositories, seed, stop_consumers)
+
+DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_bench_fleet"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
+LAYOUTS = {"1x8": (1, 8), "2x4": (2, 4)}
+
+
+def slow_remote(tmp, seconds):
+    """git runs the hook only from protected configuration, and a local upload-pack does not
+    get the command line's: the consumers' global configuration is a file of the bench's."""
+    hook = tmp / "slow-pack-objects"
+    hook.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "$@"\n')
+    hook.chmod(0o755)
+    config = tmp / "slow-remote.gitconfig"
+    config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
+    return {"GIT_CONFIG_GLOBAL": str(config)}
+
+
+def start_machines(args, code_root, tmp, machines, workers, trace):
+    procs = []
+    for m in range(machines):
+        env = {**os.environ, **app_env(args), **slow_remote(tmp, args.slow),
+               "PYTHONPATH": str(code_root), "DOCORA_GIT_CACHE": str(tmp / f"cache-{m}"),
+               "GIT_TRACE2": str(trace), "WATCHDOG_INTERVAL_SECONDS": "5"}
+        log = tmp / f"machine{m}.log"
+        procs.append((subprocess.Popen(
+            [str(Path(sys.executable).parent / "huey_consumer"), "app.huey", "-w", str(workers),
+             "-k", "thread", "--flush-locks", "-d", "0.05", "-m", "0.5"], cwd=code_root,
+            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True), log))
+    deadline = time.monotonic() + 30
+    for proc, log in procs:
+        while b"consumer started" not in log.read_bytes().lower():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("huey_consumer did not start:\n" + log.read_text())
+            time.sleep(0.05)
+    return [proc for proc, _ in procs]
+
+
+def retry_and_wait(args, client, receiver, links, files):
+    """Seconds from the POST to the later of the last link synced and the last file
+    acknowledged (`files` of them)."""
+    headers = login(client)
+    receiver.reset()
+    started = time.time()
+    response = client.post("/admin/api/retry/all", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    deadline = time.monotonic() + args.timeout
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        while True:
+            synced, last = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'synced'), extract(epoch FROM "
+                "max(updated_at) FILTER (WHERE status = 'synced')) FROM app_repositories"
+            ).fetchone()
+            stats = receiver.stats()
+            if synced == links and stats["files"] >= files:
+                assert stats["bad_signatures"] == 0, stats
+                return max(float(last), stats["last_file_at"]) - started
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not done after {args.timeout} s: {synced}/{links} synced, "
+                                   f"{stats['files']}/{files} files")
+            time.sleep(0.1)
+
+
+def run_once(args, code_root, layout, repositories, apps, receiver, client, tmp, round_no):
+    machines, workers = LAYOUTS[layout]
+    links = len(apps) * len(repositories)
+    seed(args.database_url, apps, repositories, receiver.base_url)
+    redis.Redis.from_url(args.redis_url).flushdb()
+    for m in range(2):
+        shutil.rmtree(tmp / f"cache-{m}", ignore_errors=True)
+    trace = tmp / "git-trace"
+    trace.unlink(missing_ok=True)
+    procs = start_machines(args, code_root, tmp, machines, workers, trace)
+    try:
+        full = retry_and_wait(args, client, receiver, links, links * args.files)
+        full_git = git_commands(trace)
+        for path, _ in repositories:  # one file of every repository changes
+            (path / "dir0" / "doc0.md").write_text(f"changed in round {round_no} {layout}\n")
+            git("commit", "--quiet", "-am", "change", cwd=path)
+            git("repack", "-a", "-d", "-q", cwd=path)
+        with psycopg.connect(args.database_url, autocommit=True) as conn:
+            conn.execute("UPDATE app_repositories SET status = 'failed', retry_count = 5, "
+                         "updated_at = now()")
+        trace.unlink(missing_ok=True)
+        incremental = retry_and_wait(args, client, receiver, links, links)
+        incremental_git = git_commands(trace)
+    finally:
+        stop_consumers(procs)
+    return full, incremental, full_git, incremental_git
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=10)
+    parser.add_argument("--repositories", type=int, default=20)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--file-kb", type=float, default=8)
+    parser.add_argument("--slow", type=float, default=1.5, help="seconds per fetch or clone")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--code", action="append", default=[],
+                        help="NAME=PATH of a checkout whose code the consumers run")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--database-url", default=DEFAULT_DB)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    args = parser.parse_args()
+    codes = [(c.split("=", 1)[0], Path(c.split("=", 1)[1]).resolve()) for c in args.code] \
+        or [("this", ROOT)]
+    os.environ.update(app_env(args))  # before docora_admin.huey_app reads REDIS_URL
+    ensure_database(args.database_url)
+    from docora_admin import create_app, db
+
+    db.migrate(args.database_url)
+    client = create_app(app_env(args)).test_client()
+    tmp = Path(tempfile.mkdtemp(prefix="docora-fleet-bench-"))
+    repositories = make_repositories(tmp / "repos", args.repositories, args.files, args.file_kb,
+                                     random.Random(7), packed=True)
+    apps = {f"app_bench_{n:02d}": f"bench-client-key-{n}" for n in range(args.apps)}
+    receiver = ReceiverProcess(apps, tmp)
+    results = defaultdict(list)
+    try:
+        for round_no in range(args.repeat):
+            for name, root in codes:
+                for layout in LAYOUTS:
+                    full, inc, full_git, inc_git = run_once(args, root, layout, repositories,
+                                                            apps, receiver, client, tmp,
+                                                            round_no)
+                    results[(name, layout)].append((full, inc))
+                    print(f"{name:>8} {layout}: full {full:6.2f} s (clones {full_git['clone']}, "
+                          f"fetches {full_git['fetch']}), incremental {inc:6.2f} s "
+                          f"(clones {inc_git['clone']}, fetches {inc_git['fetch']})", flush=True)
+    finally:
+        receiver.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{args.apps} apps x {args.repositories} repositories, {args.files} files each, "
+          f"remote {args.slow} s per fetch; medians of {args.repeat}:")
+    for (name, layout), runs in results.items():
+        print(f"{name:>8} {layout}: full {statistics.median(r[0] for r in runs):6.2f} s, "
+              f"incremental {statistics.median(r[1] for r in runs):6.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,43 +38,21 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench.bulk_retry import ensure_database  # noqa: E402
 from bench.retry_to_delivered import (ReceiverProcess, app_env, git, git_commands,  # noqa: E402
-                                      login, make_repositories, seed, stop_consumers)
+                                      launch_consumers, login, make_repositories, seed,
+                                      stop_consumers)
+from tests.test_fleet import slow_remote  # noqa: E402
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_bench_fleet"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
 LAYOUTS = {"1x8": (1, 8), "2x4": (2, 4)}
 
 
-def slow_remote(tmp, seconds):
-    """git runs the hook only from protected configuration, and a local upload-pack does not
-    get the command line's: the consumers' global configuration is a file of the bench's."""
-    hook = tmp / "slow-pack-objects"
-    hook.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "$@"\n')
-    hook.chmod(0o755)
-    config = tmp / "slow-remote.gitconfig"
-    config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
-    return {"GIT_CONFIG_GLOBAL": str(config)}
-
-
 def start_machines(args, code_root, tmp, machines, workers, trace):
-    procs = []
-    for m in range(machines):
-        env = {**os.environ, **app_env(args), **slow_remote(tmp, args.slow),
-               "PYTHONPATH": str(code_root), "DOCORA_GIT_CACHE": str(tmp / f"cache-{m}"),
-               "GIT_TRACE2": str(trace), "WATCHDOG_INTERVAL_SECONDS": "5"}
-        log = tmp / f"machine{m}.log"
-        procs.append((subprocess.Popen(
-            [str(Path(sys.executable).parent / "huey_consumer"), "app.huey", "-w", str(workers),
-             "-k", "thread", "--flush-locks", "-d", "0.05", "-m", "0.5"], cwd=code_root,
-            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-            start_new_session=True), log))
-    deadline = time.monotonic() + 30
-    for proc, log in procs:
-        while b"consumer started" not in log.read_bytes().lower():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("huey_consumer did not start:\n" + log.read_text())
-            time.sleep(0.05)
-    return [proc for proc, _ in procs]
+    slow = slow_remote(tmp, args.slow)
+    return launch_consumers(code_root, [(tmp / f"machine{m}.log", {
+        **os.environ, **app_env(args), **slow, "PYTHONPATH": str(code_root),
+        "DOCORA_GIT_CACHE": str(tmp / f"cache-{m}"), "GIT_TRACE2": str(trace),
+        "WATCHDOG_INTERVAL_SECONDS": "5"}) for m in range(machines)], workers)
 
 
 def retry_and_wait(args, client, receiver, links, files):

@@ -218,14 +218,21 @@ def start_consumers(args, code_root, tmp, trace):
     env = {**os.environ, **app_env(args), "PYTHONPATH": str(code_root),
            "DOCORA_GIT_CACHE": str(tmp / "git-cache"), "GIT_TRACE2": str(trace),
            "WATCHDOG_INTERVAL_SECONDS": "5"}
+    return launch_consumers(code_root, [(tmp / f"consumer{n}.log", env)
+                                        for n in range(args.consumers)],
+                            args.workers, args.worker_type)
+
+
+def launch_consumers(code_root, consumers, workers, worker_type="thread"):
+    """Start one `huey_consumer app.huey` per (log path, environment) and wait until each has
+    started; returns the processes (each in a session of its own)."""
     procs = []
-    for n in range(args.consumers):
-        log = open(tmp / f"consumer{n}.log", "wb")
+    for log, env in consumers:
         procs.append((subprocess.Popen(
             [str(Path(sys.executable).parent / "huey_consumer"), "app.huey", "-w",
-             str(args.workers), "-k", args.worker_type, "--flush-locks", "-d", "0.05", "-m", "0.5"],
-            cwd=code_root, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True), tmp / f"consumer{n}.log"))
+             str(workers), "-k", worker_type, "--flush-locks", "-d", "0.05", "-m", "0.5"],
+            cwd=code_root, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True), log))
     deadline = time.monotonic() + 30
     for proc, log in procs:
         while b"consumer started" not in log.read_bytes().lower():

@@ -41,7 +41,7 @@ def _clock_ahead(seconds):
     return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"+{seconds}s"}
 
 
-def _slow_remote(tmp_path, seconds):
+def slow_remote(tmp_path, seconds):
     """Every fetch and clone from the remote waits `seconds` before it gets its pack. git
     runs this hook only from protected configuration, and a local upload-pack does not get the
     command line's: the consumer's global configuration is a file of the test's own."""
@@ -118,7 +118,7 @@ def test_a_killed_machine_holds_no_lock_and_the_other_delivers_everything_once(
     rig = Rig(tmp_path, private_postgres, private_redis, apps=3, repositories=8,
               BULK_CHUNK_DELAY_MS="0", JOB_LEASE_SECONDS="5")
     try:
-        slow = _slow_remote(tmp_path, 1.0)
+        slow = slow_remote(tmp_path, 1.0)
         a, a_cache = _machine(rig, "machine-a", **slow, **_clock_ahead(60))
         _machine(rig, "machine-b", **slow)
         operation_id = rig.start_retry_all()

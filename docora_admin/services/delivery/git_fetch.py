@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ... import runtime
 from ...redact import scrub
 
 GIT_TIMEOUT_S = 300

@@ -15,8 +15,13 @@ file of every repository changes and `incremental` is a retry-all of every link 
 the caches the full run left. Reports seconds (POST → last link synced and last file
 acknowledged), medians over --repeat, and the clones + fetches git ran.
 
-Measured on a 2-core machine (10 apps × 20 repositories = 200 links, 10 files each, remote
-1.5 s), medians of 2 interleaved runs: see the closing note of issue 28.
+Measured on a 2-core machine (defaults: 10 apps × 20 repositories = 200 links, 10 files each,
+remote 1.5 s), medians of 2 interleaved runs, full / incremental:
+  before issue 28 (one Redis lock per repository for every machine): 1x8 8.75 / 8.31 s,
+    2x4 12.34 / 12.10 s;
+  after (a flock per checkout, per machine): 1x8 8.73 / 8.32 s, 2x4 10.19 / 10.57 s.
+Two machines still clone and fetch every repository each (31 clones against 20): without
+affinity (a repository's links to the machine that has its checkout) two are slower than one.
 """
 import argparse
 import os

@@ -11,9 +11,9 @@ p50/p95/p99/max as seen by the clients (loopback, so server time plus a little),
 server's own time from gunicorn's access log.
 
 Issue 25, 500 clients × 20 s, interleaved with 58974bf (every poll and session check read
-PostgreSQL) on a 2-core machine: server p50 / p99 before 26.1–28.7 / 60.6–64.5 ms, after
-(Redis only) 2.3–5.2 / 22.5–35.4 ms (35.4 in a run beside another bench; 22.5 and 23.8 in
-the quiet ones); every poll asked for answered in all runs.
+PostgreSQL) on a 2-core machine: server p50 / p99 before 26.1–31.6 / 60.6–77.4 ms, 95–100% of
+the polls asked for answered; after (Redis only) 2.3–3.0 / 22.5–25.5 ms on a quiet machine
+(28.7–35.4 beside other work), 100% answered in every run.
 """
 import argparse
 import http.client

@@ -9,7 +9,8 @@ repositories) takes --slow seconds to serve every fetch and clone (git's
 uploadpack.packObjectsHook, in a global git configuration of its own), as a busy hosting
 service does. apps × repositories links, each failed with nothing delivered.
 
-Each run, per layout (1x8, then 2x4) and per --code checkout, interleaved: `full` is a
+Each run, per layout (1x8; 2x4 on one queue; 2x4g, a queue per machine chosen by repository
+with stealing: WORKER_GROUPS=2) and per --code checkout, interleaved: `full` is a
 retry-all from empty caches until every link is synced and every file acknowledged; then one
 file of every repository changes and `incremental` is a retry-all of every link again, from
 the caches the full run left. Reports seconds (POST → last link synced and last file
@@ -45,19 +46,32 @@ from bench.bulk_retry import ensure_database  # noqa: E402
 from bench.retry_to_delivered import (ReceiverProcess, app_env, git, git_commands,  # noqa: E402
                                       launch_consumers, login, make_repositories, seed,
                                       stop_consumers)
-from tests.test_fleet import slow_remote  # noqa: E402
+from tests.slow_remote import slow_remote  # noqa: E402
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_bench_fleet"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/7"
-LAYOUTS = {"1x8": (1, 8), "2x4": (2, 4)}
+# name → (machines, workers each, worker groups: 1 is one shared queue, 2 is a queue per
+# machine, chosen by repository, with stealing: worker_groups.py)
+LAYOUTS = {"1x8": (1, 8, 1), "2x4": (2, 4, 1), "2x4g": (2, 4, 2)}
 
 
-def start_machines(args, code_root, tmp, machines, workers, trace):
+def start_machines(args, code_root, tmp, machines, workers, groups, trace):
     slow = slow_remote(tmp, args.slow)
     return launch_consumers(code_root, [(tmp / f"machine{m}.log", {
         **os.environ, **app_env(args), **slow, "PYTHONPATH": str(code_root),
         "DOCORA_GIT_CACHE": str(tmp / f"cache-{m}"), "GIT_TRACE2": str(trace),
-        "WATCHDOG_INTERVAL_SECONDS": "5"}) for m in range(machines)], workers)
+        "WATCHDOG_INTERVAL_SECONDS": "5", "WORKER_GROUPS": str(groups),
+        "WORKER_GROUP": str(m % groups)}) for m in range(machines)], workers)
+
+
+def use_groups(groups):
+    """This process queues the jobs (its test client's POST): its Huey storage must split the
+    queue as the consumers read it."""
+    from docora_admin.huey_app import huey
+
+    os.environ["WORKER_GROUPS"] = str(groups)
+    os.environ["WORKER_GROUP"] = "0"
+    huey.storage = huey.create_storage()
 
 
 def retry_and_wait(args, client, receiver, links, files):
@@ -86,7 +100,8 @@ def retry_and_wait(args, client, receiver, links, files):
 
 
 def run_once(args, code_root, layout, repositories, apps, receiver, client, tmp, round_no):
-    machines, workers = LAYOUTS[layout]
+    machines, workers, groups = LAYOUTS[layout]
+    use_groups(groups)
     links = len(apps) * len(repositories)
     seed(args.database_url, apps, repositories, receiver.base_url)
     redis.Redis.from_url(args.redis_url).flushdb()
@@ -94,7 +109,7 @@ def run_once(args, code_root, layout, repositories, apps, receiver, client, tmp,
         shutil.rmtree(tmp / f"cache-{m}", ignore_errors=True)
     trace = tmp / "git-trace"
     trace.unlink(missing_ok=True)
-    procs = start_machines(args, code_root, tmp, machines, workers, trace)
+    procs = start_machines(args, code_root, tmp, machines, workers, groups, trace)
     try:
         full = retry_and_wait(args, client, receiver, links, links * args.files)
         full_git = git_commands(trace)
@@ -145,6 +160,9 @@ def main():
         for round_no in range(args.repeat):
             for name, root in codes:
                 for layout in LAYOUTS:
+                    if LAYOUTS[layout][2] > 1 and not (root / "docora_admin/worker_groups.py"
+                                                       ).exists():
+                        continue  # code from before worker groups reads one queue only
                     full, inc, full_git, inc_git = run_once(args, root, layout, repositories,
                                                             apps, receiver, client, tmp,
                                                             round_no)

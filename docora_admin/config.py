@@ -182,12 +182,26 @@ def load_settings(env=None):
     env = os.environ if env is None else env
     settings = _load(env)
     _multiprocess_dir(env)
+    worker_groups(env)
     if settings.job_lease_seconds < 3 * settings.watchdog_interval_seconds:
         raise ConfigError(
             f"JOB_LEASE_SECONDS ({settings.job_lease_seconds}) must be at least three times "
             f"WATCHDOG_INTERVAL_SECONDS ({settings.watchdog_interval_seconds}): the watchdog "
             "renews leases once per interval")
     return settings
+
+
+def worker_groups(env=None):
+    """(WORKER_GROUPS, WORKER_GROUP): how many worker groups the fleet's queue is split into
+    (1 to 64, default 1: one queue) and which of them this consumer serves first (default 0).
+    Read apart from Settings: Huey's storage needs them when it is made, at import
+    (worker_groups.py)."""
+    env = os.environ if env is None else env
+    count = _int(env, "WORKER_GROUPS", 1, 1, 64)
+    group = _int(env, "WORKER_GROUP", 0, 0, 63)
+    if group >= count:
+        raise ConfigError(f"WORKER_GROUP must be below WORKER_GROUPS ({count}), got {group}")
+    return count, group
 
 
 def _load(env):

@@ -13,6 +13,7 @@ from huey.consumer import Consumer
 
 from . import log_format, outage_log, runtime
 from .config import ConfigError, load_settings
+from .worker_groups import GroupedPriorityStorage
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ class SignalSafeConsumer(Consumer):
 class DocoraHuey(PriorityRedisHuey):
     """Huey without revocation: whether a job runs is decided by its link's claim (and a bulk
     operation's by its row), never by a revoke flag. Huey looks a task's flags up before running
-    it and deletes its flag after: two Redis round trips per snapshot job, spared here."""
+    it and deletes its flag after: two Redis round trips per snapshot job, spared here. Its
+    storage keeps a queue per worker group (worker_groups.py)."""
+
+    storage_class = GroupedPriorityStorage
 
     def create_consumer(self, **options):
         return SignalSafeConsumer(self, **options)

@@ -8,7 +8,7 @@ slowed by git's uploadpack.packObjectsHook, with pushes between and during the r
 - a machine's checkout lock is its own (a flock of a file in its cache): the dead machine's
   lock is gone with it, and no lock lives in Redis for another machine to wait on;
 - every link is delivered, each file once (but for what the dead machine had in flight), every
-  signature good.
+  signature good, the dead machine's queue (a queue per worker group) emptied by the other.
 Real processes, a PostgreSQL and a Redis of the test's own (tests/private_services.py)."""
 import collections
 import fcntl
@@ -23,6 +23,7 @@ import redis
 
 from tests.private_services import private_postgres, private_redis  # noqa: F401
 from tests.processes import wait_for
+from tests.slow_remote import slow_remote
 from tests.test_fault_injection import FILES, Rig
 
 pytestmark = pytest.mark.no_services  # the shared services are not touched
@@ -39,18 +40,6 @@ def _clock_ahead(seconds):
     scripts/test and .ci/run install faketime."""
     assert FAKETIME.exists(), "libfaketime is missing: apt-get install faketime"
     return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"+{seconds}s"}
-
-
-def slow_remote(tmp_path, seconds):
-    """Every fetch and clone from the remote waits `seconds` before it gets its pack. git
-    runs this hook only from protected configuration, and a local upload-pack does not get the
-    command line's: the consumer's global configuration is a file of the test's own."""
-    hook = tmp_path / "slow-pack-objects"
-    hook.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "$@"\n')
-    hook.chmod(0o755)
-    config = tmp_path / "slow-remote.gitconfig"
-    config.write_text(f"[uploadpack]\n\tpackObjectsHook = {hook}\n")
-    return {"GIT_CONFIG_GLOBAL": str(config)}
 
 
 def _machine(rig, name, cache=None, **env):
@@ -115,12 +104,14 @@ def test_a_machine_whose_clock_is_ahead_never_makes_a_stale_look_pass_for_fresh(
 
 def test_a_killed_machine_holds_no_lock_and_the_other_delivers_everything_once(
         tmp_path, private_postgres, private_redis):  # noqa: F811
+    # A queue per machine, chosen by repository (WORKER_GROUPS): once A is dead, B steals what
+    # waits in A's queue.
     rig = Rig(tmp_path, private_postgres, private_redis, apps=3, repositories=8,
-              BULK_CHUNK_DELAY_MS="0", JOB_LEASE_SECONDS="5")
+              BULK_CHUNK_DELAY_MS="0", JOB_LEASE_SECONDS="5", WORKER_GROUPS="2")
     try:
         slow = slow_remote(tmp_path, 1.0)
-        a, a_cache = _machine(rig, "machine-a", **slow, **_clock_ahead(60))
-        _machine(rig, "machine-b", **slow)
+        a, a_cache = _machine(rig, "machine-a", WORKER_GROUP="0", **slow, **_clock_ahead(60))
+        _machine(rig, "machine-b", WORKER_GROUP="1", **slow)
         operation_id = rig.start_retry_all()
         held = wait_for(lambda: _lock_held_in(a_cache), 60, interval=0.01,
                         message="machine A fetching under its checkout's lock")

@@ -30,7 +30,7 @@ def _waiting_jobs(limit):
     due there)."""
     storage = huey.storage
     jobs = []
-    for member in storage.conn.zrange(storage.queue_key, 0, limit - 1):
+    for member in storage.first_members(limit):
         job = _job_row(huey.deserialize_task(member[8:]))
         job["queued_at"] = datetime.fromtimestamp(struct.unpack(">Q", member[:8])[0] / 1e6,
                                                   timezone.utc)

@@ -26,11 +26,11 @@ import itertools
 import logging
 import os
 import struct
-
-from huey.storage import RedisPriorityQueue
+from collections import defaultdict
 
 from ... import db, task_handles
 from ...huey_app import huey
+from ...worker_groups import GroupedPriorityStorage
 from ...repositories import job_outbox
 
 BATCH_SIZE = 1000
@@ -45,8 +45,8 @@ _SNAPSHOT_SCORE = 0  # -priority: snapshot jobs have priority 0 (huey_app.PRIORI
 
 def _storage():
     storage = huey.storage
-    if not isinstance(storage, RedisPriorityQueue):
-        raise TypeError("job_queue writes PriorityRedisHuey's queue layout; "
+    if not isinstance(storage, GroupedPriorityStorage):
+        raise TypeError("job_queue writes the grouped PriorityRedisHuey queue layout; "
                         f"got {type(storage).__name__}")
     return storage
 
@@ -111,17 +111,25 @@ def push_snapshot_jobs(jobs, stamp):
         # dashes, taken from one urandom call per batch (str(uuid4()) per job costs as much as
         # the pickling).
         ids = os.urandom(16 * len(batch)).hex()
-        members = {}
+        members = defaultdict(dict)  # queue key (a worker group's, when there are groups) → …
         for n, args in enumerate(batch):
             job_id = ids[32 * n:32 * n + 32]
             fields[id_at] = job_id
             fields[args_at] = tuple(args)
             # A counter keeps the members unique and in order within one batch.
-            members[struct.pack(">Q", place) + serialize(make_message(*fields))] = _SNAPSHOT_SCORE
+            members[storage.key_for(args[1])][
+                struct.pack(">Q", place) + serialize(make_message(*fields))] = _SNAPSHOT_SCORE
             place += 1
             all_ids.append(job_id)
-        # One ZADD with many members: one command to pack and one reply to parse per batch.
-        storage.conn.zadd(storage.queue_key, members)
+        # One ZADD with many members per queue: one command to pack and one reply to parse.
+        if len(members) == 1:
+            [(key, batch_members)] = members.items()
+            storage.conn.zadd(key, batch_members)
+        else:
+            pipe = storage.conn.pipeline(transaction=False)
+            for key, batch_members in members.items():
+                pipe.zadd(key, batch_members)
+            pipe.execute()
     return all_ids
 
 
@@ -135,9 +143,11 @@ def schedule_snapshot(app_id, repository_id, operation_id, generation, eta):
 def oldest_waiting_stamp():
     """The queue place (µs) of the oldest snapshot job still waiting, or None when none waits."""
     storage = _storage()
-    first = storage.conn.zrangebyscore(storage.queue_key, _SNAPSHOT_SCORE, _SNAPSHOT_SCORE,
-                                       start=0, num=1)
-    return struct.unpack(">Q", first[0][:8])[0] if first else None
+    # The oldest over every queue (each worker group's too): a link due before it had its job
+    # taken off whichever queue it was in.
+    heads = [first[0] for key in storage.all_keys() if (first := storage.conn.zrangebyscore(
+        key, _SNAPSHOT_SCORE, _SNAPSHOT_SCORE, start=0, num=1))]
+    return min(struct.unpack(">Q", head[:8])[0] for head in heads) if heads else None
 
 
 def queue_sync_failed_notices():

@@ -9,6 +9,7 @@ import sys
 import threading
 
 from huey import PriorityRedisHuey
+from huey import signals as S
 from huey.consumer import Consumer
 
 from . import log_format, outage_log, runtime
@@ -46,6 +47,19 @@ class DocoraHuey(PriorityRedisHuey):
 
     def create_consumer(self, **options):
         return SignalSafeConsumer(self, **options)
+
+    def enqueue(self, task):
+        """A snapshot job (one the scheduler moves to the queue at its time: a backoff, a link
+        given back) goes to its repository's worker group's queue, as job_queue's pushes do."""
+        storage = self.storage
+        if task.name != "snapshot" or self._immediate or not storage.group_keys:
+            return super().enqueue(task)
+        if task.expires:
+            task.resolve_expires(self.utc)
+        self._emit(S.SIGNAL_ENQUEUED, task)
+        storage.enqueue_to(storage.key_for(task.args[1]), self.serialize_task(task),
+                           task.priority)
+        return None
 
     def revoke(self, task, revoke_until=None, revoke_once=False):
         raise NotImplementedError("tasks are not revoked in Docora Admin")

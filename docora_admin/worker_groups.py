@@ -9,6 +9,8 @@ group's, then from the other groups' in turn: it steals only when its own queue 
 nothing waits for a group that has no consumer, or a dead one. N = 1 (the default): one queue,
 as before.
 """
+import struct
+import time
 import zlib
 
 from huey.storage import PriorityRedisStorage
@@ -44,6 +46,11 @@ class GroupedPriorityStorage(PriorityRedisStorage):
         if not self.group_keys:
             return self.queue_key
         return self.group_keys[group_of(repository_id, len(self.group_keys))]
+
+    def enqueue_to(self, key, data, priority=None):
+        """RedisPriorityQueue.enqueue into the given queue."""
+        score = 0 if priority is None else -priority
+        self.conn.zadd(key, {struct.pack(">Q", int(time.time() * 1e6)) + data: score})
 
     def all_keys(self):
         return [self.queue_key] + self.group_keys

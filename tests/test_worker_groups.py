@@ -68,3 +68,27 @@ def test_worker_group_settings_are_checked_at_start_up():
         config.worker_groups({"WORKER_GROUPS": "2", "WORKER_GROUP": "2"})
     with pytest.raises(config.ConfigError, match="WORKER_GROUPS must be between 1 and 64"):
         config.worker_groups({"WORKER_GROUPS": "0"})
+
+
+def test_a_snapshot_job_moved_from_the_schedule_goes_to_its_groups_queue(storages, monkeypatch):
+    from docora_admin.huey_app import DocoraHuey
+
+    monkeypatch.setenv("WORKER_GROUPS", "2")
+    monkeypatch.setenv("WORKER_GROUP", "0")
+    fleet_huey = DocoraHuey("test-groups", url=TEST_REDIS_URL, results=False, blocking=False)
+
+    @fleet_huey.task(name="snapshot")
+    def snapshot(app_id, repository_id, operation_id, generation):
+        pass
+
+    @fleet_huey.task(name="run_bulk_retry")
+    def run_bulk_retry(operation_id):
+        pass
+
+    repository = _repository_in(1)
+    fleet_huey.enqueue(snapshot.s("app_x", repository, None, 0))  # what the scheduler does
+    fleet_huey.enqueue(run_bulk_retry.s("bulk_0000000000000000"))
+    storage = fleet_huey.storage
+    assert storage.conn.zcard(storage.key_for(repository)) == 1
+    assert storage.conn.zcard(storage.queue_key) == 1  # everything else: the shared queue
+    assert [fleet_huey.dequeue().name for _ in range(2)] == ["run_bulk_retry", "snapshot"]

@@ -17,12 +17,15 @@ the caches the full run left. Reports seconds (POST → last link synced and las
 acknowledged), medians over --repeat, and the clones + fetches git ran.
 
 Measured on a 2-core machine (defaults: 10 apps × 20 repositories = 200 links, 10 files each,
-remote 1.5 s), medians of 2 interleaved runs, full / incremental:
-  before issue 28 (one Redis lock per repository for every machine): 1x8 8.75 / 8.31 s,
-    2x4 12.34 / 12.10 s;
-  after (a flock per checkout, per machine): 1x8 8.73 / 8.32 s, 2x4 10.19 / 10.57 s.
-Two machines still clone and fetch every repository each (31 clones against 20): without
-affinity (a repository's links to the machine that has its checkout) two are slower than one.
+remote 1.5 s), medians of 2 runs, full / incremental:
+  before issue 28 (one Redis lock per repository for every machine), interleaved with after:
+    1x8 8.42–8.75 / 8.20–8.31 s, 2x4 11.40–12.34 / 10.37–12.10 s;
+  after (a flock per checkout, per machine): 1x8 8.38–8.73 / 8.21–8.32 s, 2x4 10.11–11.65 /
+    10.43–10.57 s; 2x4g (a queue per machine) 9.23–9.96 / 9.57–9.63 s, 24 clones against 31.
+Two machines are still slower than one here: most of a machine's workers wait on the lock of
+the repository whose links came together while one of them fetches (a give-back instead of the
+wait was tried: 1x8 went to 7.5 s, 2x4g got worse, as idle workers stole the other group's
+links and cloned its repositories; not kept).
 """
 import argparse
 import os

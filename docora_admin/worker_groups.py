@@ -3,9 +3,10 @@
 Each worker machine has a git cache of its own, so a repository whose links are taken by every
 machine is cloned and fetched by every machine. With WORKER_GROUPS = N above 1 (the same on
 every web and worker process), a snapshot job goes to the queue of group
-crc32(repository_id) mod N; a consumer started with WORKER_GROUP = g takes, in one BZPOPMIN,
-from the shared queue first (admin tasks, jobs queued by Huey's scheduler), then from its own
-group's, then from the other groups' in turn: it steals only when its own queue is empty, so
+crc32(repository_id) mod N (job_queue's pushes, and huey_app.DocoraHuey.enqueue for the jobs
+Huey's scheduler moves to the queue); a consumer started with WORKER_GROUP = g takes, in one
+BZPOPMIN, from the shared queue first (bulk runs, periodic tasks), then from its own group's,
+then from the other groups' in turn: it steals only when its own queue is empty, so
 nothing waits for a group that has no consumer, or a dead one. N = 1 (the default): one queue,
 as before.
 """

@@ -21,6 +21,13 @@ def storages(monkeypatch):
     made[0].flush_queue()
     yield made
     made[0].flush_queue()
+    for storage in made.values():
+        _close(storage)
+
+
+def _close(storage):
+    """Each storage has a connection pool of its own: closed, not left to the collector."""
+    storage.conn.connection_pool.disconnect()
 
 
 def _repository_in(group):
@@ -59,6 +66,7 @@ def test_one_group_is_the_one_queue_of_before(monkeypatch):
     storage = GroupedPriorityStorage(name="test-groups", url=TEST_REDIS_URL)
     assert storage.key_for("repo_x") == storage.queue_key == "huey.redis.testgroups"
     assert storage.dequeue_keys == [storage.queue_key]
+    _close(storage)
 
 
 def test_worker_group_settings_are_checked_at_start_up():
@@ -92,3 +100,4 @@ def test_a_snapshot_job_moved_from_the_schedule_goes_to_its_groups_queue(storage
     assert storage.conn.zcard(storage.key_for(repository)) == 1
     assert storage.conn.zcard(storage.queue_key) == 1  # everything else: the shared queue
     assert [fleet_huey.dequeue().name for _ in range(2)] == ["run_bulk_retry", "snapshot"]
+    _close(storage)

@@ -30,6 +30,7 @@ import redis
 from ... import crypto, db, redact, runtime
 from ...repositories import snapshot_links
 from ..retries import bulk_progress
+from ..alerts import changes as alert_changes
 from ..control import delivery_control, repository_circuit, sync_failed
 from . import git_fetch, leases
 from ..jobs import job_queue
@@ -144,11 +145,16 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
                                                    sent_files, deleted, sent.skipped)
+                # Autocommit: the alert follows the closing statement at once; should this
+                # process die between the two, the next delivered attempt finds nothing to
+                # close, so the circuit's close alert is the one thing such a crash can lose.
+                _alert_closed(conn, ended, context)
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
                                                    sent_files, deleted, sent.skipped)
+                _alert_closed(conn, ended, context)
         return ended, ended is not None and ended["circuit_closed"]
 
     try:
@@ -179,6 +185,12 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,
               sent.creates, sent.updates)
     return "synced"
+
+
+def _alert_closed(conn, ended, context):
+    if ended is not None and ended["circuit_closed"]:
+        alert_changes.app_circuit_closed(conn, context["app_id"], ended["circuit_opened_at"],
+                                         "a delivery went through")
 
 
 def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False,

@@ -21,6 +21,7 @@ Action names are `<area>.<verb>`, lower case:
   account.enable, account.unlock (an admin lifted a failed-login lock; details.failures),
   account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
+  alert.test (an operator sent a test alert; details: alert_id, channels),
   access.denied (a logged-in account refused by its role: details method, needs, role).
 New delivery actions follow the same pattern.
 The page and API filter by a whole name or an area ('retry' matches every retry.*).
@@ -66,6 +67,11 @@ def set_context_provider(provider):
     current user and remote address)."""
     global _context_provider
     _context_provider = provider
+
+
+def current_actor():
+    """The logged-in username inside a web request (None elsewhere)."""
+    return _context_provider()[0]
 
 
 def record(conn, action, target=None, details=None, actor=None, source_address=None):

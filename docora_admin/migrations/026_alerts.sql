@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     -- 'test:<id>': the cool-down and the folding are per subject.
     subject varchar(120) NOT NULL,
     dedupe_key varchar(200) NOT NULL UNIQUE,
-    state varchar(16) NOT NULL,
+    state varchar(32) NOT NULL,
     -- The change's facts as they were (ids, counts, the error), for the message and the page.
     facts jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now(),

@@ -12,10 +12,10 @@ def record(conn, kind, subject, dedupe_key, state, facts, channels, cooldown_sec
     return conn.execute("""
         WITH inserted AS (
             INSERT INTO alerts (kind, subject, dedupe_key, state, facts, due_at)
-            SELECT %(kind)s, %(subject)s, %(key)s, %(state)s, %(facts)s,
+            SELECT %(kind)s, %(subject)s::varchar, %(key)s, %(state)s, %(facts)s,
                    greatest(now(), coalesce(
                        (SELECT max(due_at) FROM alerts
-                        WHERE subject = %(subject)s AND due_at <= now())
+                        WHERE subject = %(subject)s::varchar AND due_at <= now())
                        + make_interval(secs => %(cooldown)s), now()))
             ON CONFLICT (dedupe_key) DO NOTHING
             RETURNING id, kind, subject, state, created_at, due_at

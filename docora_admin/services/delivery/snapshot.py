@@ -145,10 +145,7 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
                                                    sent_files, deleted, sent.skipped)
-                # Autocommit: the alert follows the closing statement at once; should this
-                # process die between the two, the next delivered attempt finds nothing to
-                # close, so the circuit's close alert is the one thing such a crash can lose.
-                _alert_closed(conn, ended, context)
+                _alert_closed(conn, ended, context)  # a crash before it: alerts' tick heals
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)
@@ -156,6 +153,11 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
                                                    sent_files, deleted, sent.skipped)
                 _alert_closed(conn, ended, context)
         return ended, ended is not None and ended["circuit_closed"]
+
+    def _alert_closed(conn, ended, context):
+        if ended is not None and ended["circuit_closed"]:
+            alert_changes.app_circuit_closed(conn, context["app_id"],
+                                             ended["circuit_opened_at"], "a delivery went through")
 
     try:
         ended, circuit_closed = _patiently(record, where)
@@ -185,12 +187,6 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,
               sent.creates, sent.updates)
     return "synced"
-
-
-def _alert_closed(conn, ended, context):
-    if ended is not None and ended["circuit_closed"]:
-        alert_changes.app_circuit_closed(conn, context["app_id"], ended["circuit_opened_at"],
-                                         "a delivery went through")
 
 
 def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False,

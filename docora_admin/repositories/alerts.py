@@ -31,14 +31,17 @@ def record(conn, kind, subject, dedupe_key, state, facts, channels, cooldown_sec
 
 
 def fold_due(conn):
-    """For each subject with an alert due and unsent, fold its older unsent alerts into the
-    newest (their deliveries end 'folded', the newest counts them). Returns how many folded."""
+    """For each subject whose newest unsent alert is due and was held by the cool-down, fold
+    its older unsent alerts into it (their deliveries end 'folded', it counts them): the
+    changes within one cool-down go out as one alert. Returns how many folded."""
     return conn.execute("""
         WITH newest AS (
-            SELECT DISTINCT ON (a.subject) a.subject, a.id
-            FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
-            WHERE d.status = 'pending' AND a.due_at <= now()
-            ORDER BY a.subject, a.id DESC
+            SELECT * FROM (
+                SELECT DISTINCT ON (a.subject) a.subject, a.id, a.due_at, a.created_at
+                FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id
+                WHERE d.status = 'pending'
+                ORDER BY a.subject, a.id DESC) last
+            WHERE last.due_at <= now() AND last.due_at > last.created_at
         ), folded AS (
             UPDATE alerts a SET folded_into = n.id
             FROM newest n

@@ -49,6 +49,7 @@ KNOWN_ACTIONS = (
     "account", "account.create", "account.role_change", "account.password_change",
     "account.disable", "account.enable", "account.unlock", "account.environment_sync",
     "audit.prune",
+    "alert", "alert.test",
     "access.denied")
 ACTION_RE = re.compile(r"[a-z_]+(\.[a-z_]+)*")
 PAGE_SIZE = 50

@@ -36,7 +36,10 @@ def _use(monkeypatch, max_retry_attempts=5, **alerts):
 
 
 @pytest.fixture(autouse=True)
-def no_alerts_yet(tmp_path, monkeypatch, empty_queue):
+def no_alerts_yet(request, tmp_path, monkeypatch):
+    if "no_services" in request.keywords:
+        return
+    request.getfixturevalue("empty_queue")
     monkeypatch.setenv("DOCORA_GIT_CACHE", str(tmp_path / "cache"))
     with db.connection() as conn:
         conn.execute("TRUNCATE alerts, alert_deliveries, alert_attempts CASCADE")

@@ -42,6 +42,7 @@ PAGES = [
     ("account", "/admin/accounts/admin", True),
     ("your account", "/admin/account/", True),
     ("audit", "/admin/audit", True),
+    ("alerts", "/admin/alerts", True),
     ("not found", "/admin/no-such-page", True),
 ]
 

@@ -312,3 +312,22 @@ def test_the_page_says_what_it_knows(client, logged_in, webhook, monkeypatch):
     page = client.get("/admin/alerts").get_data(as_text=True)
     assert "webhook: sent" in page
 
+
+
+def test_a_close_whose_alert_was_lost_is_recorded_by_the_watchdog(seed, webhook, monkeypatch):
+    _use(monkeypatch, webhook_url=webhook.url, cooldown_minutes=0, failed_rise_count=0)
+    app_id = seed.app("Crashy App")
+    for _ in range(THRESHOLD):
+        with db.connection() as conn:
+            delivery_control.record_failed(conn, app_id, "HTTP 502")
+    sending.tick()
+    assert [a["kind"] for a in _alerts()] == ["app_circuit_open"]
+    # The delivery that closes it commits; the process dies before the alert.
+    with db.connection() as conn:
+        conn.execute("UPDATE app_delivery_control SET circuit_opened_at = NULL, "
+                     "consecutive_failures = 0 WHERE app_id = %s", (app_id,))
+    sending.tick()
+    sending.tick()
+    sending.send_due()
+    assert webhook.kinds() == ["app_circuit_open", "app_circuit_closed"]
+    assert "found closed" in webhook.bodies[1]["text"]

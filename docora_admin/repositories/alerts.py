@@ -173,6 +173,23 @@ def attempt_counts(conn):
     return {(row["channel"], row["ok"]): row["n"] for row in rows}
 
 
+def circuits_closed_unalerted(conn):
+    """Apps whose last circuit alert says open while that episode has ended (its close alert
+    was lost: the delivery that closed it commits before its alert, in autocommit):
+    [{app_id, opened_at}]. Reads the alerts of the last 30 days (the retention)."""
+    return conn.execute("""
+        SELECT last.facts->>'app_id' AS app_id,
+               (last.facts->>'opened_at')::timestamptz AS opened_at
+        FROM (SELECT DISTINCT ON (subject) subject, kind, facts FROM alerts
+              WHERE kind IN ('app_circuit_open', 'app_circuit_closed')
+              ORDER BY subject, id DESC) last
+        JOIN apps a ON a.app_id = last.facts->>'app_id'
+        LEFT JOIN app_delivery_control c ON c.app_id = a.app_id
+        WHERE last.kind = 'app_circuit_open'
+          AND c.circuit_opened_at IS DISTINCT FROM (last.facts->>'opened_at')::timestamptz
+    """).fetchall()
+
+
 def count_entered_failed_since(conn, minutes):
     """Links that entered `failed` in the last `minutes` and are still failed (updated_at is
     when the status last changed; PostgreSQL's clock)."""

@@ -109,6 +109,15 @@ def check_failed_rise(conn):
                    facts)
 
 
+def heal_lost_closes(conn):
+    """A circuit whose close alert was lost (the process died between the delivery that closed
+    it and its alert): record it now. Returns how many."""
+    found = alerts_repo.circuits_closed_unalerted(conn)
+    for row in found:
+        app_circuit_closed(conn, row["app_id"], row["opened_at"], "found closed")
+    return len(found)
+
+
 def test_alert(conn, requested_by):
     """An operator's test alert (sent at once on every configured channel)."""
     alert_id = secrets.token_hex(8)

@@ -144,10 +144,11 @@ def _in_transaction(record, *args):
 
 
 def tick():
-    """The watchdog's step: check the failed-count rule, and queue the sender when a delivery
-    is due. Returns whether it queued."""
+    """The watchdog's step: check the failed-count rule, record a circuit's close whose alert
+    was lost, and queue the sender when a delivery is due. Returns whether it queued."""
     with db.connection() as conn:
         changes.check_failed_rise(conn)
+        changes.heal_lost_closes(conn)
     with db.connection() as conn:
         due = alerts_repo.any_due(conn)
     if due:

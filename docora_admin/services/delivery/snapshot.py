@@ -145,7 +145,7 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
                                                    sent_files, deleted, sent.skipped)
-                _alert_closed(conn, ended, context)  # a crash before it: alerts' tick heals
+                _alert_closed(conn, ended, context)  # lost in a crash: heal_lost_closes
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)

@@ -11,6 +11,7 @@ from docora_admin.services.alerts import changes, sending
 from docora_admin.services.console import metrics_state
 from docora_admin.services.control import delivery_control, repository_circuit
 from docora_admin.services.retries import outcomes
+from tests.accounts_helpers import client_as
 from tests.alert_receivers import AlertWebhook, SmtpServer
 from tests.conftest import TEST_ENV
 from tests.test_outcomes import linked, receivers, repo, run_queue, run_scheduled  # noqa: F401
@@ -331,3 +332,18 @@ def test_a_close_whose_alert_was_lost_is_recorded_by_the_watchdog(seed, webhook,
     sending.send_due()
     assert webhook.kinds() == ["app_circuit_open", "app_circuit_closed"]
     assert "found closed" in webhook.bodies[1]["text"]
+
+
+def test_a_viewer_sees_alerts_but_sends_none_and_the_form_works_without_javascript(
+        app, client, logged_in, webhook, monkeypatch):
+    _use(monkeypatch, webhook_url=webhook.url)
+    viewer, _ = client_as(app, "viewer")
+    refused = viewer.post("/admin/api/alerts/test")
+    assert refused.status_code == 403 and "needs the operator role" in refused.get_json()["error"]
+    page = viewer._client.get("/admin/alerts").get_data(as_text=True)
+    assert 'id="alerts-test-button"' not in page and "Webhook: 127.0.0.1" in page
+    sent = logged_in.post("/admin/alerts/test", data={"csrf_token": logged_in.csrf_token})
+    assert sent.status_code == 302 and sent.headers["Location"].endswith("/admin/alerts")
+    page = client.get("/admin/alerts").get_data(as_text=True)
+    assert "queued on webhook" in page and 'data-kind="test"' in page
+    assert [a["kind"] for a in _alerts()] == ["test"]

@@ -190,13 +190,15 @@ def circuits_closed_unalerted(conn):
     """).fetchall()
 
 
-def count_entered_failed_since(conn, minutes):
+def count_entered_failed_since(conn, minutes, at_most=None):
     """Links that entered `failed` in the last `minutes` and are still failed (updated_at is
-    when the status last changed; PostgreSQL's clock)."""
+    when the status last changed; PostgreSQL's clock), counted up to `at_most` (None: all)."""
     return conn.execute("""
-        SELECT count(*) AS n FROM app_repositories
-        WHERE status = 'failed' AND updated_at >= now() - make_interval(mins => %s)
-    """, (minutes,)).fetchone()["n"]
+        SELECT count(*) AS n FROM (
+            SELECT 1 FROM app_repositories
+            WHERE status = 'failed' AND updated_at >= now() - make_interval(mins => %s)
+            LIMIT %s) recent
+    """, (minutes, at_most)).fetchone()["n"]
 
 
 def start_firing(conn, rule):

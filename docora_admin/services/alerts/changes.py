@@ -96,13 +96,17 @@ def check_failed_rise(conn):
     settings = runtime.settings().alerts
     if settings.failed_rise_count <= 0:
         return None
-    risen = alerts_repo.count_entered_failed_since(conn, settings.failed_rise_minutes)
+    # Every tick asks only whether the limit is passed (a bounded count); the whole count is
+    # read once, for the alert's message.
+    risen = alerts_repo.count_entered_failed_since(conn, settings.failed_rise_minutes,
+                                                   settings.failed_rise_count + 1)
     if risen <= settings.failed_rise_count:
         alerts_repo.stop_firing(conn, FAILED_RISE_RULE)
         return None
     episode = alerts_repo.start_firing(conn, FAILED_RISE_RULE)
     if episode is None:
         return None
+    risen = alerts_repo.count_entered_failed_since(conn, settings.failed_rise_minutes)
     facts = {"entered_failed": risen, "limit": settings.failed_rise_count,
              "minutes": settings.failed_rise_minutes}
     return _record(conn, "failed_rise", "failed_links", f"failed_links:{episode}", "rising",

@@ -17,7 +17,7 @@ so the page still shows what happened.
 import logging
 import secrets
 
-from ... import runtime
+from ... import db, runtime
 from ...repositories import alerts as alerts_repo
 from ...repositories import names
 
@@ -60,6 +60,19 @@ def app_circuit_closed(conn, app_id, opened_at, by):
              "opened_at": opened_at.isoformat(), "closed_by": by}
     return _record(conn, "app_circuit_closed", f"app:{app_id}",
                    f"app:{app_id}:{_stamp(opened_at)}:closed", "closed", facts)
+
+
+def closed_by_delivery(app_id, opened_at):
+    """Right after the commit of the delivered attempt that closed the app's circuit (one
+    autocommit statement, which has no room for the alert): its alert, in a transaction of its
+    own. Should PostgreSQL fail now, or the process die, heal_lost_closes records it on the
+    watchdog's next tick."""
+    try:
+        with db.connection() as conn:
+            app_circuit_closed(conn, app_id, opened_at, "a delivery went through")
+    except db.DatabaseUnavailable as exc:
+        log.warning("alert of %s's circuit closing not recorded (%s); the watchdog will",
+                    app_id, exc.__class__.__name__)
 
 
 def repository_circuit_opened(conn, repository_id, circuit_row, error):

@@ -40,8 +40,9 @@ def sentence(alert):
         text = (f"Circuit closed for app {_app(facts)} ({facts['closed_by']}); its held "
                 "deliveries are queued again.")
     elif kind == "repository_circuit_open":
-        text = (f"Git circuit opened for repository {facts.get('repository') or ''} "
-                f"({facts['repository_id']}) after {facts['consecutive_failures']} git failures "
+        name = facts.get("repository")
+        repository = f"{name} ({facts['repository_id']})" if name else facts["repository_id"]
+        text = (f"Git circuit opened for repository {repository} after {facts['consecutive_failures']} git failures "
                 f"in a row, until {facts['open_until']}. Last error: {facts.get('error')}")
     elif kind == "operation_failures":
         scope = f"app {facts['app_id']}" if facts.get("app_id") else "all apps"

@@ -145,19 +145,12 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
                                                    sent_files, deleted, sent.skipped)
-                _alert_closed(conn, ended, context)  # lost in a crash: heal_lost_closes
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
                                                    sent_files, deleted, sent.skipped)
-                _alert_closed(conn, ended, context)
         return ended, ended is not None and ended["circuit_closed"]
-
-    def _alert_closed(conn, ended, context):
-        if ended is not None and ended["circuit_closed"]:
-            alert_changes.app_circuit_closed(conn, context["app_id"],
-                                             ended["circuit_opened_at"], "a delivery went through")
 
     try:
         ended, circuit_closed = _patiently(record, where)
@@ -182,6 +175,7 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
         return None
     if circuit_closed:
         log.warning("circuit closed for %s: a delivery went through", context["app_id"])
+        alert_changes.closed_by_delivery(context["app_id"], ended["circuit_opened_at"])
         _best_effort(lambda: delivery_control.release(context["app_id"]), where)
     _git_went_through(context, where)
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,

@@ -2,7 +2,9 @@
 
 Each function takes the caller's connection (the circuit's, the operation's), so the alert
 commits with the change or not at all; a process that dies after the commit leaves the row
-for the sender (the watchdog queues it, services/alerts/sending.tick). The dedupe key names the
+for the sender (the watchdog queues it, services/alerts/sending.tick). The one exception is a
+circuit closed by a delivered attempt, a single autocommit statement: closed_by_delivery
+follows its commit, and heal_lost_closes records what a crash in between lost. The dedupe key names the
 change, so two workers that see the same transition record one alert:
 
     app_circuit_open / app_circuit_closed   app:<app_id>:<the episode's circuit_opened_at>

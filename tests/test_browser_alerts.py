@@ -19,8 +19,15 @@ def webhook():
     hook.close()
 
 
+def _no_alerts():
+    with db.connection() as conn:
+        conn.execute("TRUNCATE alerts, alert_deliveries, alert_attempts CASCADE")
+
+
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory, migrated_database, webhook):
+def servers(tmp_path_factory, app, webhook):
+    # Alerts left by other tests would go to this webhook as soon as the consumer starts.
+    _no_alerts()
     yield from run_servers(tmp_path_factory.mktemp("alert-servers"),
                            ALERT_WEBHOOK_URL=webhook.url)
 
@@ -34,8 +41,7 @@ def browser(request, tmp_path, servers):
 
 
 def test_send_a_test_alert_and_see_it_listed_and_delivered(browser, webhook):
-    with db.connection() as conn:
-        conn.execute("TRUNCATE alerts, alert_deliveries, alert_attempts CASCADE")
+    _no_alerts()
     log_in(browser, "/admin/alerts")
     assert "No alerts yet" in browser.find_element(By.ID, "alerts-empty").text
     assert "Webhook: 127.0.0.1" in browser.find_element(By.ID, "alerts-channels").text

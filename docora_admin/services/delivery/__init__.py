@@ -19,7 +19,7 @@ file_scan: Scanning a checkout: every regular file except .git/ and symlinks, wi
 
 git_fetch: Fetching a repository with git into a cache folder, one job per repository at a time,
     and asking a remote where its HEAD is (one cheap `git ls-remote`, no lock, nothing written).
-    GitError, RepositoryBusy, cache_root, authenticated_url, repository_lock, checkout_name,
+    GitError, RepositoryBusy, RepositoryFetching, cache_root, authenticated_url, repository_lock, checkout_name,
     checkout_path, checkout_names, remove_checkout_named, remove_checkout, checkout_commit,
     remote_head, fetch
 
@@ -37,6 +37,11 @@ payloads: What a client app is sent, byte for byte (../shared/DOCORA_CONTRACT.md
     of a create or update (whole, or base64 chunks cut every 524,288 characters of the whole
     file's base64, no body over 1 MiB), the delete body, and X-Docora-Delivery-Id (delivery_id).
     iso_timestamp, encode_body, delivery_id, cached_entry, delete_body, file_bodies
+
+requeue: Queueing a link's next job when its job ends without delivering it: given back untried
+    (its repository busy or being fetched on this machine, the app's turn seconds away) or
+    scheduled after a backoff or a Retry-After; after the commit, best effort.
+    later, given_back, schedule, best_effort
 
 shared_checkout: One fetch and one scan of a repository's commit for all the links that need it.
     Commit, remote_head, read

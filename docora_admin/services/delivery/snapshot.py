@@ -37,12 +37,13 @@ from ..control.app_limits import RateLimited
 from .webhook_client import DeliveryError
 from .patience import TRANSIENT
 from .patience import patiently as _patiently
+from .requeue import best_effort as _best_effort, given_back as _given_back, later as _later
+from .requeue import schedule as _schedule
 from .snapshot_delivery import ClaimLost, Sent, SnapshotError, deliver
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 3600
-BUSY_DELAY_S = 3  # a link whose repository another job is fetching is tried again after this
 
 
 def backoff_seconds(attempt, base):
@@ -111,10 +112,13 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
-        delivered = deliver(claimed, context, sent, where, limiter)
+        delivered = deliver(claimed, context, sent, where, limiter,
+                            give_back=job_queue.other_work_waiting)
     except ClaimLost:
         log.warning("%s: stopped, its link was given to another job during an outage", where)
         return None
+    except git_fetch.RepositoryFetching:
+        return _given_back(claimed, where)
     except git_fetch.RepositoryBusy:
         return _later(claimed, where)
     except RateLimited as exc:  # the app's turn is seconds away: free the worker meanwhile
@@ -259,42 +263,12 @@ def _deferred(claimed, context, sent, error, http_status, wait, where):
     return "pending_snapshot"
 
 
-def _later(claimed, where, delay=BUSY_DELAY_S):
-    """Another job is fetching the same repository, or the app's next turn is seconds away:
-    give the link back, due `delay` seconds later (a new generation, scheduled), and free this
-    worker. Nothing is counted or logged."""
-    def record():
-        with db.connection() as conn:
-            return job_queue.noted(conn, snapshot_links.release_claim(conn, claimed, delay))
-
-    due = _patiently(record, where)
-    if due is not None:
-        _schedule(due, where)
-    return "pending_snapshot"
-
-
-def _schedule(due, where):
-    """Queue the link's next job at its next_attempt_at (a backoff, or a delay)."""
-    _best_effort(lambda: (job_queue.schedule_snapshot(
-        due["app_id"], due["repository_id"], due["retry_operation_id"], due["job_generation"],
-        due["next_attempt_at"]), job_queue.pushed(due.get("mark"))), where)
-
-
 def _git_went_through(context, where):
     """The attempt got past git: end the repository's streak of git failures (and close its
     circuit) when the claim saw one; a healthy repository costs nothing here."""
     if context.get("repository_failures") or context.get("repository_circuit_tripped"):
         _best_effort(lambda: _patiently(
             lambda: repository_circuit.record_success(context["repository_id"]), where), where)
-
-
-def _best_effort(action, where):
-    # Queueing after the commit: should Redis refuse now, the link is due and the sweeper queues
-    # it once Redis answers.
-    try:
-        action()
-    except redis.RedisError as exc:
-        log.warning("%s: not queued (%s); the sweeper will", where, exc.__class__.__name__)
 
 
 def _report_to_operation(operation_id, delivered, pipeline=None):

@@ -8,6 +8,7 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
   leases, re-scans), the recount of unsettled bulk operations, delivery control's (apps
   whose Retry-After has passed are released, open circuits get their probe), and the
   sync_failed sender queued when a notice is due (services/control/sync_failed.py);
+- say that this process's worker group has a consumer alive (worker_groups.py);
 - every CHECKOUT_SWEEP_SECONDS, this machine's checkouts of repositories that no longer exist
   are removed (services/apps/app_deletion.py; each machine has its own cache).
 Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
@@ -31,7 +32,7 @@ from ..apps import app_deletion
 from ..retries import bulk_runner, outcomes
 from ..control import delivery_control, sync_failed
 from ..delivery import leases
-from . import sweeper
+from . import job_queue, sweeper
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,11 @@ def tick():
         _step("delivery control", delivery_control.tick)
         _step("sync_failed notices", sync_failed.tick)
     _step("checkout sweep", _sweep_checkouts)
+    # Until two ticks from now, this process's worker group has a consumer: the other groups'
+    # consumers leave its last jobs to it (worker_groups.py).
+    _step("worker group heartbeat",
+          lambda: job_queue.note_group_alive(2 * settings.watchdog_interval_seconds + 1),
+          (outage_log.REDIS,))
 
 
 def _sweep_checkouts():

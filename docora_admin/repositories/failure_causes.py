@@ -34,11 +34,10 @@ _SUMMARY = """
 """
 
 _MATCHED = """
-    WITH matched AS ({matching}),
-    per_app AS (
-        SELECT ar.error_cause AS cause, ar.app_id, count(*) AS links,
-               min(ar.updated_at) AS first_seen, max(ar.updated_at) AS last_seen
-        FROM app_repositories ar JOIN matched m ON m.id = ar.id
+    WITH per_app AS (
+        SELECT m.error_cause AS cause, m.app_id, count(*) AS links,
+               min(m.updated_at) AS first_seen, max(m.updated_at) AS last_seen
+        FROM ({matching}) m
         GROUP BY 1, 2
     )
     SELECT p.cause, sum(p.links)::bigint AS links,
@@ -62,13 +61,14 @@ def grouped(conn, app_id=None, search=None, since=None, until=None):
             app_link=sql.SQL("AND ar.app_id = %(app_id)s" if app_id else ""),
             failed=sql.SQL(link_filters.FAILED))
         return conn.execute(query, params).fetchall()
+    # Each matching link once (the search's UNION keeps the id), with what a group needs.
+    columns = sql.SQL("ar.id, ar.error_cause, ar.app_id, ar.updated_at")
     if search:
         params["pattern"] = link_filters.search_pattern(search)
-        matching = link_filters.matching("failed", app_id, search, since, until,
-                                         sql.SQL("ar.id"))
+        matching = link_filters.matching("failed", app_id, search, since, until, columns)
     else:
-        matching = sql.SQL("SELECT ar.id FROM app_repositories ar WHERE {} {}").format(
-            sql.SQL(link_filters.FAILED), link_filters.scope(app_id, since, until))
+        matching = sql.SQL("SELECT {} FROM app_repositories ar WHERE {} {}").format(
+            columns, sql.SQL(link_filters.FAILED), link_filters.scope(app_id, since, until))
     return conn.execute(sql.SQL(_MATCHED).format(matching=matching), params).fetchall()
 
 

@@ -7,7 +7,8 @@ from . import link_filters
 # API count with this one subquery.
 _LINK_COUNTS = """
     LEFT JOIN (SELECT app_id, count(*) AS links,
-                      count(*) FILTER (WHERE status = 'failed') AS failed
+                      count(*) FILTER (WHERE status = 'failed' AND dismissed_at IS NULL)
+                          AS failed
                FROM app_repositories GROUP BY app_id) c ON c.app_id = a.app_id
 """
 

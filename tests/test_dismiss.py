@@ -198,6 +198,11 @@ def test_retry_a_group_through_a_bulk_run(client, logged_in, seed):
     assert response.status_code == 200
     started = response.get_json()["data"]
     assert started["total"] == 5
+    # While it runs, the causes page shows its panel; its page names the cause.
+    page = client.get("/admin/causes")
+    assert page.status_code == 200 and started["operation_id"] in page.get_data(as_text=True)
+    detail = client.get(f"/admin/operations/{started['operation_id']}").get_data(as_text=True)
+    assert "with cause “timeout after N s”" in detail
     with db.connection() as conn:
         conn.execute("UPDATE bulk_operations SET chunk_size = 2 WHERE id = %s",
                      (started["operation_id"],))

@@ -2,8 +2,9 @@
 same failure folded away, so that "timeout after 5 s" and "timeout after 30 s" are one cause
 ("timeout after N s") while "HTTP 413 Payload Too Large" stays as it reads.
 
-Folded, in this order: URLs (<url>), file-system paths of two or more segments (<path>), UUIDs
-and Docora ids (<id>), hex hashes of 8 or more characters holding a letter (<hash>), and numbers
+Folded, in this order: URLs (<url>), file-system paths of two or more segments (<path>), host
+names of three or more labels ending in a letter (<host>: hooks.acme.example), UUIDs and Docora
+ids (<id>), hex hashes of 8 or more characters holding a letter (<hash>), and numbers
 (N) except an HTTP status after "HTTP", "status" or "code"; then runs of white space become one
 space and the cause is cut at MAX_CAUSE_LENGTH characters.
 
@@ -25,6 +26,7 @@ _FLAGS = re.IGNORECASE | re.ASCII
 RULES = [
     (r"[a-z][a-z0-9+.-]*://[^ \t\r\n'\"<>]+", "<url>"),
     (r"(^|[ \t\r\n'\"(=:])/[^ \t\r\n'\"<>()/]+/[^ \t\r\n'\"<>()]*", r"\1<path>"),
+    (r"(^|[^0-9a-z_.-])[a-z0-9-]+(\.[a-z0-9-]+)+\.[a-z][a-z0-9-]*(?![0-9a-z_.-])", r"\1<host>"),
     (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<id>"),
     (r"(^|[^0-9a-z_])(app|repo|bulk)_[0-9a-f]{8,}", r"\1<id>"),
     (r"(^|[^0-9a-z_])(?=[0-9]*[a-f])[0-9a-f]{8,}(?![0-9a-z_])", r"\1<hash>"),

@@ -19,9 +19,11 @@ CREATE OR REPLACE FUNCTION docora_error_cause(error text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
     SELECT coalesce(nullif(btrim(left(btrim(
         regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-        regexp_replace(regexp_replace(left(error, 1000),
+        regexp_replace(regexp_replace(regexp_replace(left(error, 1000),
             '[a-z][a-z0-9+.-]*://[^ \t\r\n''"<>]+', '<url>', 'gi'),
             '(^|[ \t\r\n''"(=:])/[^ \t\r\n''"<>()/]+/[^ \t\r\n''"<>()]*', '\1<path>', 'gi'),
+            '(^|[^0-9a-z_.-])[a-z0-9-]+(\.[a-z0-9-]+)+\.[a-z][a-z0-9-]*(?![0-9a-z_.-])', '\1<host>',
+            'gi'),
             '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<id>', 'gi'),
             '(^|[^0-9a-z_])(app|repo|bulk)_[0-9a-f]{8,}', '\1<id>', 'gi'),
             '(^|[^0-9a-z_])(?=[0-9]*[a-f])[0-9a-f]{8,}(?![0-9a-z_])', '\1<hash>', 'gi'),

@@ -237,3 +237,22 @@ def test_htmx_dismiss_on_the_link_page_and_the_dismissed_view(client, logged_in,
                            data={"app_id": link[0], "repository_id": link[1], "reason": "x"},
                            headers={"HX-Request": "true", "HX-Target": "link-dismissal"})
     assert error.status_code == 409 and error.headers["HX-Retarget"] == "#link-dismissal-error"
+
+
+def test_a_form_post_needs_its_csrf_token(client, logged_in, seed):
+    acme = seed.app("Acme")
+    [link] = seed.failed_links(acme, 1, last_error=GONE)
+    response = client.post("/admin/api/links/dismiss", data={
+        "app_id": link[0], "repository_id": link[1], "reason": "x"})
+    assert response.status_code in (400, 403) and "error" in response.get_json()
+    assert _statuses()[link] == ("failed", False)
+
+
+def test_the_failed_list_filtered_by_a_cause(client, logged_in, seed):
+    acme = seed.app("Acme")
+    seed.failed_links(acme, 2, last_error="timeout after 5 s")
+    seed.failed_links(acme, 1, last_error=GONE)
+    html = client.get("/admin/notifications", query_string={"cause": "timeout after N s"}
+                      ).get_data(as_text=True)
+    assert "Cause: “timeout after N s”" in html and html.count('class="failed-row"') == 2
+    assert 'name="cause" value="timeout after N s"' in html  # kept by the filter form

@@ -50,7 +50,8 @@ def test_the_database_computes_the_same_cause(app):
 def _summary():
     with db.connection() as conn:
         return {(r["cause"], r["app_id"]): r["links"] for r in conn.execute(
-            "SELECT cause, app_id, links FROM failure_causes").fetchall()}
+            "SELECT cause, app_id, sum(links) AS links FROM failure_causes GROUP BY 1, 2 "
+            "HAVING sum(links) <> 0").fetchall()}
 
 
 def _recounted():
@@ -166,3 +167,41 @@ def test_causes_page_lists_groups_escaped(client, logged_in, seed):
     assert "Retry this group" in html and "Dismiss this group" in html
     empty = client.get("/admin/causes", query_string={"search": "nothing like this"})
     assert "No failed notifications match this filter" in empty.get_data(as_text=True)
+
+
+def test_summary_stays_exact_under_concurrent_writers(app, seed):
+    import threading
+
+    acme, globex = seed.app("Acme"), seed.app("Globex")
+    links = (seed.failed_links(acme, 12, last_error="timeout after 5 s")
+             + seed.failed_links(globex, 12, last_error="timeout after 7 s"))
+    errors = []
+
+    def flip(mine):
+        try:
+            for round_ in range(6):
+                with db.connection() as conn:
+                    for app_id, repository_id in mine:
+                        conn.execute(
+                            "UPDATE app_repositories SET status = CASE WHEN status = 'failed' "
+                            "THEN 'pending_snapshot' ELSE 'failed' END, last_error = %s "
+                            "WHERE app_id = %s AND repository_id = %s",
+                            (f"timeout after {round_} s", app_id, repository_id))
+        except Exception as exc:  # reported below: a deadlock would land here
+            errors.append(repr(exc.__cause__ or exc))
+
+    # Each thread flips links of both apps, in opposite orders, in one transaction per round.
+    threads = [threading.Thread(target=flip, args=(links[n::4][::(-1) ** n],))
+               for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _summary() == _recounted()
+    # The rows written side by side merge back into one per group, the counts unchanged.
+    from docora_admin.services.console import failure_causes
+    failure_causes.compact_summary()
+    with db.connection() as conn:
+        rows = conn.execute("SELECT count(*) AS n FROM failure_causes").fetchone()["n"]
+    assert rows == len(_recounted()) and _summary() == _recounted()

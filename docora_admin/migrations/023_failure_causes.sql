@@ -68,40 +68,66 @@ WHERE status = 'failed' AND error_cause IS NULL;
 
 -- failure_causes: how many failed, not dismissed links each (cause, app) has, kept by
 -- statement triggers on app_repositories (one call per statement, fed by its transition
--- tables: a 1,000-row chunk of a bulk retry is one call), so that the grouped view of a million
--- failed links reads a few hundred rows instead of grouping a million (bench/failure_causes.py).
--- First and last seen are read from the partial index below, two probes per cause.
+-- tables: a 1,000-row chunk of a bulk retry is one call), in the same transaction as the links,
+-- so that the grouped view of a million failed links reads a few hundred rows instead of
+-- grouping a million (bench/failure_causes.py). First and last seen are read from the partial
+-- index below, two probes per cause.
+--
+-- A key's count is the sum of its rows. A writer adds its delta to a row of the key that no
+-- other transaction holds (FOR UPDATE SKIP LOCKED), or inserts a row of its own: it never waits
+-- for another writer, so two transactions changing the same groups in different orders cannot
+-- deadlock, and concurrent failures of one cause do not queue behind each other.
+-- failure_causes_compact() (a periodic task, every minute) merges a key's rows again.
 CREATE TABLE IF NOT EXISTS failure_causes (
+    id bigserial PRIMARY KEY,
     cause text NOT NULL,
     app_id varchar(50) NOT NULL,
-    links bigint NOT NULL,
-    PRIMARY KEY (cause, app_id)
+    links bigint NOT NULL
 );
+CREATE INDEX IF NOT EXISTS failure_causes_key_idx ON failure_causes (cause, app_id);
 
 CREATE OR REPLACE FUNCTION failure_causes_add(delta_causes text[], delta_apps text[],
                                               deltas bigint[]) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    gone_causes text[];
-    gone_apps text[];
-BEGIN
-    -- In key order, so two statements touching the same groups lock them in the same order.
-    WITH upserted AS (
-        INSERT INTO failure_causes AS f (cause, app_id, links)
-        SELECT d.cause, d.app_id, d.n FROM unnest(delta_causes, delta_apps, deltas)
-            AS d(cause, app_id, n)
-        ORDER BY d.cause, d.app_id
-        ON CONFLICT (cause, app_id) DO UPDATE SET links = f.links + excluded.links
-        RETURNING f.cause, f.app_id, f.links
+LANGUAGE sql AS $$
+    WITH d AS (
+        SELECT cause, app_id, n FROM unnest(delta_causes, delta_apps, deltas) AS d(cause, app_id, n)
+    ), free AS MATERIALIZED (
+        SELECT f.id, f.cause, f.app_id FROM failure_causes f
+        WHERE (f.cause, f.app_id) IN (SELECT cause, app_id FROM d)
+        FOR UPDATE SKIP LOCKED
+    ), chosen AS (
+        SELECT DISTINCT ON (cause, app_id) id, cause, app_id FROM free
+        ORDER BY cause, app_id, id
+    ), added AS (
+        UPDATE failure_causes f SET links = f.links + d.n
+        FROM chosen c JOIN d ON d.cause = c.cause AND d.app_id = c.app_id
+        WHERE f.id = c.id
     )
-    SELECT array_agg(cause), array_agg(app_id) INTO gone_causes, gone_apps
-    FROM upserted WHERE links <= 0;
-    IF gone_causes IS NOT NULL THEN
+    INSERT INTO failure_causes (cause, app_id, links)
+    SELECT d.cause, d.app_id, d.n FROM d
+    WHERE NOT EXISTS (SELECT FROM chosen c WHERE c.cause = d.cause AND c.app_id = d.app_id);
+$$;
+
+-- Merge each key's rows into one (and drop keys whose sum is 0), skipping rows a writer holds:
+-- those are merged next time. Returns how many rows it removed.
+CREATE OR REPLACE FUNCTION failure_causes_compact() RETURNS bigint
+LANGUAGE sql AS $$
+    WITH spread AS (
+        SELECT cause, app_id FROM failure_causes GROUP BY cause, app_id
+        HAVING count(*) > 1 OR sum(links) = 0
+    ), gone AS (
         DELETE FROM failure_causes f
-        USING unnest(gone_causes, gone_apps) AS g(cause, app_id)
-        WHERE f.cause = g.cause AND f.app_id = g.app_id AND f.links <= 0;
-    END IF;
-END
+        WHERE f.id IN (SELECT f2.id FROM failure_causes f2
+                       JOIN spread s ON s.cause = f2.cause AND s.app_id = f2.app_id
+                       FOR UPDATE OF f2 SKIP LOCKED)
+        RETURNING f.cause, f.app_id, f.links
+    ), merged AS (
+        INSERT INTO failure_causes (cause, app_id, links)
+        SELECT cause, app_id, sum(links) FROM gone GROUP BY cause, app_id
+        HAVING sum(links) <> 0
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM merged);
 $$;
 
 CREATE OR REPLACE FUNCTION failure_causes_count() RETURNS trigger

@@ -13,13 +13,17 @@ from . import link_filters
 
 # Per cause: its links, its apps (by how many links, then name) and first/last seen.
 _SUMMARY = """
-    WITH groups AS (
+    WITH per_app AS (
+        -- A key's count is the sum of its rows (migration 023: writers never wait for a row).
+        SELECT f.cause, f.app_id, sum(f.links)::bigint AS links FROM failure_causes f
+        WHERE true {app}
+        GROUP BY f.cause, f.app_id HAVING sum(f.links) > 0
+    ), groups AS (
         SELECT f.cause, sum(f.links)::bigint AS links,
                jsonb_agg(jsonb_build_object('app_id', f.app_id, 'app_name', a.app_name,
                                             'count', f.links)
                          ORDER BY f.links DESC, a.app_name, f.app_id) AS apps
-        FROM failure_causes f LEFT JOIN apps a ON a.app_id = f.app_id
-        WHERE f.links > 0 {app}
+        FROM per_app f LEFT JOIN apps a ON a.app_id = f.app_id
         GROUP BY f.cause
     )
     SELECT g.cause, g.links, g.apps, first.at AS first_seen, last.at AS last_seen
@@ -70,6 +74,11 @@ def grouped(conn, app_id=None, search=None, since=None, until=None):
         matching = sql.SQL("SELECT {} FROM app_repositories ar WHERE {} {}").format(
             columns, sql.SQL(link_filters.FAILED), link_filters.scope(app_id, since, until))
     return conn.execute(sql.SQL(_MATCHED).format(matching=matching), params).fetchall()
+
+
+def compact(conn):
+    """Merge the summary rows of each (cause, app) into one; returns how many rows went."""
+    return conn.execute("SELECT failure_causes_compact() AS n").fetchone()["n"]
 
 
 def dismiss_link(conn, app_id, repository_id, actor, reason):

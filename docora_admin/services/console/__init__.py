@@ -10,7 +10,7 @@ apps: Apps as the original Docora admin API lists and shows them (DOCORA_CONTRAC
 
 failure_causes: Failed links grouped by cause (the causes page and its JSON twin), and the
     Dismissed view.
-    groups, group_json, dismissed_page, dismissed_row_json, count_dismissed
+    groups, group_json, dismissed_page, dismissed_row_json, compact_summary, count_dismissed
 
 health: Readiness: do PostgreSQL and Redis answer, within a short time?.
     readiness

@@ -55,6 +55,13 @@ def dismissed_row_json(row):
                           "reason": row["dismiss_reason"]}}
 
 
+def compact_summary():
+    """Merge the failure_causes rows writers added side by side (a periodic task): the grouped
+    view reads one row per cause and app again. Returns how many rows went."""
+    with db.connection() as conn:
+        return causes_repo.compact(conn)
+
+
 def count_dismissed():
     with db.connection() as conn:
         return causes_repo.count_dismissed(conn)

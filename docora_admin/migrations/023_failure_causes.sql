@@ -150,6 +150,11 @@ BEGIN
               FROM old_links WHERE status = 'failed' AND dismissed_at IS NULL
               GROUP BY 1, 2) d;
     ELSE
+        -- Most updates (a claim, a lease, a scan time) touch no failed link: say so cheaply.
+        IF NOT EXISTS (SELECT FROM old_links WHERE status = 'failed')
+           AND NOT EXISTS (SELECT FROM new_links WHERE status = 'failed') THEN
+            RETURN NULL;
+        END IF;
         SELECT array_agg(cause), array_agg(app_id), array_agg(n)
         INTO delta_causes, delta_apps, deltas
         FROM (SELECT cause, app_id, sum(n) AS n

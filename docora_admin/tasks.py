@@ -11,6 +11,7 @@ from .services.delivery import attempt_log
 from .services.team import audit
 from .services.retries import bulk_runner
 from .services.control import sync_failed
+from .services.console import failure_causes
 from .services.delivery import snapshot as snapshot_service
 
 
@@ -45,3 +46,9 @@ def prune_attempt_log():
 @huey.periodic_task(crontab(minute="37"), priority=PRIORITY_ADMIN)
 def prune_audit_trail():
     audit.prune()
+
+
+@huey.periodic_task(crontab(), priority=PRIORITY_ADMIN)
+def compact_failure_causes():
+    # Rows added side by side while a writer held a group's row (migration 023).
+    failure_causes.compact_summary()

@@ -42,6 +42,8 @@ PAGES = [
     ("account", "/admin/accounts/admin", True),
     ("your account", "/admin/account/", True),
     ("audit", "/admin/audit", True),
+    ("causes", "/admin/causes", True),
+    ("dismissed", "/admin/dismissed", True),
     ("not found", "/admin/no-such-page", True),
 ]
 

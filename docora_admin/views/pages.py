@@ -70,7 +70,8 @@ def notifications():
     max_attempts = runtime.settings().max_retry_attempts
     page = notification_list.list_page(query, max_attempts)
     scope = {"app_id": query.app_id, "search": query.search,
-             "failed_since": query.failed_since, "failed_until": query.failed_until}
+             "failed_since": query.failed_since, "failed_until": query.failed_until,
+             "cause": query.cause}
     # Only the failed view has the bulk panel. The list counted the failed links of this
     # filter: the button offers exactly those.
     panel = (fragments.page_panel(scope, counted=page["counts"]["failed"])

@@ -8,6 +8,10 @@ apps: Apps as the original Docora admin API lists and shows them (DOCORA_CONTRAC
     failed_notification_count its links in `failed`.
     list_page, detail
 
+failure_causes: Failed links grouped by cause (the causes page and its JSON twin), and the
+    Dismissed view.
+    groups, group_json, dismissed_page, dismissed_row_json, compact_summary, count_dismissed
+
 health: Readiness: do PostgreSQL and Redis answer, within a short time?.
     readiness
 

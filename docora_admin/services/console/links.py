@@ -58,6 +58,10 @@ def link_json(link, attempts=None):
         "files_delivered": link["files_delivered"],
         "episode": {"cause": link["retry_cause"], "operation_id": link["retry_operation_id"]},
         "repository_circuit": repository_circuit.circuit_json(link["repository_circuit"]),
+        # The cause its error is grouped under (failed links), and its dismissal, if any.
+        "cause": link["error_cause"] if link["status"] == "failed" else None,
+        "dismissed": {"at": iso(link["dismissed_at"]), "by": link["dismissed_by"],
+                      "reason": link["dismiss_reason"]} if link["dismissed_at"] else None,
     }
     if attempts is not None:
         body["attempts"] = [{

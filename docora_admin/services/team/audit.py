@@ -21,7 +21,9 @@ Action names are `<area>.<verb>`, lower case:
   account.enable, account.unlock (an admin lifted a failed-login lock; details.failures),
   account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
-  access.denied (a logged-in account refused by its role: details method, needs, role).
+  access.denied (a logged-in account refused by its role: details method, needs, role),
+  link.dismiss, link.undismiss (one link, target app_id/repository_id, or every link of a
+  cause, target cause:<cause>; details: reason, cause, links, app_id).
 New delivery actions follow the same pattern.
 The page and API filter by a whole name or an area ('retry' matches every retry.*).
 """
@@ -48,7 +50,8 @@ KNOWN_ACTIONS = (
     "account", "account.create", "account.role_change", "account.password_change",
     "account.disable", "account.enable", "account.unlock", "account.environment_sync",
     "audit.prune",
-    "access.denied")
+    "access.denied",
+    "link", "link.dismiss", "link.undismiss")
 ACTION_RE = re.compile(r"[a-z_]+(\.[a-z_]+)*")
 PAGE_SIZE = 50
 

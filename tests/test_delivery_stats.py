@@ -41,7 +41,7 @@ def attempts(app_id, ago, unit="minute", durations_ms=(), failed=0, outcome="del
                    CASE o WHEN 'delivered' THEN 'synced' ELSE 'failed' END
             FROM unnest(%s::float8[], %s::text[]) AS t (d, o)
         """, (uuid.uuid4(), app_id, start, offset_seconds, start, offset_seconds,
-              [d for d, _ in rows], [o for _, o in rows]))
+              [float(d) for d, _ in rows], [o for _, o in rows]))
     return start
 
 

@@ -10,7 +10,7 @@ apps: Apps as the original Docora admin API lists and shows them (DOCORA_CONTRAC
 
 delivery_charts: The Charts page's SVG, as numbers a template draws: bars of delivered and
     failed attempts per period, and lines of p50/p95 delivery time.
-    nice_max, volume_chart, latency_chart, geometry
+    nice_max, duration_text, volume_chart, latency_chart, geometry
 
 delivery_stats: Deliveries and failures over time, overall or for one app, per minute (last
     hour) or per hour (last day, week), with success rate and p50/p95 delivery time.

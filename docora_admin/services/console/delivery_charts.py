@@ -37,8 +37,13 @@ def _x_labels(stats):
             for i, bucket in enumerate(buckets) if i % every == 0]
 
 
-def _y_ticks(top, unit=""):
-    return [{"y": round(TOP + PLOT_H - PLOT_H * value / top, 1), "text": f"{value:,}{unit}"}
+def duration_text(ms):
+    """'750 ms', '2.5 s', '20 s': short enough for the axis."""
+    return f"{ms:,} ms" if ms < 1000 else f"{ms / 1000:,g} s"
+
+
+def _y_ticks(top, text=lambda value: f"{value:,}"):
+    return [{"y": round(TOP + PLOT_H - PLOT_H * value / top, 1), "text": text(value)}
             for value in (0, top // 2 if top >= 2 else None, top) if value is not None]
 
 
@@ -86,7 +91,7 @@ def latency_chart(stats):
     with delivered attempts (a gap where a period delivered nothing)."""
     top = nice_max(max((b["p95_ms"] or 0) for b in stats["buckets"]))
     return {"p50": _segments(stats, "p50_ms", top), "p95": _segments(stats, "p95_ms", top),
-            "y_ticks": _y_ticks(top, " ms"), "x_labels": _x_labels(stats), "top": top}
+            "y_ticks": _y_ticks(top, duration_text), "x_labels": _x_labels(stats), "top": top}
 
 
 def geometry():

@@ -216,3 +216,29 @@ def test_an_empty_window_says_so(logged_in, client, seed):
     assert "No delivery attempt ended in the last 7 days for Quiet" in html
     assert "<svg" not in html.split('id="charts-empty"')[1].split("</section>")[0]
     assert html.count("<tr data-start=") == 168
+
+
+def test_the_delivery_statements_write_the_rollup_as_they_log(seed):
+    """The real write path: the statement that ends an attempt (a CTE inserting the log row)
+    fires the trigger in the same transaction."""
+    from docora_admin.repositories import snapshot_links
+
+    a = seed.app("Alpha")
+    delivered = seed.link(a, seed.repo(), status="pending_snapshot", retry_count=0)
+    failing = seed.link(a, seed.repo(), status="pending_snapshot", retry_count=0)
+    with db.connection() as conn:
+        claim = snapshot_links.claim(conn, *delivered, None, 60)
+        assert snapshot_links.mark_synced(conn, claim) is not None
+        claim = snapshot_links.claim(conn, *failing, None, 60)
+        assert snapshot_links.mark_attempt_failed(conn, claim, "HTTP 500", 500, 5, 30)
+        # Rolled back with the attempt: nothing counted that the log does not hold.
+        conn.execute("SAVEPOINT s")
+        conn.execute("""INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt,
+                            cause, started_at, outcome, link_status)
+                        VALUES (gen_random_uuid(), %s, 'repo_x', 1, 'retry', now(),
+                                'delivered', 'synced')""", (a,))
+        conn.execute("ROLLBACK TO SAVEPOINT s")
+    for window in ("1h", "1d", "7d"):
+        totals = delivery_stats.deliveries(window, a)["totals"]
+        assert (totals["delivered"], totals["failed"], totals["success_rate"]) == (1, 1, 0.5)
+        assert totals["p50_ms"] is not None

@@ -5,6 +5,7 @@ carries the same numbers as the JSON."""
 import math
 import re
 import uuid
+from datetime import timezone
 
 import pytest
 
@@ -159,7 +160,7 @@ def test_json_twin_shape(logged_in, client, seed):
     data = body.get_json()["data"]
     assert data["window"] == "1h" and data["app_id"] == a and data["bucket_seconds"] == 60
     assert len(data["buckets"]) == 60 and data["now"].endswith("Z")
-    iso = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    iso = start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     bucket = next(b for b in data["buckets"] if b["start"] == iso)
     assert {k: bucket[k] for k in ("delivered", "failed", "success_rate")} == {
         "delivered": 2, "failed": 1, "success_rate": 0.6667}
@@ -206,7 +207,7 @@ def test_page_draws_svg_and_a_table_twin_with_the_same_numbers(logged_in, client
         rate = "—" if bucket["success_rate"] is None else f"{bucket['success_rate'] * 100:.1f} %"
         p50 = "—" if bucket["p50_ms"] is None else f"{bucket['p50_ms']:,} ms"
         assert row[:4] == [f"{bucket['delivered']:,}", f"{bucket['failed']:,}", rate, p50]
-    assert cells[start.isoformat()][:3] == ["3", "1", "75.0 %"]
+    assert cells[start.astimezone(timezone.utc).isoformat()][:3] == ["3", "1", "75.0 %"]
     assert 'id="charts-table-twin"' in html and "<details" in html
 
 

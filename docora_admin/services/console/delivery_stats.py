@@ -67,7 +67,7 @@ def _numbers(delivered, failed, histogram):
 
 def deliveries(window="1h", app_id=None):
     """The window's buckets, oldest first, every one present (zeros where nothing ended), and
-    the totals. Times are PostgreSQL's."""
+    the totals. Times are PostgreSQL's, in UTC."""
     granularity, count, words = WINDOWS[window]
     with db.connection() as conn:
         starts, now = delivery_stats.window_periods(conn, granularity, count)
@@ -77,13 +77,13 @@ def deliveries(window="1h", app_id=None):
     buckets, total_histogram, delivered, failed = [], list(empty), 0, 0
     for start in starts:
         row = found.get(start) or {"delivered": 0, "failed": 0, "latency": empty}
-        buckets.append({"start": start, **_numbers(row["delivered"], row["failed"],
+        buckets.append({"start": start.astimezone(timezone.utc), **_numbers(row["delivered"], row["failed"],
                                                    row["latency"])})
         delivered += row["delivered"]
         failed += row["failed"]
         total_histogram = [a + b for a, b in zip(total_histogram, row["latency"])]
     return {"window": window, "window_words": words, "app_id": app_id,
-            "bucket_seconds": granularity, "now": now, "buckets": buckets,
+            "bucket_seconds": granularity, "now": now.astimezone(timezone.utc), "buckets": buckets,
             "totals": _numbers(delivered, failed, total_histogram)}
 
 

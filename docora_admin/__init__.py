@@ -71,6 +71,7 @@ def create_app(config=None):
     from .views import api, control_api, dashboard_api, exports, ops, pages
     from .views import audit as audit_views
     from .views import causes as causes_views
+    from .views import charts as charts_views
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(exports.bp)
@@ -81,6 +82,7 @@ def create_app(config=None):
     app.register_blueprint(accounts_views.me)
     app.register_blueprint(audit_views.bp)
     app.register_blueprint(causes_views.bp)
+    app.register_blueprint(charts_views.bp)
     _sync_environment_account(settings)
     return app
 

@@ -8,6 +8,7 @@ from huey import crontab
 from . import task_handles
 from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
 from .services.delivery import attempt_log
+from .services.console import delivery_stats
 from .services.team import audit
 from .services.retries import bulk_runner
 from .services.control import sync_failed
@@ -41,6 +42,12 @@ def send_sync_failed_notices():
 def prune_attempt_log():
     attempt_log.prune()
     sync_failed.prune()
+
+
+@huey.periodic_task(crontab(minute="17"), priority=PRIORITY_ADMIN)
+def prune_delivery_stats():
+    # The charts' rollup: minute rows past a day, hour rows past 8 days.
+    delivery_stats.prune()
 
 
 @huey.periodic_task(crontab(minute="37"), priority=PRIORITY_ADMIN)

@@ -44,6 +44,8 @@ PAGES = [
     ("audit", "/admin/audit", True),
     ("causes", "/admin/causes", True),
     ("dismissed", "/admin/dismissed", True),
+    ("charts", "/admin/charts", True),
+    ("charts, a week of one app", "/admin/charts?window=7d&app_id={app_id}", True),
     ("not found", "/admin/no-such-page", True),
 ]
 

@@ -12,10 +12,13 @@ ALTER TABLE delivery_attempts
     ADD COLUMN IF NOT EXISTS request_head text,
     ADD COLUMN IF NOT EXISTS request_body bytea,          -- the first bytes of the body
     ADD COLUMN IF NOT EXISTS request_body_size bigint,    -- the whole body's size
+    -- Whether the excerpt is the body's start only (a redaction may make it shorter anyway).
+    ADD COLUMN IF NOT EXISTS request_body_truncated boolean,
     -- The answer's status line and header lines as received (bounded, secrets replaced).
     ADD COLUMN IF NOT EXISTS response_head bytea,
     ADD COLUMN IF NOT EXISTS response_body bytea,
     ADD COLUMN IF NOT EXISTS response_body_size bigint,   -- bytes of the body received
+    ADD COLUMN IF NOT EXISTS response_body_truncated boolean,
     -- No answer: why (timeout, TLS, connection refused, ...).
     ADD COLUMN IF NOT EXISTS transport_error text;
 -- The retention sweep: the attempts that still hold details, per link newest first (built

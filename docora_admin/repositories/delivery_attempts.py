@@ -9,8 +9,9 @@ def for_link(conn, link_id, limit=50):
         SELECT id, attempt, cause, operation_id, started_at, finished_at, outcome, link_status,
                error, http_status, files_sent, bytes_sent, skipped_count, skipped,
                (extract(epoch FROM finished_at - started_at) * 1000)::bigint AS duration_ms,
-               request_sent, request_head, request_body, request_body_size, response_head,
-               response_body, response_body_size, transport_error
+               request_sent, request_head, request_body, request_body_size,
+               request_body_truncated, response_head, response_body, response_body_size,
+               response_body_truncated, transport_error
         FROM delivery_attempts WHERE link_id = %s ORDER BY id DESC LIMIT %s
     """, (link_id, limit)).fetchall()
 
@@ -32,7 +33,8 @@ def prune_older_than(conn, days, batch=10_000):
 
 # What clearing an attempt's details sets (the attempt itself stays, request_sent true).
 _CLEARED = """request_head = NULL, request_body = NULL, request_body_size = NULL,
-              response_head = NULL, response_body = NULL, response_body_size = NULL,
+              request_body_truncated = NULL, response_head = NULL, response_body = NULL,
+              response_body_size = NULL, response_body_truncated = NULL,
               transport_error = NULL"""
 
 

@@ -28,19 +28,21 @@ _LOG_ATTEMPT = """
                                    started_at, outcome, link_status, error, http_status,
                                    files_sent, bytes_sent, skipped_count, skipped,
                                    request_sent, request_head, request_body, request_body_size,
-                                   response_head, response_body, response_body_size,
-                                   transport_error)
+                                   request_body_truncated, response_head, response_body,
+                                   response_body_size, response_body_truncated, transport_error)
     SELECT id, app_id, repository_id, %(attempt)s, coalesce(retry_cause, 'scheduler'),
            retry_operation_id, %(started_at)s, %(outcome)s, status, %(error)s, %(http_status)s,
            %(files)s, %(bytes)s, %(skipped_count)s, %(skipped)s,
            %(request_sent)s, %(request_head)s, %(request_body)s, %(request_body_size)s,
-           %(response_head)s, %(response_body)s, %(response_body_size)s, %(transport_error)s
+           %(request_body_truncated)s, %(response_head)s, %(response_body)s,
+           %(response_body_size)s, %(response_body_truncated)s, %(transport_error)s
     FROM ended
 """
 # The attempt inspector's columns (services/delivery/exchange.stored gives them), none by default.
 _NO_DETAILS = dict.fromkeys((
-    "request_sent", "request_head", "request_body", "request_body_size", "response_head",
-    "response_body", "response_body_size", "transport_error"))
+    "request_sent", "request_head", "request_body", "request_body_size",
+    "request_body_truncated", "response_head", "response_body", "response_body_size",
+    "response_body_truncated", "transport_error"))
 # An attempt's log keeps the first SKIPPED_KEPT files it set aside (and the count of all).
 SKIPPED_KEPT = 100
 

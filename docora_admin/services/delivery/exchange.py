@@ -125,14 +125,15 @@ def stored(exchange, limit=None):
         response_head = b"\n".join(kept)
     body = exchange.body or b""
     answer = b"".join(exchange.body_parts)[:limit] if exchange.body_parts else b""
+    answered = response_head is not None or bool(answer)
     return {
         "request_sent": True, "request_head": "\n".join(head),
         "request_body": _bytes_without_secrets(body[:limit], key),
-        "request_body_size": len(body),
+        "request_body_size": len(body), "request_body_truncated": len(body) > limit,
         "response_head": response_head,
-        "response_body": _bytes_without_secrets(answer, key) if response_head is not None
-        or answer else None,
-        "response_body_size": exchange.body_size if response_head is not None else None,
+        "response_body": _bytes_without_secrets(answer, key) if answered else None,
+        "response_body_size": exchange.body_size if answered else None,
+        "response_body_truncated": exchange.body_size > len(answer) if answered else None,
         "transport_error": redact.scrub(exchange.error)[:500] if exchange.error else None,
     }
 
@@ -161,21 +162,23 @@ def shown(row):
         return None, None, ("not_sent" if sent is False else "not_recorded")
     if row.get("request_head") is None:
         return None, None, "pruned"
-    lines = row["request_head"].split("\n")
+    lines = redact.scrub(row["request_head"]).split("\n")
     method, _, url = lines[0].partition(" ")
     request = {"method": method, "url": url, "headers": _header_pairs(lines[1:]),
-               "body": _body(row["request_body"], row["request_body_size"])}
+               "body": _body(row["request_body"], row["request_body_size"],
+                      row["request_body_truncated"])}
     response = {"status": None, "reason": None, "headers": [], "body": None,
-                "error": row.get("transport_error")}
+                "error": redact.scrub(row.get("transport_error"))}
     if row.get("response_head") is not None:
-        answer = [_text(line) for line in bytes(row["response_head"]).split(b"\n")]
+        answer = [redact.scrub(_text(line)) for line in bytes(row["response_head"]).split(b"\n")]
         status_line = answer[0] if answer and answer[0].startswith("HTTP/") else ""
         parts = status_line.split(" ", 2)
         if len(parts) >= 2 and parts[1].isdigit():
             response["status"] = int(parts[1])
             response["reason"] = parts[2] if len(parts) > 2 else ""
         response["headers"] = _header_pairs(answer[1:] if status_line else answer)
-        response["body"] = _body(row["response_body"], row["response_body_size"])
+        response["body"] = _body(row["response_body"], row["response_body_size"],
+                                 row["response_body_truncated"])
     return request, response, None
 
 
@@ -194,14 +197,13 @@ def _text(raw):
     return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", raw.decode("latin-1"))
 
 
-def _body(raw, size):
+def _body(raw, size, truncated):
     """A body excerpt: UTF-8 text as it is, anything else as base64, with its full size."""
-    raw = bytes(raw or b"")
-    size = size or 0
-    text = _as_text(raw, truncated=size > len(raw))
-    body = {"size": size, "excerpt_bytes": len(raw), "truncated": size > len(raw)}
+    raw, size, truncated = bytes(raw or b""), size or 0, bool(truncated)
+    text = _as_text(raw, truncated)
+    body = {"size": size, "excerpt_bytes": len(raw), "truncated": truncated}
     if text is not None:
-        body.update(encoding="utf-8", excerpt=text)
+        body.update(encoding="utf-8", excerpt=redact.scrub(text))
     else:
         body.update(encoding="base64", excerpt=base64.b64encode(raw).decode("ascii"))
     return body

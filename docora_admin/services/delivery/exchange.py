@@ -194,7 +194,12 @@ def _header_pairs(lines):
 
 
 def _text(raw):
-    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", raw.decode("latin-1"))
+    # Header lines are bytes: UTF-8 when they decode as such, else Latin-1 (HTTP's old default).
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text)
 
 
 def _body(raw, size, truncated):

@@ -293,8 +293,9 @@ class WebhookClient:
             error.exchange = Exchange(url, headers, body, list(header_lines), *excerpt.take(),
                                       self._key, str(error))
             raise error from None
-        answer = Answer(status, list(header_lines))
-        exchange = Exchange(url, headers, body, answer._lines, *excerpt.take(), self._key)
+        lines = list(header_lines)
+        answer = Answer(status, lines)
+        exchange = Exchange(url, headers, body, lines, *excerpt.take(), self._key)
         self._done_with(handle)
         if not 200 <= status < 300:
             raise DeliveryError(f"POST /{action} → HTTP {status}", status, answer.headers,

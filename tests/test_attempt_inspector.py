@@ -270,6 +270,16 @@ def test_the_sweep_clears_details_past_their_retention(seed, monkeypatch, logged
     assert attempt_log.prune_details() == 0
 
 
+def test_a_key_across_the_excerpts_end_is_replaced_whole():
+    body = b"x" * 2040 + SECRET.encode() + b"tail"
+    kept = exchange.stored(exchange.Exchange(
+        "http://a/create", [], body, [b"HTTP/1.1 500 x\r\n"], [body], len(body),
+        SECRET.encode()), 2048)
+    for column in ("request_body", "response_body"):
+        assert kept[column] == b"x" * 2040 + b"[redacte", column
+    assert kept["request_body_truncated"] and kept["response_body_truncated"]
+
+
 def test_stored_bounds_headers_however_many_and_however_long():
     lines = [b"HTTP/1.1 500 Internal Server Error\r\n"] + \
         [b"X-H: " + b"v" * 10_000 + b"\r\n"] * 10_000 + [b"\r\n"]

@@ -124,23 +124,27 @@ def stored(exchange, limit=None):
             kept.append(_bytes_without_secrets(line, key))
         response_head = b"\n".join(kept)
     body = exchange.body or b""
-    answer = b"".join(exchange.body_parts)[:limit] if exchange.body_parts else b""
+    answer = b"".join(exchange.body_parts) if exchange.body_parts else b""
     answered = response_head is not None or bool(answer)
+    # Cleaned before they are cut to `limit`, over a window one key longer (the client keeps
+    # that much of the answer): a key that starts inside the excerpt is replaced whole.
+    window = limit + len(key)
     return {
         "request_sent": True, "request_head": "\n".join(head),
-        "request_body": _bytes_without_secrets(body[:limit], key),
+        "request_body": _bytes_without_secrets(body[:window], key)[:limit],
         "request_body_size": len(body), "request_body_truncated": len(body) > limit,
         "response_head": response_head,
-        "response_body": _bytes_without_secrets(answer, key) if answered else None,
+        "response_body": _bytes_without_secrets(answer[:window], key)[:limit]
+        if answered else None,
         "response_body_size": exchange.body_size if answered else None,
-        "response_body_truncated": exchange.body_size > len(answer) if answered else None,
+        "response_body_truncated": exchange.body_size > limit if answered else None,
         "transport_error": redact.scrub(exchange.error)[:500] if exchange.error else None,
     }
 
 
 def _without_key(text, key):
-    if key and key.decode("latin-1") in text:
-        text = text.replace(key.decode("latin-1"), REDACTED)
+    if key and key.decode() in text:
+        text = text.replace(key.decode(), REDACTED)
     return text
 
 

@@ -273,7 +273,7 @@ class WebhookClient:
         header_lines = handle.header_lines
         header_lines.clear()
         excerpt = handle.body
-        excerpt.start(self._excerpt)
+        excerpt.start(self._excerpt + len(self._key))  # see exchange.stored
         try:
             handle.setopt(pycurl.URL, url)
             handle.setopt(pycurl.HTTPHEADER, headers)

@@ -15,8 +15,9 @@ is done once per attempt: bounding and cleaning its last request and answer for 
 Needs no PostgreSQL or Redis: WebhookClient reads only its settings. Compare with main:
 `--code before=/work/main --code after=.`.
 
-Measured on a 2-core machine shared with other jobs (load ~3-8), 20,000 requests of 16 KB,
-medians of 5 interleaved runs: see the README's "The attempt inspector".
+Measured on a 2-core machine (load ~0.5), 20,000 requests of 16 KB, medians of 5 interleaved
+runs against 3060707 (before the inspector): 121.8 µs CPU per request before, 121.5 µs after;
+stored() 7.6 µs per attempt.
 """
 import argparse
 import json

@@ -41,6 +41,7 @@ def send_sync_failed_notices():
 @huey.periodic_task(crontab(minute="7"), priority=PRIORITY_ADMIN)
 def prune_attempt_log():
     attempt_log.prune()
+    attempt_log.prune_details()
     sync_failed.prune()
 
 

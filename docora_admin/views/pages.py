@@ -125,6 +125,8 @@ def link_detail(app_id, repository_id):
     return render_template("links/detail.html", attempts=attempts, attempts_total=total,
                            skipping=links.last_skipped(attempts),
                            log_days=runtime.settings().attempt_log_retention_days,
+                           detail_days=runtime.settings().attempt_detail_retention_days,
+                           detail_cap=runtime.settings().attempt_detail_per_link,
                            **fragments.followed_context(link, app_id, repository_id))
 
 

@@ -9,8 +9,14 @@ acknowledgements: What an app has acknowledged of a repository: noted in Redis t
     journal_key, write, forget, drop_journals, unwritten, Batch
 
 attempt_log: Keeping the attempt log bounded: attempts older than ATTEMPT_LOG_RETENTION_DAYS are
-    deleted by an hourly task, in batches so that no statement holds locks for long.
-    prune
+    deleted by an hourly task, in batches so that no statement holds locks for long; the attempt
+    inspector's request/response details are cleared sooner (days, and a per-link cap).
+    prune, prune_details
+
+exchange: The attempt inspector: the request an attempt sent last and the app's answer, kept
+    as references per request, bounded and stripped of secrets once per attempt, formatted
+    when read.
+    Answer, Exchange, BodyExcerpt, stored, shown
 
 file_scan: Scanning a checkout: every regular file except .git/ and symlinks, with its SHA-256;
     a file that cannot be sent (a name that is not UTF-8, a file that cannot be read) is set
@@ -61,5 +67,5 @@ snapshot_delivery: Delivering one claimed link: fetch and scan its repository (s
     SnapshotError, Sent, ClaimLost, deliver, Delivered
 
 webhook_client: Signed webhook POSTs to a client app, in the Docora protocol.
-    DeliveryError, Answer, sign, WebhookClient
+    DeliveryError, sign, WebhookClient
 """

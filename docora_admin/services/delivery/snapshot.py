@@ -31,6 +31,7 @@ from ... import crypto, db, redact, runtime
 from ...repositories import snapshot_links
 from ..retries import bulk_progress
 from ..control import delivery_control, repository_circuit, sync_failed
+from . import exchange as exchanges
 from . import git_fetch, leases
 from ..jobs import job_queue
 from ..control.app_limits import RateLimited
@@ -129,9 +130,10 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
         _git_went_through(context, where)  # the app answered: the fetch before it worked
         wait = delivery_control.retry_after_seconds(exc.retry_after)
         if wait is not None:
-            return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where)
+            return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where,
+                             exc.exchange)
         return _failed(claimed, context, sent, str(exc), exc.http_status, where,
-                       app_at_fault=True, probe=admission.probe)
+                       app_at_fault=True, probe=admission.probe, exchange=exc.exchange)
     except git_fetch.GitError as exc:  # counted in the repository's git circuit too
         return _failed(claimed, context, sent, str(exc), None, where, git_failure=True,
                        repository_probe=repository_probe)
@@ -142,17 +144,19 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
         return _failed(claimed, context, sent, f"internal error: {exc.__class__.__name__}", None,
                        where)
 
+    details = exchanges.stored(sent.exchange)
+
     def record():
         sent_files, deleted = delivered.rest()
         if delivered.snapshot_saved:  # the usual case: one statement, no transaction
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
-                                                   sent_files, deleted, sent.skipped)
+                                                   sent_files, deleted, sent.skipped, details)
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
-                                                   sent_files, deleted, sent.skipped)
+                                                   sent_files, deleted, sent.skipped, details)
         return ended, ended is not None and ended["circuit_closed"]
 
     try:
@@ -186,21 +190,23 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
 
 
 def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False,
-            git_failure=False, repository_probe=False):
+            git_failure=False, repository_probe=False, exchange=None):
     """Count the attempt against the link; `app_at_fault` (the app answered badly or not at all,
     rather than git or our data failing) also counts it in the app's circuit breaker, `probe`
     says the attempt was the open circuit's probe. `git_failure` counts it in the repository's
     git circuit (its opening and sync_failed notices commit with the attempt),
-    `repository_probe` says the attempt was that circuit's half-open probe."""
+    `repository_probe` says the attempt was that circuit's half-open probe; `exchange` the
+    request that failed."""
     settings = runtime.settings()
     error = redact.scrub(error)[:500]
+    details = exchanges.stored(exchange or sent.exchange)
 
     def record():
         with db.connection() as conn:
             ended = job_queue.noted(conn, snapshot_links.mark_attempt_failed(
                 conn, claimed, error, http_status, settings.max_retry_attempts,
                 backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
-                sent.files, sent.bytes, sent.skipped))
+                sent.files, sent.bytes, sent.skipped, details))
             if ended is not None and app_at_fault:
                 delivery_control.record_failed(conn, context["app_id"], error, probe)
             circuit = None
@@ -233,7 +239,8 @@ def _interrupted(claimed, context, sent, exc, where):
         with db.connection() as conn:
             return job_queue.noted(conn, snapshot_links.give_back(
                 conn, claimed, "interrupted", f"interrupted: {reason}; queued again",
-                files=sent.files, bytes_sent=sent.bytes))
+                files=sent.files, bytes_sent=sent.bytes,
+                details=exchanges.stored(sent.exchange)))
 
     requeue = _patiently(record, where)
     if requeue is not None:
@@ -244,7 +251,7 @@ def _interrupted(claimed, context, sent, exc, where):
     return "pending_snapshot"
 
 
-def _deferred(claimed, context, sent, error, http_status, wait, where):
+def _deferred(claimed, context, sent, error, http_status, wait, where, exchange=None):
     """The app answered 429/503 with Retry-After: hold the app's deliveries that long and give
     the link back, due then; the attempt is logged as deferred and not counted."""
     error = redact.scrub(f"{error}; the app asked to wait {wait} s (Retry-After)")[:500]
@@ -252,7 +259,8 @@ def _deferred(claimed, context, sent, error, http_status, wait, where):
     def record():
         with db.connection() as conn:
             due = job_queue.noted(conn, snapshot_links.give_back(
-                conn, claimed, "deferred", error, http_status, wait, sent.files, sent.bytes))
+                conn, claimed, "deferred", error, http_status, wait, sent.files, sent.bytes,
+                exchanges.stored(exchange or sent.exchange)))
             if due is not None:
                 delivery_control.record_deferral(conn, context["app_id"], wait)
             return due

@@ -30,6 +30,7 @@ class Sent:
     updates: int = 0
     bytes: int = 0
     skipped: tuple = ()  # file_scan.SkippedFile: files of the commit that cannot be sent
+    exchange: object = None  # exchange.Exchange: the last request the app answered
 
 
 class ClaimLost(Exception):
@@ -157,6 +158,7 @@ def deliver(claimed, context, sent, where, limiter=None, give_back=None):
         raise
     finally:
         sent.bytes = client.bytes_sent
+        sent.exchange = client.last
         client.close()
     return Delivered(batch, repository_id, commit.sha, files)
 

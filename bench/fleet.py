@@ -22,10 +22,24 @@ remote 1.5 s), medians of 2 runs, full / incremental:
     1x8 8.42–8.75 / 8.20–8.31 s, 2x4 11.40–12.34 / 10.37–12.10 s;
   after (a flock per checkout, per machine): 1x8 8.38–8.73 / 8.21–8.32 s, 2x4 10.11–11.65 /
     10.43–10.57 s; 2x4g (a queue per machine) 9.23–9.96 / 9.57–9.63 s, 24 clones against 31.
-Two machines are still slower than one here: most of a machine's workers wait on the lock of
-the repository whose links came together while one of them fetches (a give-back instead of the
-wait was tried: 1x8 went to 7.5 s, 2x4g got worse, as idle workers stole the other group's
-links and cloned its repositories; not kept).
+Two machines were still slower than one there: most of a machine's workers waited on the lock
+of the repository whose links came together while one of them fetched (a give-back through
+Huey's schedule instead of the wait was tried: 1x8 went to 7.5 s, 2x4g got worse, as idle
+workers stole the other group's links and cloned its repositories; not kept).
+
+Then (issue 28, third session): repositories shared out evenly between the groups (the hash
+gave 12 and 8), a job that finds its repository being fetched by another worker of its machine
+gives its link back into its group's queue behind the other waiting jobs (not into the
+schedule, so its machine does not go stealing meanwhile), and a live group's last jobs are
+left to it (a thief steals only a backlog of 64, or from a group whose watchdog stopped). Same
+machine, four other engineers' test runs beside it (noisy), 3 interleaved runs, full /
+incremental, median (range):
+  before (3060707): 1x8 9.72 (9.35–10.58) / 9.98 (9.23–10.19) s,
+                    2x4g 12.87 (10.56–13.35) / 10.43 (9.60–10.74) s, 24 clones;
+  after:            1x8 8.29 (7.37–11.28) / 8.40 (6.51–8.96) s,
+                    2x4g 8.29 (7.13–8.67) / 7.59 (6.63–10.29) s, 20–22 clones.
+Without the steal rule (the give-back alone), 2x4g was 8.6 / 8.4 s against 1x8's 7.3 / 6.9 s
+in the same run, 24 clones: the idle machine's thefts at the end cost a clone each.
 """
 import argparse
 import os
@@ -141,6 +155,10 @@ def main():
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--code", action="append", default=[],
                         help="NAME=PATH of a checkout whose code the consumers run")
+    parser.add_argument("--layout", action="append", choices=sorted(LAYOUTS),
+                        help="run only this layout (repeatable; default: all)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary folder (consumer logs, git trace) and say where")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--database-url", default=DEFAULT_DB)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
@@ -162,7 +180,7 @@ def main():
     try:
         for round_no in range(args.repeat):
             for name, root in codes:
-                for layout in LAYOUTS:
+                for layout in args.layout or LAYOUTS:
                     if LAYOUTS[layout][2] > 1 and not (root / "docora_admin/worker_groups.py"
                                                        ).exists():
                         continue  # code from before worker groups reads one queue only
@@ -175,7 +193,10 @@ def main():
                           f"(clones {inc_git['clone']}, fetches {inc_git['fetch']})", flush=True)
     finally:
         receiver.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.apps} apps x {args.repositories} repositories, {args.files} files each, "
           f"remote {args.slow} s per fetch; medians of {args.repeat}:")
     for (name, layout), runs in results.items():

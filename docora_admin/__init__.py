@@ -70,6 +70,8 @@ def create_app(config=None):
     from .views import accounts as accounts_views
     from .views import api, control_api, dashboard_api, exports, ops, pages
     from .views import audit as audit_views
+    from .views import causes as causes_views
+    from .views import charts as charts_views
     from .views import alerts as alerts_views
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
@@ -80,6 +82,8 @@ def create_app(config=None):
     app.register_blueprint(accounts_views.bp)
     app.register_blueprint(accounts_views.me)
     app.register_blueprint(audit_views.bp)
+    app.register_blueprint(causes_views.bp)
+    app.register_blueprint(charts_views.bp)
     app.register_blueprint(alerts_views.bp)
     app.register_blueprint(alerts_views.api)
     _sync_environment_account(settings)

@@ -23,6 +23,11 @@ DEFAULT_BULK_CHUNK_SIZE = 1000
 # room for any future form while an anonymous client can no longer make a worker buffer 200 MiB.
 DEFAULT_MAX_REQUEST_BODY_BYTES = 1024 * 1024
 
+# The attempt inspector keeps at most this much of each body (request and response) per attempt:
+# enough for any error page or JSON error worth reading. At the default 2 KiB, 20 kept attempts
+# of each of 1,000 links hold ~80 MB of bodies at most.
+MAX_ATTEMPT_EXCERPT_BYTES = 64 * 1024
+
 
 # Account names: what the console and the audit trail show, safe in a URL path segment.
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -77,6 +82,10 @@ class Settings:
     repository_cooldown_minutes: int = 30
     # Webhooks to localhost and private addresses (webhook_address.py): for development only.
     allow_private_webhooks: bool = False
+    # The attempt inspector (services/delivery/exchange.py, services/delivery/attempt_log.py).
+    attempt_excerpt_bytes: int = 2048
+    attempt_detail_retention_days: int = 7
+    attempt_detail_per_link: int = 20
     # Alerts (services/alerts/).
     alerts: AlertSettings = AlertSettings()
 
@@ -255,6 +264,10 @@ def _load(env):
         repository_failure_threshold=_int(env, "REPOSITORY_FAILURE_THRESHOLD", 5, 1, 10_000),
         repository_cooldown_minutes=_int(env, "REPOSITORY_COOLDOWN_MINUTES", 30, 1, 10_080),
         allow_private_webhooks=_bool(env, "ALLOW_PRIVATE_WEBHOOKS", False),
+        attempt_excerpt_bytes=_int(env, "ATTEMPT_EXCERPT_BYTES", 2048, 0,
+                                   MAX_ATTEMPT_EXCERPT_BYTES),
+        attempt_detail_retention_days=_int(env, "ATTEMPT_DETAIL_RETENTION_DAYS", 7, 1, 3650),
+        attempt_detail_per_link=_int(env, "ATTEMPT_DETAIL_PER_LINK", 20, 1, 1000),
         alerts=alert_settings.load(env, ConfigError, _int, _bool),
     )
 

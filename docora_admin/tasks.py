@@ -8,9 +8,11 @@ from huey import crontab
 from . import task_handles
 from .huey_app import PRIORITY_ADMIN, PRIORITY_SNAPSHOT, huey  # the consumer finds tasks through this module
 from .services.delivery import attempt_log
+from .services.console import delivery_stats
 from .services.team import audit
 from .services.retries import bulk_runner
 from .services.control import sync_failed
+from .services.console import failure_causes
 from .services.alerts import sending as alert_sending
 from .services.delivery import snapshot as snapshot_service
 
@@ -47,10 +49,23 @@ def send_alert_deliveries():
 @huey.periodic_task(crontab(minute="7"), priority=PRIORITY_ADMIN)
 def prune_attempt_log():
     attempt_log.prune()
+    attempt_log.prune_details()
     sync_failed.prune()
     alert_sending.prune()
+
+
+@huey.periodic_task(crontab(minute="17"), priority=PRIORITY_ADMIN)
+def prune_delivery_stats():
+    # The charts' rollup: minute rows past a day, hour rows past 8 days.
+    delivery_stats.prune()
 
 
 @huey.periodic_task(crontab(minute="37"), priority=PRIORITY_ADMIN)
 def prune_audit_trail():
     audit.prune()
+
+
+@huey.periodic_task(crontab(), priority=PRIORITY_ADMIN)
+def compact_failure_causes():
+    # Rows added side by side while a writer held a group's row (migration 023).
+    failure_causes.compact_summary()

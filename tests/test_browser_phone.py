@@ -42,6 +42,10 @@ PAGES = [
     ("account", "/admin/accounts/admin", True),
     ("your account", "/admin/account/", True),
     ("audit", "/admin/audit", True),
+    ("causes", "/admin/causes", True),
+    ("dismissed", "/admin/dismissed", True),
+    ("charts", "/admin/charts", True),
+    ("charts, a week of one app", "/admin/charts?window=7d&app_id={app_id}", True),
     ("alerts", "/admin/alerts", True),
     ("not found", "/admin/no-such-page", True),
 ]
@@ -94,11 +98,19 @@ def phone_data(seed, logged_in):
     with db.connection() as conn:
         link_id = conn.execute("SELECT id FROM app_repositories WHERE app_id = %s AND "
                                "repository_id = %s", (app_id, repos[0])).fetchone()["id"]
+        # With the attempt inspector's request and response (long URL, header and body).
         conn.execute("""
             INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt, cause,
-                started_at, outcome, link_status, error, http_status)
+                started_at, outcome, link_status, error, http_status, request_sent,
+                request_head, request_body, request_body_size, request_body_truncated,
+                response_head, response_body, response_body_size, response_body_truncated)
             VALUES (%s, %s, %s, 5, 'scheduler', now() - interval '2 s', 'failed', 'failed',
-                    %s, 500)""", (link_id, app_id, repos[0], LONG_ERROR))
+                    %s, 500, true, %s, %s, 70000, true, %s, %s, 3000, false)""",
+                     (link_id, app_id, repos[0], LONG_ERROR,
+                      "POST https://globex-corporation-static-site-generator.example.com/"
+                      "hooks/production/eu-west-1/create\nX-Docora-Signature: sha256=" + "ab" * 32,
+                      b'{"repository":' + b"x" * 2000, b"HTTP/1.1 500 Internal Server Error\n"
+                      b"X-Very-Long-Header-Name-From-A-Proxy: " + b"v" * 300, b"e" * 2048))
     response = logged_in.post(f"/admin/api/retry/app/{app_id}")
     assert response.status_code == 200, response.get_json()
     yield {"app_id": app_id, "repository_id": repos[0],

@@ -104,8 +104,8 @@ def test_a_machine_whose_clock_is_ahead_never_makes_a_stale_look_pass_for_fresh(
 
 def test_a_killed_machine_holds_no_lock_and_the_other_delivers_everything_once(
         tmp_path, private_postgres, private_redis):  # noqa: F811
-    # A queue per machine, chosen by repository (WORKER_GROUPS): once A is dead, B steals what
-    # waits in A's queue.
+    # A queue per machine, chosen by repository (WORKER_GROUPS): once A is dead (its watchdog
+    # no longer says its group is alive, two ticks later), B steals what waits in A's queue.
     rig = Rig(tmp_path, private_postgres, private_redis, apps=3, repositories=8,
               BULK_CHUNK_DELAY_MS="0", JOB_LEASE_SECONDS="5", WORKER_GROUPS="2")
     try:

@@ -107,7 +107,7 @@ def test_list_page_ignores_unknown_parameters_the_api_names_them(logged_in, clie
     assert api.status_code == 400
     assert api.get_json() == {"error": "unknown query parameter 'q'; accepted: page, limit, "
                                        "sort_by, sort_order, app_id, search, failed_since, "
-                                       "failed_until"}
+                                       "failed_until, cause"}
     assert client.get("/admin/api/notifications/in-progress?per_page=5").status_code == 400
 
 

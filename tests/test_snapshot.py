@@ -250,3 +250,33 @@ def test_one_repository_is_fetched_by_one_job_at_a_time(seed, receiver, repo):
         assert seed.link_status(app_id, repository_id)["status"] == "scanning"
     worker.join(10)
     assert outcome == ["synced"]
+
+
+def test_a_waiter_may_give_its_worker_back_only_while_the_holder_fetches(repo, monkeypatch):
+    from docora_admin.services.delivery import git_fetch
+
+    monkeypatch.setattr(git_fetch, "LOCK_WAIT_S", 0.2)
+    asked = []
+
+    def give_back(answer):
+        return lambda: asked.append(answer) or answer
+
+    repository_id = "repo_being_fetched"
+    marker = git_fetch.cache_root() / f"{git_fetch.checkout_name(repository_id)}.fetching"
+    with git_fetch.repository_lock(repository_id):  # another job holds it, only reading
+        with pytest.raises(git_fetch.RepositoryBusy) as busy:
+            with git_fetch.repository_lock(repository_id, give_back(True)):
+                pass
+        assert type(busy.value) is git_fetch.RepositoryBusy and asked == []  # it waited
+        marker.touch()  # the holder is fetching (git_fetch.fetch marks it so)
+        with pytest.raises(git_fetch.RepositoryBusy) as busy:
+            with git_fetch.repository_lock(repository_id, give_back(False)):
+                pass
+        assert type(busy.value) is git_fetch.RepositoryBusy and asked == [False]
+        started = time.monotonic()
+        with pytest.raises(git_fetch.RepositoryFetching):
+            with git_fetch.repository_lock(repository_id, give_back(True)):
+                pass
+        assert asked == [False, True] and time.monotonic() - started < 0.2  # no wait
+    with git_fetch.repository_lock(repository_id, give_back(True)):  # free: taken, not asked
+        assert asked == [False, True]

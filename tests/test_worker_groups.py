@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from docora_admin import config
-from docora_admin.worker_groups import GroupedPriorityStorage, group_of
+from docora_admin.worker_groups import GroupedPriorityStorage
 from tests.conftest import TEST_REDIS_URL
 
 
@@ -19,8 +19,10 @@ def storages(monkeypatch):
         made[group] = GroupedPriorityStorage(name="test-groups", url=TEST_REDIS_URL,
                                              blocking=False)
     made[0].flush_queue()
+    made[0].conn.delete(made[0].assignment_key)
     yield made
     made[0].flush_queue()
+    made[0].conn.delete(made[0].assignment_key)
     for storage in made.values():
         _close(storage)
 
@@ -31,7 +33,15 @@ def _close(storage):
 
 
 def _repository_in(group):
-    return next(f"repo_{n}" for n in range(100) if group_of(f"repo_{n}", 2) == group)
+    """repo_group0 is the first repository seen (group 0 then has one, group 1 none), and so on:
+    the storages' fixture starts from no assignment."""
+    return f"repo_group{group}"
+
+
+@pytest.fixture(autouse=True)
+def _assigned(storages):
+    assert storages[0].groups_of([_repository_in(0), _repository_in(1)]) == {
+        "repo_group0": 0, "repo_group1": 1}
 
 
 def _push(storage, repository_id, place, body):
@@ -50,6 +60,19 @@ def test_a_consumer_takes_its_groups_jobs_first_and_steals_only_when_it_has_none
     assert one.dequeue() == b"job of group 1"
     assert one.dequeue() == b"job of group 0"  # its own queue is empty: it steals
     assert one.dequeue() is None and zero.queue_size() == 0
+
+
+def test_repositories_are_shared_out_evenly_and_keep_their_group(storages):
+    zero, one = storages[0], storages[1]
+    # Ids whose crc32 mod 2 is 0 for 12 of these 20 (the split that the hash gave the bench).
+    repositories = [f"repo_bench_{n}" for n in range(20)]
+    groups = one.groups_of(repositories + repositories[:3])  # repeats: one answer each
+    assert list(groups) == repositories
+    assert sorted(groups.values()).count(0) == 10 and sorted(groups.values()).count(1) == 10
+    # Every process routes alike, whichever asks, and a repository keeps its group.
+    assert zero.groups_of(list(reversed(repositories))) == groups
+    assert zero.key_for("repo_bench_7") == zero.group_keys[groups["repo_bench_7"]]
+    assert zero.keys_for([]) == {}
 
 
 def test_the_blocking_take_follows_the_same_order(storages, monkeypatch):
@@ -101,3 +124,49 @@ def test_a_snapshot_job_moved_from_the_schedule_goes_to_its_groups_queue(storage
     assert storage.conn.zcard(storage.queue_key) == 1  # everything else: the shared queue
     assert [fleet_huey.dequeue().name for _ in range(2)] == ["run_bulk_retry", "snapshot"]
     _close(storage)
+
+
+def _look_again(storage):
+    storage._stealable_until = 0.0  # the steal look is kept a second per process
+
+
+def test_a_live_groups_last_jobs_are_left_to_it_a_backlog_or_a_dead_group_is_stolen(
+        storages, monkeypatch):
+    from docora_admin import worker_groups
+
+    zero, one = storages[0], storages[1]
+    monkeypatch.setattr(worker_groups, "STEAL_BACKLOG", 3)
+    zero.note_alive(30)  # group 0's watchdog: alive
+    for place in (1, 2):
+        _push(zero, _repository_in(0), place, b"group 0's job %d" % place)
+    assert one.dequeue() is None  # two waiting: group 0's own machine has them in hand
+    _push(zero, _repository_in(0), 3, b"group 0's job 3")
+    _look_again(one)
+    assert one.dequeue() == b"group 0's job 1"  # a backlog of three: it helps
+    _look_again(one)
+    assert one.dequeue() is None  # two again: left to group 0
+    zero.conn.delete(zero.alive_key)  # its watchdog stopped: the machine died
+    _look_again(one)
+    assert (one.dequeue(), one.dequeue()) == (b"group 0's job 2", b"group 0's job 3")
+    assert zero.dequeue() is None
+    zero.conn.delete(zero.alive_key)
+
+
+def test_a_job_given_back_waits_behind_the_others_and_is_not_other_work(storages, monkeypatch):
+    import datetime
+
+    from docora_admin.huey_app import huey
+    from docora_admin.services.jobs import job_queue
+
+    zero = storages[0]
+    monkeypatch.setattr(huey, "storage", zero)
+    monkeypatch.setattr(huey, "_immediate", False)
+    due = datetime.datetime(2026, 12, 4, tzinfo=datetime.timezone.utc)
+    job_queue.push_given_back("app_x", _repository_in(0), None, 3, due)
+    assert not job_queue.other_work_waiting()  # only a given-back job: waiting is the work
+    assert job_queue.oldest_waiting_stamp() == int(due.timestamp() * 1e6)  # the sweeper sees it
+    _push(zero, _repository_in(0), int(due.timestamp() * 1e6) + 5, b"a job not given back")
+    assert job_queue.other_work_waiting()
+    assert zero.dequeue() == b"a job not given back"  # placed later, taken first
+    given_back = huey.deserialize_task(zero.dequeue())
+    assert (given_back.name, given_back.args) == ("snapshot", ("app_x", "repo_group0", None, 3))

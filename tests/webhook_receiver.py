@@ -37,6 +37,8 @@ class Receiver:
         self.fail_on = None  # (action, path) answered with 500
         self.hold_on = None  # (action, path) held unanswered until `release` is set
         self.retry_after = None  # a Retry-After header sent with a 429 or 503 status
+        self.answer_body = b"{}"  # the body of every answer
+        self.answer_headers = []  # (name, value) sent with every answer
         self.arrivals = []  # time.monotonic() of every request whose signature checked out
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
@@ -141,9 +143,11 @@ class Receiver:
                 self.send_response(status)
                 if status in (429, 503) and receiver.retry_after is not None:
                     self.send_header("Retry-After", str(receiver.retry_after))
-                self.send_header("Content-Length", "2")
+                for name, value in receiver.answer_headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(receiver.answer_body)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(receiver.answer_body)
 
         class Server(ThreadingHTTPServer):
             def handle_error(self, request, client_address):

@@ -7,7 +7,8 @@ from . import link_filters
 # API count with this one subquery.
 _LINK_COUNTS = """
     LEFT JOIN (SELECT app_id, count(*) AS links,
-                      count(*) FILTER (WHERE status = 'failed') AS failed
+                      count(*) FILTER (WHERE status = 'failed' AND dismissed_at IS NULL)
+                          AS failed
                FROM app_repositories GROUP BY app_id) c ON c.app_id = a.app_id
 """
 
@@ -124,6 +125,7 @@ def get_link(conn, app_id, repository_id):
         SELECT ar.id, ar.app_id, a.app_name, ar.repository_id, r.owner, r.name, r.github_url,
                ar.status, ar.retry_count, ar.last_error, ar.updated_at, ar.last_scanned_at,
                ar.next_attempt_at, ar.retry_cause, ar.retry_operation_id, ar.created_at,
+               ar.error_cause, ar.dismissed_at, ar.dismissed_by, ar.dismiss_reason,
                (SELECT count(*) FROM app_delivered_files f
                 WHERE f.app_id = ar.app_id AND f.repository_id = ar.repository_id)
                    AS files_delivered

@@ -52,7 +52,7 @@ def insert_link_targets(conn, operation_id, links):
         FROM unnest(%(app_ids)s::text[], %(repository_ids)s::text[]) AS t(app_id, repository_id)
         JOIN app_repositories ar
           ON ar.app_id = t.app_id AND ar.repository_id = t.repository_id
-        WHERE ar.status = 'failed'
+        WHERE ar.status = 'failed' AND ar.dismissed_at IS NULL
     """, {"operation_id": operation_id, "app_ids": [a for a, _ in links],
           "repository_ids": [r for _, r in links]}).rowcount
 
@@ -71,6 +71,7 @@ def count_failed_again(conn, source_operation_id):
         SELECT count(*) AS n FROM delivery_attempts da
         JOIN app_repositories ar ON ar.id = da.link_id
         WHERE da.operation_id = %s AND da.link_status = 'failed' AND ar.status = 'failed'
+          AND ar.dismissed_at IS NULL
     """, (source_operation_id,)).fetchone()["n"]
 
 
@@ -82,6 +83,7 @@ def insert_failed_again_targets(conn, operation_id, source_operation_id):
         SELECT DISTINCT %s, da.link_id FROM delivery_attempts da
         JOIN app_repositories ar ON ar.id = da.link_id
         WHERE da.operation_id = %s AND da.link_status = 'failed' AND ar.status = 'failed'
+          AND ar.dismissed_at IS NULL
     """, (operation_id, source_operation_id)).rowcount
 
 

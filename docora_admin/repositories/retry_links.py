@@ -46,7 +46,8 @@ def filter_of(op):
     """The filter keyword arguments (link_filters.conditions) of an operation row."""
     chosen = op.get("filter") or {}
     return {"app_id": op["app_id"], "search": chosen.get("search") or None,
-            "since": chosen.get("failed_since"), "until": chosen.get("failed_until")}
+            "since": chosen.get("failed_since"), "until": chosen.get("failed_until"),
+            "cause": chosen.get("cause") or None}
 
 
 def _walk_filter(op):
@@ -58,7 +59,7 @@ def _walk_filter(op):
     return f"""
         SELECT ar.updated_at, ar.id FROM app_repositories ar
         WHERE EXISTS (SELECT FROM op)
-          AND ar.status = 'failed' {where}
+          AND ar.status = 'failed' AND ar.dismissed_at IS NULL {where}
           AND ar.updated_at <= %(frozen_at)s
           AND (ar.updated_at, ar.id) > (%(after_updated_at)s::timestamptz, %(after_id)s::uuid)
         ORDER BY ar.updated_at, ar.id
@@ -108,7 +109,9 @@ def reset_chunk(conn, op, after):
             DELETE FROM app_delivered_files f USING reset
             WHERE f.app_id = reset.app_id AND f.repository_id = reset.repository_id)"""
     else:
-        guard, cause, clear = "status = 'failed' AND updated_at <= %(frozen_at)s", "bulk", ""
+        # A link dismissed meanwhile is passed like one that left `failed`.
+        guard, cause, clear = ("status = 'failed' AND dismissed_at IS NULL "
+                               "AND updated_at <= %(frozen_at)s"), "bulk", ""
     # `id = ANY(ARRAY(…))` walks the primary key for the chunk's ids; joined as UPDATE … FROM,
     # the planner hashes the whole table (150 ms per 1,000 rows).
     rows = conn.execute(f"""

@@ -26,12 +26,23 @@ QUEUED = f"app_id, repository_id, retry_operation_id, job_generation, {STAMP} AS
 _LOG_ATTEMPT = """
     INSERT INTO delivery_attempts (link_id, app_id, repository_id, attempt, cause, operation_id,
                                    started_at, outcome, link_status, error, http_status,
-                                   files_sent, bytes_sent, skipped_count, skipped)
+                                   files_sent, bytes_sent, skipped_count, skipped,
+                                   request_sent, request_head, request_body, request_body_size,
+                                   request_body_truncated, response_head, response_body,
+                                   response_body_size, response_body_truncated, transport_error)
     SELECT id, app_id, repository_id, %(attempt)s, coalesce(retry_cause, 'scheduler'),
            retry_operation_id, %(started_at)s, %(outcome)s, status, %(error)s, %(http_status)s,
-           %(files)s, %(bytes)s, %(skipped_count)s, %(skipped)s
+           %(files)s, %(bytes)s, %(skipped_count)s, %(skipped)s,
+           %(request_sent)s, %(request_head)s, %(request_body)s, %(request_body_size)s,
+           %(request_body_truncated)s, %(response_head)s, %(response_body)s,
+           %(response_body_size)s, %(response_body_truncated)s, %(transport_error)s
     FROM ended
 """
+# The attempt inspector's columns (services/delivery/exchange.stored gives them), none by default.
+_NO_DETAILS = dict.fromkeys((
+    "request_sent", "request_head", "request_body", "request_body_size",
+    "request_body_truncated", "response_head", "response_body", "response_body_size",
+    "response_body_truncated", "transport_error"))
 # An attempt's log keeps the first SKIPPED_KEPT files it set aside (and the count of all).
 SKIPPED_KEPT = 100
 
@@ -110,25 +121,31 @@ def delivery_context(conn, app_id, repository_id):
 
 
 def _attempt_params(claim_row, outcome, error=None, http_status=None, files=0, bytes_sent=0,
-                    skipped=()):
-    return {"link_id": claim_row["id"], "generation": claim_row["job_generation"],
-            "attempt": claim_row["retry_count"] + 1, "started_at": claim_row["started_at"],
-            "outcome": outcome, "error": error, "http_status": http_status, "files": files,
-            "bytes": bytes_sent, "skipped_count": len(skipped),
-            "skipped": Jsonb([{"path": f.path, "reason": f.reason}
-                              for f in skipped[:SKIPPED_KEPT]]) if skipped else None}
+                    skipped=(), details=None):
+    params = {"link_id": claim_row["id"], "generation": claim_row["job_generation"],
+              "attempt": claim_row["retry_count"] + 1, "started_at": claim_row["started_at"],
+              "outcome": outcome, "error": error, "http_status": http_status, "files": files,
+              "bytes": bytes_sent, "skipped_count": len(skipped),
+              "skipped": Jsonb([{"path": f.path, "reason": f.reason}
+                                for f in skipped[:SKIPPED_KEPT]]) if skipped else None,
+              **_NO_DETAILS}
+    if details:
+        params.update(details)
+    return params
 
 
-def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=(), skipped=()):
+def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=(), skipped=(),
+                details=None):
     """The attempt delivered, in one statement: the link is synced and the attempt logged, the
     last files the app acknowledged recorded (`sent` [(path, sha)], `deleted` [path]), and the
     app's failure streak ended. Returns the link's episode (retry_operation_id) and
     circuit_closed (this delivery closed the app's circuit: release the app after the commit),
     or None when the claim was lost meanwhile (the lease expired and the link was given to
     another job; the acknowledgements are recorded all the same, the streak is left).
-    `skipped` [file_scan.SkippedFile]: the files set aside, logged with the attempt."""
+    `skipped` [file_scan.SkippedFile]: the files set aside, logged with the attempt; `details`
+    the attempt inspector's columns (services/delivery/exchange.stored)."""
     params = _attempt_params(claim_row, "delivered", files=files, bytes_sent=bytes_sent,
-                             skipped=skipped)
+                             skipped=skipped, details=details)
     params.update(delivered_files.acknowledged_params(
         claim_row["app_id"], claim_row["repository_id"], sent, deleted))
     return conn.execute(f"""
@@ -151,12 +168,12 @@ def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=(), ski
 
 
 def mark_attempt_failed(conn, claim_row, error, http_status, max_attempts, backoff_seconds,
-                        files=0, bytes_sent=0, skipped=()):
+                        files=0, bytes_sent=0, skipped=(), details=None):
     """retry_count + 1 and last_error, logged; `failed` at the limit, else back to
     pending_snapshot for a new generation due after the backoff. Returns the link's new status,
     generation, next_attempt_at and episode, or None when the claim was lost meanwhile."""
     params = _attempt_params(claim_row, "failed", error, http_status, files, bytes_sent,
-                             skipped)
+                             skipped, details)
     params.update(max=max_attempts, delay=backoff_seconds)
     return conn.execute(f"""
         WITH ended AS (
@@ -178,13 +195,14 @@ def mark_attempt_failed(conn, claim_row, error, http_status, max_attempts, backo
 
 
 def give_back(conn, claim_row, outcome, error, http_status=None, delay_seconds=0, files=0,
-              bytes_sent=0):
+              bytes_sent=0, details=None):
     """The attempt ended without counting against the link: cut short by an outage of ours
     (outcome "interrupted", due now) or the app asked us to wait (outcome "deferred", due after
     `delay_seconds`). The link goes back to pending_snapshot for a new generation and the
     attempt is logged. Returns what to queue (with its stamp) or schedule (next_attempt_at), or
     None when the claim was lost meanwhile."""
-    params = _attempt_params(claim_row, outcome, error, http_status, files, bytes_sent)
+    params = _attempt_params(claim_row, outcome, error, http_status, files, bytes_sent,
+                             details=details)
     params["delay"] = delay_seconds
     return conn.execute(f"""
         WITH ended AS (

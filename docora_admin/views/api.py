@@ -254,7 +254,8 @@ def retry_estimate():
             return fragments.bulk_panel(running["operation_id"], scope=chosen, note="busy")
         return fragments.bulk_panel(scope=chosen, confirm=True)
     return jsonify(data={"total": retry.estimate(
-        chosen["app_id"], chosen["search"], chosen["failed_since"], chosen["failed_until"])})
+        chosen["app_id"], chosen["search"], chosen["failed_since"], chosen["failed_until"],
+        chosen["cause"])})
 
 
 @bp.get("/retry/operations")

@@ -94,7 +94,7 @@ def scope_of(operation):
     chosen = operation.get("filter") or {}
     return {"app_id": operation["app_id"], "search": chosen.get("search"),
             "failed_since": chosen.get("failed_since"),
-            "failed_until": chosen.get("failed_until")}
+            "failed_until": chosen.get("failed_until"), "cause": chosen.get("cause")}
 
 
 def panel_context(scope, operation=None, confirm=False, counted=None):
@@ -106,7 +106,8 @@ def panel_context(scope, operation=None, confirm=False, counted=None):
     failed_total = None
     if idle:
         failed_total = counted if counted is not None else retry.estimate(
-            app_id, scope.get("search"), scope.get("failed_since"), scope.get("failed_until"))
+            app_id, scope.get("search"), scope.get("failed_since"), scope.get("failed_until"),
+            scope.get("cause"))
     return {"operation": operation, "confirm": confirm, "scope": scope,
             "scope_args": _scope_args(scope), "scope_app_id": app_id,
             # Only the idle and confirm states show the app's name: the polled states skip the

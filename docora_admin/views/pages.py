@@ -70,7 +70,8 @@ def notifications():
     max_attempts = runtime.settings().max_retry_attempts
     page = notification_list.list_page(query, max_attempts)
     scope = {"app_id": query.app_id, "search": query.search,
-             "failed_since": query.failed_since, "failed_until": query.failed_until}
+             "failed_since": query.failed_since, "failed_until": query.failed_until,
+             "cause": query.cause}
     # Only the failed view has the bulk panel. The list counted the failed links of this
     # filter: the button offers exactly those.
     panel = (fragments.page_panel(scope, counted=page["counts"]["failed"])
@@ -124,6 +125,8 @@ def link_detail(app_id, repository_id):
     return render_template("links/detail.html", attempts=attempts, attempts_total=total,
                            skipping=links.last_skipped(attempts),
                            log_days=runtime.settings().attempt_log_retention_days,
+                           detail_days=runtime.settings().attempt_detail_retention_days,
+                           detail_cap=runtime.settings().attempt_detail_per_link,
                            **fragments.followed_context(link, app_id, repository_id))
 
 

@@ -8,6 +8,18 @@ apps: Apps as the original Docora admin API lists and shows them (DOCORA_CONTRAC
     failed_notification_count its links in `failed`.
     list_page, detail
 
+delivery_charts: The Charts page's SVG, as numbers a template draws: bars of delivered and
+    failed attempts per period, and lines of p50/p95 delivery time.
+    nice_max, duration_text, volume_chart, latency_chart, geometry
+
+delivery_stats: Deliveries and failures over time, overall or for one app, per minute (last
+    hour) or per hour (last day, week), with success rate and p50/p95 delivery time.
+    parse_query, percentile, deliveries, deliveries_json, app_choices, prune
+
+failure_causes: Failed links grouped by cause (the causes page and its JSON twin), and the
+    Dismissed view.
+    groups, group_json, dismissed_page, dismissed_row_json, compact_summary, count_dismissed
+
 health: Readiness: do PostgreSQL and Redis answer, within a short time?.
     readiness
 

@@ -6,6 +6,7 @@ from ...input_values import valid_id
 from ...repositories import apps as apps_repo
 from ...repositories import delivery_attempts
 from ..control import delivery_control, repository_circuit
+from ..delivery import exchange
 from . import link_state
 
 ATTEMPTS_SHOWN = 50
@@ -34,11 +35,18 @@ def _with_state(link):
 
 
 def detail(app_id, repository_id):
-    """The link and its newest attempts: (link, attempts, attempts in all)."""
+    """The link and its newest attempts: (link, attempts, attempts in all). Each attempt has its
+    last request and the app's answer (`request`, `response`: services/delivery/exchange.shown)
+    or, when they are not there, `exchange_missing` says why."""
     link = load(app_id, repository_id)
     with db.connection() as conn:
-        attempts = delivery_attempts.for_link(conn, link["id"], ATTEMPTS_SHOWN)
+        rows = delivery_attempts.for_link(conn, link["id"], ATTEMPTS_SHOWN)
         total = delivery_attempts.count_for_link(conn, link["id"])
+    attempts = []
+    for row in rows:
+        request, response, missing = exchange.shown(row)
+        attempts.append({**row, "request": request, "response": response,
+                         "exchange_missing": missing})
     return link, attempts, total
 
 
@@ -58,6 +66,10 @@ def link_json(link, attempts=None):
         "files_delivered": link["files_delivered"],
         "episode": {"cause": link["retry_cause"], "operation_id": link["retry_operation_id"]},
         "repository_circuit": repository_circuit.circuit_json(link["repository_circuit"]),
+        # The cause its error is grouped under (failed links), and its dismissal, if any.
+        "cause": link["error_cause"] if link["status"] == "failed" else None,
+        "dismissed": {"at": iso(link["dismissed_at"]), "by": link["dismissed_by"],
+                      "reason": link["dismiss_reason"]} if link["dismissed_at"] else None,
     }
     if attempts is not None:
         body["attempts"] = [{
@@ -67,7 +79,9 @@ def link_json(link, attempts=None):
             "link_status": a["link_status"], "error": a["error"],
             "http_status": a["http_status"], "files_sent": a["files_sent"],
             "bytes_sent": a["bytes_sent"], "skipped_count": a["skipped_count"],
-            "skipped": a["skipped"] or []} for a in attempts]
+            "skipped": a["skipped"] or [], "request": a.get("request"),
+            "response": a.get("response"), "exchange_missing": a.get("exchange_missing")}
+            for a in attempts]
     return body
 
 

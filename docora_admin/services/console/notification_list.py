@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from ... import db
+from ... import db, error_causes
 from ...errors import ApiError
 from ...input_values import parse_time
 from ...repositories import apps as apps_repo
@@ -27,7 +27,7 @@ DEFAULT_SORT = {"failed": "updated_at", "in_progress": "next_attempt_at"}
 API_DEFAULT_SORT = {**DEFAULT_SORT, "failed": "last_scanned_at"}
 MAX_SEARCH_LENGTH = 200
 # The query parameters a list URL understands (the API's fix `view` by their path).
-FILTER_PARAMS = ("app_id", "search", "failed_since", "failed_until")
+FILTER_PARAMS = ("app_id", "search", "failed_since", "failed_until", "cause")
 LIST_PARAMS = ("page", "limit", "sort_by", "sort_order") + FILTER_PARAMS
 EXPORT_PARAMS = ("sort_by", "sort_order") + FILTER_PARAMS
 MAX_PAGE = 1_000_000
@@ -44,16 +44,20 @@ class ListQuery:
     view: str = "failed"
     failed_since: datetime | None = None
     failed_until: datetime | None = None
+    # The cause of the links' error (error_causes.normalise), failed view only.
+    cause: str = ""
 
     @property
     def filtered(self):
-        return bool(self.search or self.app_id or self.failed_since or self.failed_until)
+        return bool(self.search or self.app_id or self.failed_since or self.failed_until
+                    or self.cause)
 
     def filter_args(self):
         """The filter alone, as query-string arguments (for the estimate and the bulk panel)."""
         return {k: v for k, v in {
             "app_id": self.app_id, "search": self.search,
             "failed_since": _iso(self.failed_since), "failed_until": _iso(self.failed_until),
+            "cause": self.cause,
         }.items() if v}
 
     def as_args(self, **changes):
@@ -62,7 +66,7 @@ class ListQuery:
                   "sort_order": self.sort_order, "search": self.search, "app_id": self.app_id,
                   "view": self.view if self.view != "failed" else "",
                   "failed_since": _iso(self.failed_since),
-                  "failed_until": _iso(self.failed_until)}
+                  "failed_until": _iso(self.failed_until), "cause": self.cause}
         values.update(changes)
         return {k: v for k, v in values.items() if v not in ("", None)}
 
@@ -73,7 +77,8 @@ def _iso(moment):
 
 def parse_filter(args):
     """The list filter from a mapping (query args or a JSON object): {app_id, search,
-    failed_since, failed_until}, empty values as None. ApiError 400 naming a bad field."""
+    failed_since, failed_until, cause}, empty values as None. ApiError 400 naming a bad field.
+    A cause may be given as an error text: it is normalised (error_causes.normalise)."""
     search = args.get("search") or ""
     if not isinstance(search, str) or len(search.strip()) > MAX_SEARCH_LENGTH \
             or "\x00" in search:
@@ -85,8 +90,14 @@ def parse_filter(args):
     until = parse_time(args.get("failed_until"), "failed_until")
     if since and until and since >= until:
         raise ApiError(400, "failed_until must be later than failed_since")
+    cause = args.get("cause") or ""
+    if not isinstance(cause, str) or len(cause) > error_causes.MAX_ERROR_READ \
+            or "\x00" in cause:
+        raise ApiError(400, f"cause must be at most {error_causes.MAX_ERROR_READ} characters "
+                            "of text")
     return {"app_id": app_id.strip() or None, "search": search.strip() or None,
-            "failed_since": since, "failed_until": until}
+            "failed_since": since, "failed_until": until,
+            "cause": error_causes.normalise(cause) if cause.strip() else None}
 
 
 def refuse_unknown(args, accepted):
@@ -119,12 +130,16 @@ def parse_query(args, defaults=DEFAULT_SORT):
         page=min(common.page, MAX_PAGE), limit=common.limit,
         sort_by=common.sort_by, sort_order=common.sort_order, search=chosen["search"] or "",
         app_id=chosen["app_id"] or "", view=view, failed_since=chosen["failed_since"],
-        failed_until=chosen["failed_until"])
+        failed_until=chosen["failed_until"],
+        cause=(chosen["cause"] or "") if view == "failed" else "")
 
 
-def _filter_kwargs(query):
-    return {"app_id": query.app_id or None, "search": query.search or None,
-            "since": query.failed_since, "until": query.failed_until}
+def _filter_kwargs(query, view="failed"):
+    kwargs = {"app_id": query.app_id or None, "search": query.search or None,
+              "since": query.failed_since, "until": query.failed_until}
+    if view == "failed":
+        kwargs["cause"] = query.cause or None
+    return kwargs
 
 
 def list_page(query, max_attempts):
@@ -134,7 +149,7 @@ def list_page(query, max_attempts):
     The other view's count (for its tab and the empty state) is taken only where it is cheap:
     without a search or a range, an index counts it; with one, the tab shows no number rather
     than make every page pay for a second search (None)."""
-    kwargs = _filter_kwargs(query)
+    kwargs = _filter_kwargs(query, query.view)
     offset = (query.page - 1) * query.limit
     descending = query.sort_order == "desc"
     other = "in_progress" if query.view == "failed" else "failed"
@@ -142,8 +157,8 @@ def list_page(query, max_attempts):
                 "in_progress": in_progress_links.count_in_progress}
     with db.connection() as conn:
         counts = {query.view: counters[query.view](conn, **kwargs), other: None}
-        if not (query.search or query.failed_since or query.failed_until):
-            counts[other] = counters[other](conn, **kwargs)
+        if not (query.search or query.failed_since or query.failed_until or query.cause):
+            counts[other] = counters[other](conn, **_filter_kwargs(query, other))
         total = counts[query.view]
         if offset >= total:
             rows = []  # past the end: say so, do not run the query
@@ -168,7 +183,7 @@ def export_rows(query, max_attempts):
     """Every link of the query's view and filter, in its sort order (page and limit ignored), as
     rows like list_page's, read a batch at a time: a generator that holds one pooled connection
     until it is exhausted or closed."""
-    kwargs = _filter_kwargs(query)
+    kwargs = _filter_kwargs(query, query.view)
     descending = query.sort_order == "desc"
     # The few apps held now (paused, circuit open): their waiting links are held, not queued.
     held = {app["app_id"]: app for app in delivery_control.held_apps()}

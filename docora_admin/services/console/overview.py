@@ -7,6 +7,7 @@ from ... import db
 from ...huey_app import huey
 from ...repositories import apps as apps_repo
 from ...repositories import delivery_control as control_repo
+from ...repositories import failure_causes as causes_repo
 from ...repositories import names
 
 
@@ -67,6 +68,7 @@ def stats():
     with db.connection() as conn:
         by_status = apps_repo.link_counts_by_status(conn)
         held = control_repo.count_all_held_links(conn)
+        dismissed = causes_repo.count_dismissed(conn)
         app_count = apps_repo.count_apps(conn)
         repository_count = apps_repo.count_repositories(conn)
     return {
@@ -74,7 +76,10 @@ def stats():
         "repositories": repository_count,
         "links": sum(by_status.values()),
         "by_status": dict(sorted(by_status.items())),
-        "failed": by_status.get("failed", 0),
+        # Failed links that need attention; the dismissed ones (still `failed` in by_status)
+        # are counted apart.
+        "failed": by_status.get("failed", 0) - dismissed,
+        "dismissed": dismissed,
         "in_progress": by_status.get("pending_snapshot", 0) + by_status.get("scanning", 0),
         # Of those, the ones no worker touches until a release (shown apart: "held", never
         # "being delivered").
@@ -104,6 +109,7 @@ def overview_json():
             # Ours:
             "total_links": numbers["links"], "repositories_watched": numbers["repositories"],
             "links_in_progress": numbers["in_progress"], "links_held": numbers["held"],
+            "dismissed_notifications": numbers["dismissed"],
             "queue_scheduled": numbers["scheduled"], "links_by_status": numbers["by_status"]}
 
 

@@ -9,8 +9,14 @@ acknowledgements: What an app has acknowledged of a repository: noted in Redis t
     journal_key, write, forget, drop_journals, unwritten, Batch
 
 attempt_log: Keeping the attempt log bounded: attempts older than ATTEMPT_LOG_RETENTION_DAYS are
-    deleted by an hourly task, in batches so that no statement holds locks for long.
-    prune
+    deleted by an hourly task, in batches so that no statement holds locks for long; the attempt
+    inspector's request/response details are cleared sooner (days, and a per-link cap).
+    prune, prune_details
+
+exchange: The attempt inspector: the request an attempt sent last and the app's answer, kept
+    as references per request, bounded and stripped of secrets once per attempt, formatted
+    when read.
+    Answer, Exchange, BodyExcerpt, stored, shown
 
 file_scan: Scanning a checkout: every regular file except .git/ and symlinks, with its SHA-256;
     a file that cannot be sent (a name that is not UTF-8, a file that cannot be read) is set
@@ -19,7 +25,7 @@ file_scan: Scanning a checkout: every regular file except .git/ and symlinks, wi
 
 git_fetch: Fetching a repository with git into a cache folder, one job per repository at a time,
     and asking a remote where its HEAD is (one cheap `git ls-remote`, no lock, nothing written).
-    GitError, RepositoryBusy, cache_root, authenticated_url, repository_lock, checkout_name,
+    GitError, RepositoryBusy, RepositoryFetching, cache_root, authenticated_url, repository_lock, checkout_name,
     checkout_path, checkout_names, remove_checkout_named, remove_checkout, checkout_commit,
     remote_head, fetch
 
@@ -37,6 +43,11 @@ payloads: What a client app is sent, byte for byte (../shared/DOCORA_CONTRACT.md
     of a create or update (whole, or base64 chunks cut every 524,288 characters of the whole
     file's base64, no body over 1 MiB), the delete body, and X-Docora-Delivery-Id (delivery_id).
     iso_timestamp, encode_body, delivery_id, cached_entry, delete_body, file_bodies
+
+requeue: Queueing a link's next job when its job ends without delivering it: given back untried
+    (its repository busy or being fetched on this machine, the app's turn seconds away) or
+    scheduled after a backoff or a Retry-After; after the commit, best effort.
+    later, given_back, schedule, best_effort
 
 shared_checkout: One fetch and one scan of a repository's commit for all the links that need it.
     Commit, remote_head, read
@@ -56,5 +67,5 @@ snapshot_delivery: Delivering one claimed link: fetch and scan its repository (s
     SnapshotError, Sent, ClaimLost, deliver, Delivered
 
 webhook_client: Signed webhook POSTs to a client app, in the Docora protocol.
-    DeliveryError, Answer, sign, WebhookClient
+    DeliveryError, sign, WebhookClient
 """

@@ -37,6 +37,11 @@ class RepositoryBusy(Exception):
     attempted, so nothing is counted or logged against the app."""
 
 
+class RepositoryFetching(RepositoryBusy):
+    """Another job of this machine is fetching the repository and the caller chose to give its
+    worker back rather than wait (repository_lock's give_back)."""
+
+
 def cache_root():
     setting = os.environ.get("DOCORA_GIT_CACHE") or "var/git-cache"
     key = setting if os.path.isabs(setting) else (setting, os.getcwd())
@@ -60,14 +65,18 @@ def authenticated_url(url, token):
 
 
 @contextmanager
-def repository_lock(repository_id):
+def repository_lock(repository_id, give_back=None):
     """One job at a time works on a repository's checkout, among the processes that share this
     cache folder (a machine's consumers): an exclusive flock(2) of a file beside the checkout.
     The checkout is the machine's, so is its lock: another machine, with a checkout of its own,
     never waits for it, and the kernel releases it the moment its holder dies (no time to live,
-    nothing to renew). RepositoryBusy after LOCK_WAIT_S."""
-    fd = os.open(cache_root() / f"{checkout_name(repository_id)}.lock",
-                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    nothing to renew). RepositoryBusy after LOCK_WAIT_S.
+
+    `give_back`: asked once, when the holder is fetching (a fetch takes seconds; reading a
+    checkout, milliseconds); when it answers true, RepositoryFetching at once instead of the
+    wait, so the worker can take other work meanwhile."""
+    name = checkout_name(repository_id)
+    fd = os.open(cache_root() / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
@@ -77,6 +86,11 @@ def repository_lock(repository_id):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if give_back is not None:
+                    asked, give_back = give_back, None
+                    if (cache_root() / f"{name}.fetching").exists() and asked():
+                        raise RepositoryFetching(
+                            f"repository {repository_id} is being fetched") from None
                 if time.monotonic() >= deadline:
                     raise RepositoryBusy(f"repository {repository_id} is busy") from None
                 time.sleep(LOCK_POLL_S)
@@ -167,8 +181,18 @@ def remote_head(url, token=None):
 def fetch(url, repository_id, token=None):
     """Bring the cached checkout of `repository_id` to the remote's HEAD; return
     (path, commit_sha). Call inside repository_lock()."""
-    target = checkout_path(repository_id)
-    remote = authenticated_url(url, token)
+    # Beside the lock, while the fetch runs: a job that finds the lock taken learns it will be
+    # held for seconds (repository_lock's give_back). Left behind by a death, it only makes a
+    # waiter ask whether to give its worker back; the lock itself is free.
+    fetching = cache_root() / f"{checkout_name(repository_id)}.fetching"
+    fetching.touch()
+    try:
+        return _fetch_locked(checkout_path(repository_id), authenticated_url(url, token))
+    finally:
+        fetching.unlink(missing_ok=True)
+
+
+def _fetch_locked(target, remote):
     # Until this fetch is through, the work tree holds no known commit (a crash half way must
     # not leave the old commit's name on a changed tree).
     (target / ".git" / _COMMIT_FILE).unlink(missing_ok=True)

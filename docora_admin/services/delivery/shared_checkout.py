@@ -105,18 +105,19 @@ def _observed(key, sha, observed_at, window):
         _remember(key, seen)
 
 
-def read(repository_id, url, token, not_before, wanted):
+def read(repository_id, url, token, not_before, wanted, give_back=None):
     """The repository at its remote's HEAD as it was after `not_before` (Unix time: when the
     link's job became due): (Commit, {path: bytes}) with the contents of the files
     `wanted(files)` picks (an iterable of ScannedFile). Fetches only when the cached checkout is
     not at that commit; raises git_fetch.RepositoryBusy when another job holds the checkout for
-    too long."""
+    too long, git_fetch.RepositoryFetching when another job is fetching it and `give_back()`
+    says to give the worker back (git_fetch.repository_lock)."""
     head = _shared_head(repository_id, not_before)
     if head is None and git_fetch.checkout_commit(repository_id) is None:
         # No checkout here to compare a look at the remote with: the fetch is that look (a
         # `git ls-remote` first was one more git process per repository on a first sync).
         # Another job may have fetched meanwhile: its look serves this link as any would.
-        with git_fetch.repository_lock(repository_id):
+        with git_fetch.repository_lock(repository_id, give_back):
             return _read_locked(repository_id, url, token,
                                 _shared_head(repository_id, not_before), not_before, wanted)
     if head is None:
@@ -130,7 +131,7 @@ def read(repository_id, url, token, not_before, wanted):
         commit, contents = _read_checkout(repository_id, head, wanted)
         if contents is not None:
             return commit, contents
-    with git_fetch.repository_lock(repository_id):
+    with git_fetch.repository_lock(repository_id, give_back):
         return _read_locked(repository_id, url, token, head, not_before, wanted)
 
 

@@ -32,18 +32,20 @@ from ...repositories import snapshot_links
 from ..retries import bulk_progress
 from ..alerts import changes as alert_changes
 from ..control import delivery_control, repository_circuit, sync_failed
+from . import exchange as exchanges
 from . import git_fetch, leases
 from ..jobs import job_queue
 from ..control.app_limits import RateLimited
 from .webhook_client import DeliveryError
 from .patience import TRANSIENT
 from .patience import patiently as _patiently
+from .requeue import best_effort as _best_effort, given_back as _given_back, later as _later
+from .requeue import schedule as _schedule
 from .snapshot_delivery import ClaimLost, Sent, SnapshotError, deliver
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 3600
-BUSY_DELAY_S = 3  # a link whose repository another job is fetching is tried again after this
 
 
 def backoff_seconds(attempt, base):
@@ -112,10 +114,13 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
     sent = Sent()
     where = f"snapshot {context['app_id']}/{context['repository_id']}"
     try:
-        delivered = deliver(claimed, context, sent, where, limiter)
+        delivered = deliver(claimed, context, sent, where, limiter,
+                            give_back=job_queue.other_work_waiting)
     except ClaimLost:
         log.warning("%s: stopped, its link was given to another job during an outage", where)
         return None
+    except git_fetch.RepositoryFetching:
+        return _given_back(claimed, where)
     except git_fetch.RepositoryBusy:
         return _later(claimed, where)
     except RateLimited as exc:  # the app's turn is seconds away: free the worker meanwhile
@@ -126,9 +131,10 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
         _git_went_through(context, where)  # the app answered: the fetch before it worked
         wait = delivery_control.retry_after_seconds(exc.retry_after)
         if wait is not None:
-            return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where)
+            return _deferred(claimed, context, sent, str(exc), exc.http_status, wait, where,
+                             exc.exchange)
         return _failed(claimed, context, sent, str(exc), exc.http_status, where,
-                       app_at_fault=True, probe=admission.probe)
+                       app_at_fault=True, probe=admission.probe, exchange=exc.exchange)
     except git_fetch.GitError as exc:  # counted in the repository's git circuit too
         return _failed(claimed, context, sent, str(exc), None, where, git_failure=True,
                        repository_probe=repository_probe)
@@ -139,17 +145,19 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
         return _failed(claimed, context, sent, f"internal error: {exc.__class__.__name__}", None,
                        where)
 
+    details = exchanges.stored(sent.exchange)
+
     def record():
         sent_files, deleted = delivered.rest()
         if delivered.snapshot_saved:  # the usual case: one statement, no transaction
             with db.autocommit_connection() as conn:
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
-                                                   sent_files, deleted, sent.skipped)
+                                                   sent_files, deleted, sent.skipped, details)
         else:
             with db.connection() as conn:
                 delivered.record_snapshot(conn)
                 ended = snapshot_links.mark_synced(conn, claimed, sent.files, sent.bytes,
-                                                   sent_files, deleted, sent.skipped)
+                                                   sent_files, deleted, sent.skipped, details)
         return ended, ended is not None and ended["circuit_closed"]
 
     try:
@@ -184,21 +192,23 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
 
 
 def _failed(claimed, context, sent, error, http_status, where, app_at_fault=False, probe=False,
-            git_failure=False, repository_probe=False):
+            git_failure=False, repository_probe=False, exchange=None):
     """Count the attempt against the link; `app_at_fault` (the app answered badly or not at all,
     rather than git or our data failing) also counts it in the app's circuit breaker, `probe`
     says the attempt was the open circuit's probe. `git_failure` counts it in the repository's
     git circuit (its opening and sync_failed notices commit with the attempt),
-    `repository_probe` says the attempt was that circuit's half-open probe."""
+    `repository_probe` says the attempt was that circuit's half-open probe; `exchange` the
+    request that failed."""
     settings = runtime.settings()
     error = redact.scrub(error)[:500]
+    details = exchanges.stored(exchange or sent.exchange)
 
     def record():
         with db.connection() as conn:
             ended = job_queue.noted(conn, snapshot_links.mark_attempt_failed(
                 conn, claimed, error, http_status, settings.max_retry_attempts,
                 backoff_seconds(claimed["retry_count"] + 1, settings.retry_backoff_seconds),
-                sent.files, sent.bytes, sent.skipped))
+                sent.files, sent.bytes, sent.skipped, details))
             if ended is not None and app_at_fault:
                 delivery_control.record_failed(conn, context["app_id"], error, probe)
             circuit = None
@@ -231,7 +241,8 @@ def _interrupted(claimed, context, sent, exc, where):
         with db.connection() as conn:
             return job_queue.noted(conn, snapshot_links.give_back(
                 conn, claimed, "interrupted", f"interrupted: {reason}; queued again",
-                files=sent.files, bytes_sent=sent.bytes))
+                files=sent.files, bytes_sent=sent.bytes,
+                details=exchanges.stored(sent.exchange)))
 
     requeue = _patiently(record, where)
     if requeue is not None:
@@ -242,7 +253,7 @@ def _interrupted(claimed, context, sent, exc, where):
     return "pending_snapshot"
 
 
-def _deferred(claimed, context, sent, error, http_status, wait, where):
+def _deferred(claimed, context, sent, error, http_status, wait, where, exchange=None):
     """The app answered 429/503 with Retry-After: hold the app's deliveries that long and give
     the link back, due then; the attempt is logged as deferred and not counted."""
     error = redact.scrub(f"{error}; the app asked to wait {wait} s (Retry-After)")[:500]
@@ -250,7 +261,8 @@ def _deferred(claimed, context, sent, error, http_status, wait, where):
     def record():
         with db.connection() as conn:
             due = job_queue.noted(conn, snapshot_links.give_back(
-                conn, claimed, "deferred", error, http_status, wait, sent.files, sent.bytes))
+                conn, claimed, "deferred", error, http_status, wait, sent.files, sent.bytes,
+                exchanges.stored(exchange or sent.exchange)))
             if due is not None:
                 delivery_control.record_deferral(conn, context["app_id"], wait)
             return due
@@ -261,42 +273,12 @@ def _deferred(claimed, context, sent, error, http_status, wait, where):
     return "pending_snapshot"
 
 
-def _later(claimed, where, delay=BUSY_DELAY_S):
-    """Another job is fetching the same repository, or the app's next turn is seconds away:
-    give the link back, due `delay` seconds later (a new generation, scheduled), and free this
-    worker. Nothing is counted or logged."""
-    def record():
-        with db.connection() as conn:
-            return job_queue.noted(conn, snapshot_links.release_claim(conn, claimed, delay))
-
-    due = _patiently(record, where)
-    if due is not None:
-        _schedule(due, where)
-    return "pending_snapshot"
-
-
-def _schedule(due, where):
-    """Queue the link's next job at its next_attempt_at (a backoff, or a delay)."""
-    _best_effort(lambda: (job_queue.schedule_snapshot(
-        due["app_id"], due["repository_id"], due["retry_operation_id"], due["job_generation"],
-        due["next_attempt_at"]), job_queue.pushed(due.get("mark"))), where)
-
-
 def _git_went_through(context, where):
     """The attempt got past git: end the repository's streak of git failures (and close its
     circuit) when the claim saw one; a healthy repository costs nothing here."""
     if context.get("repository_failures") or context.get("repository_circuit_tripped"):
         _best_effort(lambda: _patiently(
             lambda: repository_circuit.record_success(context["repository_id"]), where), where)
-
-
-def _best_effort(action, where):
-    # Queueing after the commit: should Redis refuse now, the link is due and the sweeper queues
-    # it once Redis answers.
-    try:
-        action()
-    except redis.RedisError as exc:
-        log.warning("%s: not queued (%s); the sweeper will", where, exc.__class__.__name__)
 
 
 def _report_to_operation(operation_id, delivered, pipeline=None):

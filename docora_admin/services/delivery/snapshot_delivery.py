@@ -30,14 +30,17 @@ class Sent:
     updates: int = 0
     bytes: int = 0
     skipped: tuple = ()  # file_scan.SkippedFile: files of the commit that cannot be sent
+    exchange: object = None  # exchange.Exchange: the last request the app answered
 
 
 class ClaimLost(Exception):
     """The job's link was given to another job while this one waited out an outage."""
 
 
-def deliver(claimed, context, sent, where, limiter=None):
+def deliver(claimed, context, sent, where, limiter=None, give_back=None):
     """Fetch, scan, diff and deliver, counting into `sent` as files are acknowledged.
+    `give_back`: shared_checkout.read's (when another job of this machine fetches the
+    repository, may this one give its worker back).
 
     What the app acknowledged is noted at once and written to PostgreSQL in batches
     (services/delivery/acknowledgements.py), waiting out an outage of Redis or PostgreSQL (a file
@@ -79,7 +82,8 @@ def deliver(claimed, context, sent, where, limiter=None):
         return to_read
 
     commit, contents = shared_checkout.read(
-        repository_id, context["github_url"], token, claimed["due_at"].timestamp(), wanted)
+        repository_id, context["github_url"], token, claimed["due_at"].timestamp(), wanted,
+        give_back)
     files = commit.files
     sent.skipped = commit.skipped
     # A file set aside (unreadable now) is not deleted from the app for that.
@@ -154,6 +158,7 @@ def deliver(claimed, context, sent, where, limiter=None):
         raise
     finally:
         sent.bytes = client.bytes_sent
+        sent.exchange = client.last
         client.close()
     return Delivered(batch, repository_id, commit.sha, files)
 

@@ -32,6 +32,10 @@ DNS, and refuses a private one (webhook_address.address_problem); the request th
 that refusal as its error. Checking the address curl connects to, not a lookup of our own, leaves
 no time for a second DNS answer to swap one in. A kept-alive connection was checked when opened,
 so reuse costs nothing; there is no proxy or redirect that could lead elsewhere.
+
+For the attempt inspector (exchange.py) each request leaves an Exchange: references to what was
+sent and received, the answer's body kept only up to ATTEMPT_EXCERPT_BYTES. `last` holds the
+client's latest; a DeliveryError carries its own as `exchange`.
 """
 import errno
 import hmac
@@ -43,9 +47,9 @@ from collections import OrderedDict
 from urllib.parse import urlsplit
 
 import pycurl
-from urllib3 import HTTPHeaderDict
 
 from ... import runtime, webhook_address
+from .exchange import Answer, BodyExcerpt, Exchange
 from .payloads import encode_body
 
 # App hosts whose idle handles are kept (least recently used beyond that are closed).
@@ -69,10 +73,11 @@ class DeliveryError(Exception):
     """A POST was not acknowledged; the message is short and human readable, http_status and
     headers the app's answer when there was one."""
 
-    def __init__(self, message, http_status=None, headers=None):
+    def __init__(self, message, http_status=None, headers=None, exchange=None):
         super().__init__(message)
         self.http_status = http_status
         self.headers = headers
+        self.exchange = exchange  # exchange.Exchange: the request and its answer, if any
 
     @property
     def retry_after(self):
@@ -80,26 +85,6 @@ class DeliveryError(Exception):
         if self.http_status in (429, 503) and self.headers is not None:
             return self.headers.get("Retry-After")
         return None
-
-
-class Answer:
-    """The app's answer to one POST: `status`, and `headers` (case-insensitive, parsed when
-    asked for: a 2xx answer's headers are seldom read)."""
-
-    def __init__(self, status, header_lines):
-        self.status = status
-        self._lines = header_lines
-        self._headers = None
-
-    @property
-    def headers(self):
-        if self._headers is None:
-            self._headers = HTTPHeaderDict()
-            for line in self._lines:
-                name, colon, value = line.decode("latin-1").partition(":")
-                if colon and not name[:1].isspace():
-                    self._headers.add(name.strip(), value.strip())
-        return self._headers
 
 
 def sign(key, timestamp, body):
@@ -201,7 +186,9 @@ def _new_handle(timeout, guard):
         handle.setopt(pycurl.CAINFO, paths.cafile)
     elif paths.capath:
         handle.setopt(pycurl.CAPATH, paths.capath)
-    handle.setopt(pycurl.WRITEFUNCTION, len)  # the answer's body is not used
+    # The answer's body: only its first bytes are kept, for the attempt inspector.
+    handle.body = BodyExcerpt()
+    handle.setopt(pycurl.WRITEFUNCTION, handle.body)
     # The answer's header lines, cleared before each request (set once: a setopt per request).
     handle.header_lines = []
     handle.setopt(pycurl.HEADERFUNCTION, handle.header_lines.append)
@@ -237,6 +224,8 @@ class WebhookClient:
         self._app_header = f"X-Docora-App-Id: {app_id}"
         self._urls = {}  # action → URL
         self._held = {} if keep_handles else None  # thread id → its handle, until close()
+        self._excerpt = settings.attempt_excerpt_bytes
+        self.last = None  # exchange.Exchange of the latest request answered
 
     def post(self, action, payload, delivery_id=None):
         """POST {base_url}/{action} with `payload` (a dict, or its encode_body bytes), signed,
@@ -283,6 +272,8 @@ class WebhookClient:
         handle = self._handle()
         header_lines = handle.header_lines
         header_lines.clear()
+        excerpt = handle.body
+        excerpt.start(self._excerpt + len(self._key))  # see exchange.stored
         try:
             handle.setopt(pycurl.URL, url)
             handle.setopt(pycurl.HTTPHEADER, headers)
@@ -296,12 +287,20 @@ class WebhookClient:
             handle.close()  # its connection is in an unknown state
             if exc.args[0] == pycurl.E_COULDNT_CONNECT and guard is not None \
                     and guard.refused is not None:  # the address itself was refused
-                raise DeliveryError(guard.refused) from None
-            raise self._error(action, exc.args[0], refused) from None
-        answer = Answer(status, list(header_lines))
+                error = DeliveryError(guard.refused)
+            else:
+                error = self._error(action, exc.args[0], refused)
+            error.exchange = Exchange(url, headers, body, list(header_lines), *excerpt.take(),
+                                      self._key, str(error))
+            raise error from None
+        lines = list(header_lines)
+        answer = Answer(status, lines)
+        exchange = Exchange(url, headers, body, lines, *excerpt.take(), self._key)
         self._done_with(handle)
         if not 200 <= status < 300:
-            raise DeliveryError(f"POST /{action} → HTTP {status}", status, answer.headers)
+            raise DeliveryError(f"POST /{action} → HTTP {status}", status, answer.headers,
+                                exchange)
+        self.last = exchange
         with self._lock:
             self.bytes_sent += len(body)
         return answer

@@ -41,6 +41,9 @@ BATCH_SIZE = 1000
 # 17.3 s; the order as it is, with 32: 17.9 s against 19.6 s for the apps' turns alone.
 LEAD = 32
 _SNAPSHOT_SCORE = 0  # -priority: snapshot jobs have priority 0 (huey_app.PRIORITY_SNAPSHOT)
+# A job given back while its repository is fetched on this machine: behind every other job of
+# its queue (push_given_back).
+_GIVEN_BACK_SCORE = 1
 
 
 def _storage():
@@ -112,12 +115,13 @@ def push_snapshot_jobs(jobs, stamp):
         # the pickling).
         ids = os.urandom(16 * len(batch)).hex()
         members = defaultdict(dict)  # queue key (a worker group's, when there are groups) → …
+        keys = storage.keys_for([args[1] for args in batch])
         for n, args in enumerate(batch):
             job_id = ids[32 * n:32 * n + 32]
             fields[id_at] = job_id
             fields[args_at] = tuple(args)
             # A counter keeps the members unique and in order within one batch.
-            members[storage.key_for(args[1])][
+            members[keys[args[1]]][
                 struct.pack(">Q", place) + serialize(make_message(*fields))] = _SNAPSHOT_SCORE
             place += 1
             all_ids.append(job_id)
@@ -140,13 +144,51 @@ def schedule_snapshot(app_id, repository_id, operation_id, generation, eta):
     huey.add_schedule(snapshot.s(app_id, repository_id, operation_id, generation, eta=eta))
 
 
+def push_given_back(app_id, repository_id, operation_id, generation, due_at):
+    """Queue the job of a link given back while another worker of this machine fetches its
+    repository (services/delivery/snapshot.py): into its repository's queue, as every snapshot
+    job, but behind every job there that was not given back, so that the worker takes those
+    first and this one comes round when they are done, by when the fetch most likely is too. In
+    its group's queue, not Huey's schedule: a machine whose jobs wait for its own fetch does
+    not go and steal another machine's (and clone its repositories) meanwhile."""
+    task = task_handles.task("snapshot").s(app_id, repository_id, operation_id, generation)
+    if huey.immediate:
+        huey.enqueue(task)
+        return
+    storage = _storage()
+    storage.enqueue_to(storage.key_for(repository_id), huey.serialize_task(task),
+                       priority=-_GIVEN_BACK_SCORE, place=int(due_at.timestamp() * 1e6))
+
+
+def note_group_alive(seconds):
+    """This consumer's worker group has a consumer for `seconds` (the watchdog's heartbeat)."""
+    if not huey.immediate:  # tests that run tasks in-process have no queue to steal from
+        _storage().note_alive(seconds)
+
+
+def other_work_waiting():
+    """Whether a job waits that this consumer would take before stealing another worker group's
+    (from the shared queue or its own group's; with one group, the one queue), not counting the
+    jobs given back (push_given_back): with only those left, waiting for the fetch is the work."""
+    if huey.immediate:
+        return False
+    storage = _storage()
+    pipe = storage.conn.pipeline(transaction=False)
+    for key in storage.dequeue_keys[:2]:
+        pipe.zcount(key, "-inf", _SNAPSHOT_SCORE)
+    return any(pipe.execute())
+
+
 def oldest_waiting_stamp():
     """The queue place (µs) of the oldest snapshot job still waiting, or None when none waits."""
     storage = _storage()
     # The oldest over every queue (each worker group's too): a link due before it had its job
     # taken off whichever queue it was in.
-    heads = [first[0] for key in storage.all_keys() if (first := storage.conn.zrangebyscore(
-        key, _SNAPSHOT_SCORE, _SNAPSHOT_SCORE, start=0, num=1))]
+    pipe = storage.conn.pipeline(transaction=False)
+    for key in storage.all_keys():
+        for score in (_SNAPSHOT_SCORE, _GIVEN_BACK_SCORE):
+            pipe.zrangebyscore(key, score, score, start=0, num=1)
+    heads = [first[0] for first in pipe.execute() if first]
     return min(struct.unpack(">Q", head[:8])[0] for head in heads) if heads else None
 
 

@@ -10,6 +10,7 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
   sync_failed sender queued when a notice is due (services/control/sync_failed.py), and the
   alerts' (the failed-count rule checked, the sender queued when a delivery is due:
   services/alerts/sending.py);
+- say that this process's worker group has a consumer alive (worker_groups.py);
 - every CHECKOUT_SWEEP_SECONDS, this machine's checkouts of repositories that no longer exist
   are removed (services/apps/app_deletion.py; each machine has its own cache).
 Huey's periodic tasks run at most once a minute; a stalled operation then waited up to its stall
@@ -34,7 +35,7 @@ from ..retries import bulk_runner, outcomes
 from ..control import delivery_control, sync_failed
 from ..alerts import sending as alert_sending
 from ..delivery import leases
-from . import sweeper
+from . import job_queue, sweeper
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,11 @@ def tick():
         _step("sync_failed notices", sync_failed.tick)
         _step("alerts", alert_sending.tick)
     _step("checkout sweep", _sweep_checkouts)
+    # Until two ticks from now, this process's worker group has a consumer: the other groups'
+    # consumers leave its last jobs to it (worker_groups.py).
+    _step("worker group heartbeat",
+          lambda: job_queue.note_group_alive(2 * settings.watchdog_interval_seconds + 1),
+          (outage_log.REDIS,))
 
 
 def _sweep_checkouts():

@@ -9,6 +9,10 @@ bulk_progress: Live counters of a bulk retry in the Redis hash docora:bulk:{oper
     increment_deliveries, cancel_progress, is_cancelled, set_status, mark_failed, write_outcome,
     write_record, read_live, get_progress, write_from_record
 
+dismissal: Dismissing failed links that will never succeed (one link, or every link of a
+    cause), audited and reversible; bulk retries never target a dismissed link.
+    parse, dismiss, undismiss
+
 bulk_runner: Working through a bulk retry's frozen targets, chunk by chunk, in a Huey task.
     run_bulk_retry, run_one_chunk, Chunks, resume_stalled
 
@@ -29,7 +33,7 @@ retry: Retrying failed links: one at a time, or in bulk (all, one app, or a sele
     pause, resume
 
 selection: What POST /admin/api/retry/selection and GET /admin/api/retry/estimate accept: the
-    list's filter (app_id, search, failed_since, failed_until), or `links` (up to 1,000 {app_id,
+    list's filter (app_id, search, failed_since, failed_until, cause), or `links` (up to 1,000 {app_id,
     repository_id}), or `failed_again_of` (an operation id: its links that failed again).
     parse
 """

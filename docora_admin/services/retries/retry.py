@@ -66,13 +66,14 @@ def _queue_one(app_id, repository_id, make_due, refusal, action):
     return job_id
 
 
-def estimate(app_id=None, search=None, since=None, until=None):
-    """How many links a bulk retry with this filter would target right now."""
+def estimate(app_id=None, search=None, since=None, until=None, cause=None):
+    """How many links a bulk retry with this filter would target right now (dismissed links
+    are never targets)."""
     if app_id is not None and not valid_id(app_id):
         raise ApiError(400, "app_id is not a valid app id")
     with db.connection() as conn:
         return failed_links.count_failed(conn, app_id=app_id or None, search=search or None,
-                                         since=since, until=until)
+                                         since=since, until=until, cause=cause or None)
 
 
 def start_bulk_retry(app_id, requested_by):
@@ -110,7 +111,8 @@ def start_selection(selection, requested_by):
         def count(conn, operation_id):
             return failed_links.count_failed(
                 conn, app_id=app_id, search=selection.get("search"),
-                since=selection.get("failed_since"), until=selection.get("failed_until"))
+                since=selection.get("failed_since"), until=selection.get("failed_until"),
+                cause=selection.get("cause"))
         stored = {key: (value.isoformat() if hasattr(value, "isoformat") else value)
                   for key, value in selection.items() if value and key != "app_id"}
     return start_operation(scope="selection", app_id=app_id, filter=stored, count=count,

@@ -1,5 +1,5 @@
 """What POST /admin/api/retry/selection and GET /admin/api/retry/estimate accept: the list's
-filter (app_id, search, failed_since, failed_until), or `links` (up to 1,000
+filter (app_id, search, failed_since, failed_until, cause), or `links` (up to 1,000
 {app_id, repository_id}), or `failed_again_of` (an operation id: its links that failed again).
 A bad value is a 400 naming the field, and so is an empty selection (retrying everything is
 retry/all); nothing is started."""
@@ -9,7 +9,7 @@ from . import bulk_progress
 from ..console import notification_list
 from .retry import MAX_SELECTED_LINKS
 
-FILTER_FIELDS = ("app_id", "search", "failed_since", "failed_until")
+FILTER_FIELDS = ("app_id", "search", "failed_since", "failed_until", "cause")
 FIELDS = FILTER_FIELDS + ("links", "failed_again_of")
 
 

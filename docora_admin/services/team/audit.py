@@ -22,7 +22,9 @@ Action names are `<area>.<verb>`, lower case:
   account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
   alert.test (an operator sent a test alert; details: alert_id, channels),
-  access.denied (a logged-in account refused by its role: details method, needs, role).
+  access.denied (a logged-in account refused by its role: details method, needs, role),
+  link.dismiss, link.undismiss (one link, target app_id/repository_id, or every link of a
+  cause, target cause:<cause>; details: reason, cause, links, app_id).
 New delivery actions follow the same pattern.
 The page and API filter by a whole name or an area ('retry' matches every retry.*).
 """
@@ -50,7 +52,8 @@ KNOWN_ACTIONS = (
     "account.disable", "account.enable", "account.unlock", "account.environment_sync",
     "audit.prune",
     "alert", "alert.test",
-    "access.denied")
+    "access.denied",
+    "link", "link.dismiss", "link.undismiss")
 ACTION_RE = re.compile(r"[a-z_]+(\.[a-z_]+)*")
 PAGE_SIZE = 50
 

@@ -72,6 +72,7 @@ def create_app(config=None):
     from .views import audit as audit_views
     from .views import causes as causes_views
     from .views import charts as charts_views
+    from .views import alerts as alerts_views
     app.register_blueprint(ops.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(exports.bp)
@@ -83,6 +84,8 @@ def create_app(config=None):
     app.register_blueprint(audit_views.bp)
     app.register_blueprint(causes_views.bp)
     app.register_blueprint(charts_views.bp)
+    app.register_blueprint(alerts_views.bp)
+    app.register_blueprint(alerts_views.api)
     _sync_environment_account(settings)
     return app
 

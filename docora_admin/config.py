@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from . import passwords
+from . import alert_settings, passwords
+from .alert_settings import AlertSettings
 
 
 # Rows per bulk-retry chunk: one statement and one commit each, and the cancel check between
@@ -85,6 +86,8 @@ class Settings:
     attempt_excerpt_bytes: int = 2048
     attempt_detail_retention_days: int = 7
     attempt_detail_per_link: int = 20
+    # Alerts (services/alerts/).
+    alerts: AlertSettings = AlertSettings()
 
 
 def _required(env, name, hint):
@@ -265,4 +268,6 @@ def _load(env):
                                    MAX_ATTEMPT_EXCERPT_BYTES),
         attempt_detail_retention_days=_int(env, "ATTEMPT_DETAIL_RETENTION_DAYS", 7, 1, 3650),
         attempt_detail_per_link=_int(env, "ATTEMPT_DETAIL_PER_LINK", 20, 1, 1000),
+        alerts=alert_settings.load(env, ConfigError, _int, _bool),
     )
+

@@ -110,6 +110,21 @@ def _database_families(numbers):
     for status, n in numbers["sync_failed_notices"].items():
         notices.add_metric([status], n)
     yield notices
+    alerts = GaugeMetricFamily("docora_alerts",
+                               "Alert deliveries by channel and status: pending (to send or "
+                               "retrying), sent, failed (given up), folded (a later change of "
+                               "the same subject was sent instead).",
+                               labels=["channel", "status"])
+    for (channel, status), n in numbers["alert_deliveries"].items():
+        alerts.add_metric([channel, status], n)
+    yield alerts
+    attempts = GaugeMetricFamily("docora_alert_attempts",
+                                 "Attempts to deliver an alert, by channel and result (sent or "
+                                 "failed), over the alert log (kept 30 days).",
+                                 labels=["channel", "result"])
+    for (channel, result), n in numbers["alert_attempts"].items():
+        attempts.add_metric([channel, result], n)
+    yield attempts
 
 
 def registry():

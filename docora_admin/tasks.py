@@ -13,6 +13,7 @@ from .services.team import audit
 from .services.retries import bulk_runner
 from .services.control import sync_failed
 from .services.console import failure_causes
+from .services.alerts import sending as alert_sending
 from .services.delivery import snapshot as snapshot_service
 
 
@@ -38,11 +39,19 @@ def send_sync_failed_notices():
     sync_failed.send_due()
 
 
+@task_handles.provides("send_alert_deliveries")
+@huey.task(priority=PRIORITY_ADMIN)
+def send_alert_deliveries():
+    # Alerts due on their channels; also queued by the watchdog for any delivery still due.
+    alert_sending.send_due()
+
+
 @huey.periodic_task(crontab(minute="7"), priority=PRIORITY_ADMIN)
 def prune_attempt_log():
     attempt_log.prune()
     attempt_log.prune_details()
     sync_failed.prune()
+    alert_sending.prune()
 
 
 @huey.periodic_task(crontab(minute="17"), priority=PRIORITY_ADMIN)

@@ -46,6 +46,7 @@ PAGES = [
     ("dismissed", "/admin/dismissed", True),
     ("charts", "/admin/charts", True),
     ("charts, a week of one app", "/admin/charts?window=7d&app_id={app_id}", True),
+    ("alerts", "/admin/alerts", True),
     ("not found", "/admin/no-such-page", True),
 ]
 

@@ -161,7 +161,8 @@ def mark_synced(conn, claim_row, files=0, bytes_sent=0, sent=(), deleted=(), ski
         ), unacknowledged AS ({delivered_files.UNACKNOWLEDGED}
         ), {delivery_control.STREAK_ENDED.format(condition="AND EXISTS (SELECT FROM ended)")}
         SELECT retry_operation_id, status,
-               EXISTS (SELECT FROM before WHERE circuit_opened_at IS NOT NULL) AS circuit_closed
+               EXISTS (SELECT FROM before WHERE circuit_opened_at IS NOT NULL) AS circuit_closed,
+               (SELECT circuit_opened_at FROM before) AS circuit_opened_at
         FROM ended
     """, params).fetchone()
 

@@ -4,6 +4,7 @@ web process reports the same numbers and nothing is kept in memory between scrap
 from ... import db
 from ...repositories import metrics as metrics_repo
 from ...repositories import repository_circuit as circuit_repo
+from ...repositories import alerts as alerts_repo
 from . import overview
 
 # Fixed label values keep the series count bounded whatever the database holds: an unexpected
@@ -14,6 +15,8 @@ ATTEMPT_OUTCOMES = ("delivered", "failed", "interrupted", "deferred", "sync_fail
 ATTEMPT_WINDOW_SECONDS = 300
 HELD_REASONS = ("paused", "circuit_open", "deferred")
 NOTICE_STATUSES = ("pending", "sent", "failed")
+ALERT_CHANNELS = ("webhook", "email")
+ALERT_STATUSES = ("pending", "sent", "failed", "folded")
 
 
 def _fold(counts, known, other=True):
@@ -37,6 +40,8 @@ def database_numbers():
         held = metrics_repo.held_apps_by_reason(conn)
         circuits_open = circuit_repo.count_open(conn)
         notices = circuit_repo.notice_counts(conn)
+        alert_deliveries = alerts_repo.delivery_counts(conn)
+        alert_attempts = alerts_repo.attempt_counts(conn)
     return {"links_by_status": _fold(by_status, LINK_STATUSES),
             "failed_links": by_status.get("failed", 0),
             "running_bulk_operations": running,
@@ -45,7 +50,12 @@ def database_numbers():
             "held_apps": _fold(held, HELD_REASONS, other=False),
             "repository_circuits_open": circuits_open,
             # The table's CHECK constraint allows only these statuses.
-            "sync_failed_notices": _fold(notices, NOTICE_STATUSES, other=False)}
+            "sync_failed_notices": _fold(notices, NOTICE_STATUSES, other=False),
+            # Both tables' CHECK constraints bound the labels.
+            "alert_deliveries": {(c, s): alert_deliveries.get((c, s), 0)
+                                 for c in ALERT_CHANNELS for s in ALERT_STATUSES},
+            "alert_attempts": {(c, r): alert_attempts.get((c, r == "sent"), 0)
+                               for c in ALERT_CHANNELS for r in ("sent", "failed")}}
 
 
 def queue_numbers():

@@ -23,6 +23,7 @@ from ...errors import ApiError
 from ...repositories import apps as apps_repo
 from ...repositories import delivery_control as control_repo
 from ..team import audit
+from ..alerts import changes as alert_changes
 from ..jobs import job_queue
 from ..retries import outcomes
 from .app_limits import AppLimiter
@@ -84,6 +85,7 @@ def record_failed(conn, app_id, error, was_probe=False):
                                      settings.circuit_probe_seconds,
                                      settings.circuit_probe_max_seconds, was_probe)
     if row is not None and row["opened"]:
+        alert_changes.app_circuit_opened(conn, app_id, row)
         log.warning("circuit opened for %s after %d failed attempts in a row: %s", app_id,
                     row["consecutive_failures"], error)
 
@@ -178,7 +180,10 @@ def _lift(app_id, change, action):
     runtime.redis_client().ping()  # fail before changing anything when the queue is down
     with db.connection() as conn:
         _existing_app(conn, app_id)
-        change(conn, app_id)
+        before = change(conn, app_id)
+        if action == "app.circuit_close" and before and before["circuit_opened_at"]:
+            alert_changes.app_circuit_closed(conn, app_id, before["circuit_opened_at"],
+                                             f"closed by {audit.current_actor() or 'an operator'}")
         audit.record(conn, action, target=app_id)
     released = release(app_id)
     with db.connection() as conn:

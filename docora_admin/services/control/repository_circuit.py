@@ -25,6 +25,7 @@ from ... import db, runtime
 from ...errors import ApiError
 from ...repositories import repository_circuit as circuit_repo
 from ..team import audit
+from ..alerts import changes as alert_changes
 from ..jobs import job_queue
 from ..retries import outcomes
 
@@ -73,6 +74,7 @@ def record_git_failure(conn, repository_id, error, was_probe=False):
         conn, repository_id, error, settings.repository_failure_threshold,
         settings.repository_cooldown_minutes, was_probe)
     if row is not None and row["opened"]:
+        alert_changes.repository_circuit_opened(conn, repository_id, row, error)
         audit.record(conn, "repository.circuit_open", target=repository_id, actor="system",
                      details={
                          "consecutive_failures": row["consecutive_failures"],

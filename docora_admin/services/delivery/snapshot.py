@@ -30,6 +30,7 @@ import redis
 from ... import crypto, db, redact, runtime
 from ...repositories import snapshot_links
 from ..retries import bulk_progress
+from ..alerts import changes as alert_changes
 from ..control import delivery_control, repository_circuit, sync_failed
 from . import exchange as exchanges
 from . import git_fetch, leases
@@ -182,6 +183,7 @@ def _attempt_with(claimed, context, admission, limiter, repository_probe=False):
         return None
     if circuit_closed:
         log.warning("circuit closed for %s: a delivery went through", context["app_id"])
+        alert_changes.closed_by_delivery(context["app_id"], ended["circuit_opened_at"])
         _best_effort(lambda: delivery_control.release(context["app_id"]), where)
     _git_went_through(context, where)
     log.debug("%s synced: %d deletes, %d creates, %d updates", where, sent.deletes,

@@ -198,6 +198,12 @@ def queue_sync_failed_notices():
     task_handles.task("send_sync_failed_notices")()
 
 
+def queue_alert_deliveries():
+    """Queue one run of the alert sender (services/alerts/sending.send_due); duplicates are
+    harmless: each delivery is claimed by one sender."""
+    task_handles.task("send_alert_deliveries")()
+
+
 def queue_bulk_run(operation_id):
     """Queue the task that works through a bulk operation (services/retries/bulk_runner.py)."""
     task_handles.task("run_bulk_retry")(operation_id)

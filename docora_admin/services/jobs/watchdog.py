@@ -7,7 +7,9 @@ Every WATCHDOG_INTERVAL_SECONDS, in every consumer process:
 - once per interval across all processes (a Redis lock): the sweeper's pass (lost jobs, expired
   leases, re-scans), the recount of unsettled bulk operations, delivery control's (apps
   whose Retry-After has passed are released, open circuits get their probe), and the
-  sync_failed sender queued when a notice is due (services/control/sync_failed.py);
+  sync_failed sender queued when a notice is due (services/control/sync_failed.py), and the
+  alerts' (the failed-count rule checked, the sender queued when a delivery is due:
+  services/alerts/sending.py);
 - say that this process's worker group has a consumer alive (worker_groups.py);
 - every CHECKOUT_SWEEP_SECONDS, this machine's checkouts of repositories that no longer exist
   are removed (services/apps/app_deletion.py; each machine has its own cache).
@@ -31,6 +33,7 @@ from ... import outage_log, runtime
 from ..apps import app_deletion
 from ..retries import bulk_runner, outcomes
 from ..control import delivery_control, sync_failed
+from ..alerts import sending as alert_sending
 from ..delivery import leases
 from . import job_queue, sweeper
 
@@ -96,6 +99,7 @@ def tick():
         _step("outcome recount", outcomes.settle_all)
         _step("delivery control", delivery_control.tick)
         _step("sync_failed notices", sync_failed.tick)
+        _step("alerts", alert_sending.tick)
     _step("checkout sweep", _sweep_checkouts)
     # Until two ticks from now, this process's worker group has a consumer: the other groups'
     # consumers leave its last jobs to it (worker_groups.py).

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from ... import db
 from ...repositories import bulk_operations as ops_repo
+from ..alerts import changes as alert_changes
 from . import bulk_progress
 
 STUCK_AFTER_S = 120
@@ -79,6 +80,8 @@ def settle(op):
         held_now = None if settle_now or left <= 0 else held(conn, op["id"])
         row = ops_repo.save_outcome(conn, op["id"], ended["delivered"], ended["failed_again"],
                                     gone, settle=settle_now, held=held_now)
+        if settle_now:
+            alert_changes.operation_settled(conn, row)
     bulk_progress.write_outcome(row)
     return row
 

@@ -21,6 +21,7 @@ Action names are `<area>.<verb>`, lower case:
   account.enable, account.unlock (an admin lifted a failed-login lock; details.failures),
   account.environment_sync (start-up brought ADMIN_USERNAME in step),
   audit.prune (details.deleted),
+  alert.test (an operator sent a test alert; details: alert_id, channels),
   access.denied (a logged-in account refused by its role: details method, needs, role),
   link.dismiss, link.undismiss (one link, target app_id/repository_id, or every link of a
   cause, target cause:<cause>; details: reason, cause, links, app_id).
@@ -50,6 +51,7 @@ KNOWN_ACTIONS = (
     "account", "account.create", "account.role_change", "account.password_change",
     "account.disable", "account.enable", "account.unlock", "account.environment_sync",
     "audit.prune",
+    "alert", "alert.test",
     "access.denied",
     "link", "link.dismiss", "link.undismiss")
 ACTION_RE = re.compile(r"[a-z_]+(\.[a-z_]+)*")
@@ -69,6 +71,11 @@ def set_context_provider(provider):
     current user and remote address)."""
     global _context_provider
     _context_provider = provider
+
+
+def current_actor():
+    """The logged-in username inside a web request (None elsewhere)."""
+    return _context_provider()[0]
 
 
 def record(conn, action, target=None, details=None, actor=None, source_address=None):

@@ -9,32 +9,13 @@ import pytest
 
 from docora_admin import db, runtime
 from docora_admin.config import ConfigError, load_settings
-from docora_admin.huey_app import huey
 from docora_admin.services.delivery import attempt_log, exchange, snapshot
 from tests.conftest import TEST_ENV
-from tests.test_snapshot import Repo
-from tests.webhook_receiver import Receiver
+from tests.test_snapshot import Repo, git_cache, receiver  # noqa: F401 (fixtures)
 
 SECRET = "client-secret-key"  # the app's client auth key (tests/factories.py's default)
 DETAIL_COLUMNS = ("request_head", "request_body", "response_head", "response_body",
                   "transport_error")
-
-
-@pytest.fixture(autouse=True)
-def git_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCORA_GIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(runtime, "_settings",
-                        dataclasses.replace(runtime.settings(), delivery_timeout_s=1))
-    huey.flush()
-    yield
-    huey.flush()
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

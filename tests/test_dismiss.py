@@ -256,3 +256,26 @@ def test_the_failed_list_filtered_by_a_cause(client, logged_in, seed):
                       ).get_data(as_text=True)
     assert "Cause: “timeout after N s”" in html and html.count('class="failed-row"') == 2
     assert 'name="cause" value="timeout after N s"' in html  # kept by the filter form
+
+
+def test_the_app_page_and_its_json_mark_a_dismissed_link(client, logged_in, seed):
+    """Its Failed badges count what "Retry failed for this app" acts on: a dismissed link is
+    listed apart, after the failed ones, and says who dismissed it."""
+    acme = seed.app("Acme")
+    gone, *flaky = seed.failed_links(acme, 3, last_error=GONE)
+    logged_in.post("/admin/api/links/dismiss", json={
+        "app_id": gone[0], "repository_id": gone[1], "reason": "deleted <upstream>"})
+    page = client.get(f"/admin/apps/{acme}").get_data(as_text=True)
+    rows = page.split('<tbody>')[1].split('</tbody>')[0].split('<tr ')[1:]
+    assert [("badge-dismissed" in r, "badge-failed" in r) for r in rows] == [
+        (False, True), (False, True), (True, False)]
+    assert f'id="link-{gone[0]}-{gone[1]}"' in rows[2]
+    assert "Dismissed by admin" in rows[2] and "bulk retries skip it" in rows[2]
+    assert _counts(client, acme) == (2, 2)
+    assert 'aria-label="Retry' in rows[2]  # one Retry still works, and ends the dismissal
+    repositories = {r["repository_id"]: r for r in
+                    client.get(f"/admin/api/apps/{acme}").get_json()["data"]["repositories"]}
+    assert repositories[gone[1]]["status"] == "failed"  # Docora's status, unchanged
+    assert repositories[gone[1]]["dismissed"]["by"] == "admin"
+    assert repositories[gone[1]]["dismissed"]["reason"] == "deleted <upstream>"
+    assert [repositories[r]["dismissed"] for _, r in flaky] == [None, None]

@@ -96,14 +96,16 @@ def list_apps_with_counts(conn):
 
 
 def list_app_links(conn, app_id, limit=500):
-    """The app's links, failed first, then by most recent status change."""
+    """The app's links, failed first (dismissed ones after them), then by most recent status
+    change."""
     return conn.execute("""
         SELECT ar.app_id, ar.repository_id, r.owner, r.name, r.github_url, ar.status,
                ar.retry_count, ar.last_error, ar.last_scanned_at, ar.updated_at,
-               ar.next_attempt_at
+               ar.next_attempt_at, ar.dismissed_at, ar.dismissed_by, ar.dismiss_reason
         FROM app_repositories ar JOIN repositories r ON r.repository_id = ar.repository_id
         WHERE ar.app_id = %s
-        ORDER BY (ar.status = 'failed') DESC, ar.updated_at DESC, ar.id
+        ORDER BY (ar.status = 'failed' AND ar.dismissed_at IS NULL) DESC,
+                 (ar.status = 'failed') DESC, ar.updated_at DESC, ar.id
         LIMIT %s
     """, (app_id, limit)).fetchall()
 

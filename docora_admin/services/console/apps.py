@@ -56,5 +56,8 @@ def detail(app_id):
                 # Ours: more of the link, and the circuit as the console shows it.
                 "retry_count": row["retry_count"], "last_error": row["last_error"],
                 "updated_at": _iso(row["updated_at"]),
+                # A failed link an operator dismissed: bulk retries skip it.
+                "dismissed": {"at": _iso(row["dismissed_at"]), "by": row["dismissed_by"],
+                              "reason": row["dismiss_reason"]} if row["dismissed_at"] else None,
                 "circuit": circuits[row["repository_id"]]["circuit"],
             } for row in links]}

@@ -3,6 +3,7 @@
 | state      | the link                                                  |
 |------------|-----------------------------------------------------------|
 | failed     | `failed`: gave up after N of N attempts                   |
+| dismissed  | `failed`, dismissed by an operator: bulk retries skip it  |
 | queued     | pending_snapshot, no attempt failed yet in this episode   |
 | retrying   | pending_snapshot after a failed attempt (waiting, or due) |
 | delivering | scanning: a job is delivering it now                      |
@@ -15,7 +16,7 @@ Every time is given in UTC with its zone, and relative where that helps.
 from datetime import datetime, timezone
 
 # What each state is called on screen, for badges and filters.
-LABELS = {"failed": "Failed", "queued": "Queued", "retrying": "Retrying",
+LABELS = {"failed": "Failed", "dismissed": "Dismissed", "queued": "Queued", "retrying": "Retrying",
           "delivering": "Delivering", "delivered": "Delivered", "held": "Held"}
 
 
@@ -40,7 +41,8 @@ def until(moment, now=None):
 
 def describe(link, max_attempts, now=None, delivery=None, circuit=None):
     """{state, label, text, action} for a link row (status, retry_count, next_attempt_at,
-    updated_at, last_scanned_at). action is what fits: "retry" for a failed link, "retry_now"
+    updated_at, last_scanned_at; dismissed_at and dismissed_by when the row has them). action is
+    what fits: "retry" for a failed link, "retry_now"
     for one waiting out a backoff, else None. `delivery` is the app's delivery state
     (services/control/delivery_control.describe): a pending link of a held app is held, not queued;
     so is one whose repository's git circuit is open (`circuit`: repository_circuit.describe)."""
@@ -55,6 +57,14 @@ def describe(link, max_attempts, now=None, delivery=None, circuit=None):
                               f"row for this repository; its circuit is open until "
                               f"{clock(until_at)} ({until(until_at, now)}), when it is tried "
                               f"again", None)
+    if status == "failed" and link.get("dismissed_at") is not None:
+        # Still `failed` (Docora's status), but out of the failed list and of every bulk
+        # retry: said so where the link is listed, so that its Failed badges count what
+        # "Retry failed" acts on. A single Retry still works (and ends the dismissal).
+        return _state("dismissed", f"Dismissed by {link.get('dismissed_by') or 'an operator'} "
+                                   f"at {clock(link['dismissed_at'])} — failed after {tries} "
+                                   f"attempt{'s' if tries != 1 else ''}; bulk retries skip it",
+                      "retry")
     if status == "failed":
         if tries >= max_attempts:
             text = f"Failed — gave up after {tries} of {max_attempts} attempts"

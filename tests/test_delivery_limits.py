@@ -44,6 +44,9 @@ def _statuses(app_id):
             "SELECT status FROM app_repositories WHERE app_id = %s", (app_id,))]
 
 
+ARRIVAL_JITTER_S = 0.1
+
+
 def test_two_consumers_never_exceed_an_apps_rate_or_concurrency(logged_in, seed, repo,
                                                                  receivers, consumers):
     receiver = receivers(200)
@@ -59,9 +62,13 @@ def test_two_consumers_never_exceed_an_apps_rate_or_concurrency(logged_in, seed,
 
     arrivals = sorted(receiver.arrivals)
     assert len(arrivals) == 4 * FILES and receiver.bad_signatures == 0
-    busiest = max(sum(1 for t in arrivals[i:] if t < start + 1.0)
+    # Turns are 1/RATE apart, and each request arrives some delay after its turn. While that
+    # delay varies by no more than ARRIVAL_JITTER_S (a loaded CI machine), the arrivals within
+    # any window of 1 s - ARRIVAL_JITTER_S had their turns within 1 s: RATE of them, plus one
+    # of slack. The average rate is held to within 5% on the line after.
+    busiest = max(sum(1 for t in arrivals[i:] if t < start + 1.0 - ARRIVAL_JITTER_S)
                   for i, start in enumerate(arrivals))
-    assert busiest <= RATE + 1  # one request of slack for the sending jitter
+    assert busiest <= RATE + 1
     assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 1) / RATE * 0.95
     assert receiver.max_in_flight <= CONCURRENCY
 

@@ -94,6 +94,8 @@ def test_every_kind_is_delivered_once(client, logged_in, seed, repo, receivers, 
     for _ in range(2):
         with db.connection() as conn:
             repository_circuit.record_git_failure(conn, repository_id, "git: not found")
+    # Its next fetch goes through: the circuit closes.
+    repository_circuit.record_success(repository_id)
     # Three links entered failed just now: more than ALERT_FAILED_RISE_COUNT (2).
     sending.tick()
     sending.tick()  # still firing: no second alert
@@ -104,7 +106,7 @@ def test_every_kind_is_delivered_once(client, logged_in, seed, repo, receivers, 
     sending.send_due()
     assert sorted(webhook.kinds()) == sorted([
         "app_circuit_open", "app_circuit_closed", "operation_failures",
-        "repository_circuit_open", "failed_rise", "test"])
+        "repository_circuit_open", "repository_circuit_closed", "failed_rise", "test"])
     # The same changes seen again (another worker, a second settle) record nothing new.
     with db.connection() as conn:
         row = conn.execute("SELECT * FROM bulk_operations").fetchone()
@@ -113,7 +115,7 @@ def test_every_kind_is_delivered_once(client, logged_in, seed, repo, receivers, 
     sending.tick()
     _time_passes()
     sending.send_due()
-    assert len(webhook.bodies) == 6
+    assert len(webhook.bodies) == 7
     assert {(a["status"], a["attempts"]) for a in _alerts()} == {("sent", 1)}
 
     by_kind = {body["kind"]: body for body in webhook.bodies}
@@ -122,11 +124,14 @@ def test_every_kind_is_delivered_once(client, logged_in, seed, repo, receivers, 
     assert opened["facts"]["app_name"] == "Broken App" and opened["at"]
     assert "Broken App" in opened["text"] and opened["console_url"] is None
     assert "closed by admin" in by_kind["app_circuit_closed"]["text"]
+    closed = by_kind["repository_circuit_closed"]
+    assert closed["subject"] == f"repository:{repository_id}" and closed["state"] == "closed"
+    assert "a git fetch went through" in closed["text"]
     assert by_kind["operation_failures"]["facts"]["failed_again"] == 3
     assert by_kind["failed_rise"]["facts"]["entered_failed"] == 3
     numbers = metrics_state.database_numbers()
-    assert numbers["alert_deliveries"][("webhook", "sent")] == 6
-    assert numbers["alert_attempts"][("webhook", "sent")] == 6
+    assert numbers["alert_deliveries"][("webhook", "sent")] == 7
+    assert numbers["alert_attempts"][("webhook", "sent")] == 7
 
 
 def test_a_delivery_that_goes_through_closes_the_circuit_with_one_alert(

@@ -333,9 +333,23 @@ def test_the_first_success_resets_the_count(apps, tmp_path):
     assert (state["consecutive_failures"], state["circuit_opened_at"]) == (0, None)
 
 
+def _closed_alerts(repository_id):
+    """The repository_circuit_closed alerts recorded for the repository: who closed it."""
+    with db.connection() as conn:
+        return [row["facts"]["closed_by"] for row in conn.execute(
+            "SELECT facts FROM alerts WHERE kind = 'repository_circuit_closed' "
+            "AND subject = %s ORDER BY id", (f"repository:{repository_id}",))]
+
+
+def _no_alerts():
+    with db.connection() as conn:  # not among conftest's TABLES: emptied by the tests that look
+        conn.execute("DELETE FROM alerts")
+
+
 def test_after_the_cooldown_a_probe_that_succeeds_closes_the_circuit_and_releases_the_links(
         apps, tmp_path, git_calls):
     repository_id, receivers = apps["repository_id"], apps["receivers"]
+    _no_alerts()
     _jobs(apps, THRESHOLD)
     run_queue()
     _expire_cooldown(repository_id)
@@ -362,6 +376,7 @@ def test_after_the_cooldown_a_probe_that_succeeds_closes_the_circuit_and_release
         actors = [r["actor"] for r in conn.execute(
             "SELECT actor FROM audit_events WHERE action = 'repository.circuit_close'")]
     assert actors == ["system"]
+    assert _closed_alerts(repository_id) == ["a git fetch went through"]
 
 
 def test_a_probe_that_fails_reopens_the_circuit_and_tells_the_apps_again(apps, git_calls):
@@ -387,6 +402,7 @@ def test_a_probe_that_fails_reopens_the_circuit_and_tells_the_apps_again(apps, g
 def test_close_repository_circuit_needs_login_and_csrf_and_queues_the_waiting_links(
         app, apps, client, auth):
     repository_id = apps["repository_id"]
+    _no_alerts()
     _jobs(apps, THRESHOLD)
     run_queue()
     huey.flush()
@@ -420,6 +436,7 @@ def test_close_repository_circuit_needs_login_and_csrf_and_queues_the_waiting_li
     again = auth.post(url)  # JSON for scripts; closing a closed circuit is harmless
     assert again.status_code == 200
     assert again.get_json()["data"]["circuit"]["circuit_open"] is False
+    assert _closed_alerts(repository_id) == ["closed by admin"]  # one close, one alert
     assert auth.post("/admin/api/repositories/repo_nope/circuit/close").status_code == 404
     got = client.get(f"/admin/api/repositories/{repository_id}/circuit").get_json()
     assert got["data"]["circuit"]["circuit"] == "closed"

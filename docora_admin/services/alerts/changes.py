@@ -9,6 +9,7 @@ change, so two workers that see the same transition record one alert:
 
     app_circuit_open / app_circuit_closed   app:<app_id>:<the episode's circuit_opened_at>
     repository_circuit_open                 repository:<repository_id>:<circuit_episode>
+    repository_circuit_closed               repository:<repository_id>:<its circuit_opened_at>:closed
     operation_failures                      operation:<operation_id>
     failed_rise                             failed_links:<the rule's episode>
     test                                    test:<random id>
@@ -87,6 +88,18 @@ def repository_circuit_opened(conn, repository_id, circuit_row, error):
     return _record(conn, "repository_circuit_open", f"repository:{repository_id}",
                    f"repository:{repository_id}:{circuit_row['circuit_episode']}", "open",
                    facts)
+
+
+def repository_circuit_closed(conn, repository_id, before, by):
+    """The repository's git circuit closed (before: its state as it was, open); `by` says how
+    ("a git fetch went through", or the operator's name)."""
+    facts = {"repository_id": repository_id,
+             "repository": names.repository_names(conn, [repository_id]).get(repository_id),
+             "consecutive_failures": before["consecutive_failures"],
+             "opened_at": before["circuit_opened_at"].isoformat(), "closed_by": by}
+    return _record(conn, "repository_circuit_closed", f"repository:{repository_id}",
+                   f"repository:{repository_id}:{_stamp(before['circuit_opened_at'])}:closed",
+                   "closed", facts)
 
 
 def operation_settled(conn, op):

@@ -14,6 +14,7 @@ KIND_TITLES = {
     "app_circuit_open": "App circuit opened",
     "app_circuit_closed": "App circuit closed",
     "repository_circuit_open": "Repository circuit opened",
+    "repository_circuit_closed": "Repository circuit closed",
     "operation_failures": "Bulk operation ended with failures",
     "failed_rise": "Failed count rising",
     "test": "Test alert",
@@ -29,6 +30,11 @@ def _app(facts):
     return f"{name} ({facts['app_id']})" if name else facts["app_id"]
 
 
+def _repository(facts):
+    name = facts.get("repository")
+    return f"{name} ({facts['repository_id']})" if name else facts["repository_id"]
+
+
 def sentence(alert):
     """The alert in one plain sentence (not escaped)."""
     facts, kind = alert["facts"], alert["kind"]
@@ -40,10 +46,12 @@ def sentence(alert):
         text = (f"Circuit closed for app {_app(facts)} ({facts['closed_by']}); its held "
                 "deliveries are queued again.")
     elif kind == "repository_circuit_open":
-        name = facts.get("repository")
-        repository = f"{name} ({facts['repository_id']})" if name else facts["repository_id"]
-        text = (f"Git circuit opened for repository {repository} after {facts['consecutive_failures']} git failures "
-                f"in a row, until {facts['open_until']}. Last error: {facts.get('error')}")
+        text = (f"Git circuit opened for repository {_repository(facts)} after "
+                f"{facts['consecutive_failures']} git failures in a row, until "
+                f"{facts['open_until']}. Last error: {facts.get('error')}")
+    elif kind == "repository_circuit_closed":
+        text = (f"Git circuit closed for repository {_repository(facts)} "
+                f"({facts['closed_by']}); its held links are queued again.")
     elif kind == "operation_failures":
         scope = f"app {facts['app_id']}" if facts.get("app_id") else "all apps"
         text = (f"Bulk {facts['kind']} {facts['operation_id']} ({scope}) ended: "
@@ -70,7 +78,7 @@ def console_link(alert):
     facts = alert["facts"]
     if alert["kind"] in ("app_circuit_open", "app_circuit_closed"):
         return f"{base}/admin/apps/{facts['app_id']}"
-    if alert["kind"] == "repository_circuit_open":
+    if alert["kind"] in ("repository_circuit_open", "repository_circuit_closed"):
         return f"{base}/admin/notifications"
     if alert["kind"] == "operation_failures":
         return f"{base}/admin/operations"

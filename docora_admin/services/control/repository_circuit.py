@@ -99,6 +99,8 @@ def record_success(repository_id):
                          actor="system", details={
                              "reason": "a git fetch went through",
                              "consecutive_failures": before["consecutive_failures"]})
+            alert_changes.repository_circuit_closed(conn, repository_id, before,
+                                                    "a git fetch went through")
     if before is None or before["circuit_opened_at"] is None:
         return 0
     log.warning("git circuit closed for %s: a fetch went through", repository_id)
@@ -124,6 +126,10 @@ def close(repository_id):
         if not circuit_repo.for_repositories(conn, [repository_id]):
             raise ApiError(404, "Repository not found")
         before = circuit_repo.reset(conn, repository_id)
+        if before is not None and before["circuit_opened_at"] is not None:
+            alert_changes.repository_circuit_closed(
+                conn, repository_id, before,
+                f"closed by {audit.current_actor() or 'an operator'}")
         audit.record(conn, "repository.circuit_close", target=repository_id, details={
             "consecutive_failures": before["consecutive_failures"] if before else 0,
             "was_open": bool(before and before["circuit_opened_at"] is not None)})

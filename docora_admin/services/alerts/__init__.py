@@ -5,6 +5,7 @@ Modules and their public functions:
 changes: Recording alerts, one row per state change, in the transaction that makes the change
     (dedupe keys make several workers' sightings one alert).
     app_circuit_opened, app_circuit_closed, closed_by_delivery, repository_circuit_opened,
+    repository_circuit_closed,
     operation_settled, check_failed_rise, heal_lost_closes, test_alert
 
 messages: What an alert says: Slack's `text` (escaped), the structured fields, the e-mail.

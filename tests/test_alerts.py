@@ -12,7 +12,7 @@ from docora_admin.services.console import metrics_state
 from docora_admin.services.control import delivery_control, repository_circuit
 from docora_admin.services.retries import outcomes
 from tests.accounts_helpers import client_as
-from tests.alert_receivers import AlertWebhook, SmtpServer
+from tests.alert_receivers import AlertWebhook, SmtpServer, self_signed_certificate
 from tests.conftest import TEST_ENV
 from tests.test_outcomes import linked, receivers, repo, run_queue, run_scheduled  # noqa: F401
 
@@ -219,6 +219,32 @@ def test_an_unreachable_webhook_is_given_up_and_its_url_never_written(webhook, m
     assert alert["status"] == "failed" and alert["attempts"] == 2
     assert "webhook not reached" in alert["last_error"] and "s3cr3t" not in alert["last_error"]
     assert sending.send_due() == {"sent": 0, "retrying": 0, "failed": 0}
+
+
+def test_email_with_starttls_logs_in_only_over_a_verified_tls_connection(monkeypatch, tmp_path):
+    certificate = self_signed_certificate(tmp_path)
+    smtp = SmtpServer(user="alerts", password="smtp-pass-123", certificate=certificate)
+    try:
+        settings = dict(smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_starttls=True,
+                        smtp_user="alerts", smtp_password="smtp-pass-123",
+                        email_from="docora@example.com", email_to=("ops@example.com",))
+        # A certificate the machine does not trust: nothing is sent, the password included.
+        _use(monkeypatch, **settings)
+        with db.connection() as conn:
+            changes.test_alert(conn, "alice")
+        assert sending.send_due()["retrying"] == 1
+        assert "SSLCertVerificationError" in _alerts()[-1]["last_error"]
+        assert smtp.logins == [] and smtp.messages == []
+
+        # Trusted (as a CA the machine has): the login and the message go over TLS.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        _time_passes()
+        assert sending.send_due()["sent"] == 1
+        assert smtp.tls_logins == [True]
+        (message,) = smtp.messages
+        assert message["Subject"].startswith("[Docora Admin] Test alert")
+    finally:
+        smtp.close()
 
 
 def test_email_goes_through_smtp_with_login(monkeypatch):

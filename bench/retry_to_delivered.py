@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/retry_to_delivered.py [--apps 20] [--repositories 50] [--files 20]
         [--file-kb 16] [--workers 8] [--consumers 1] [--worker-type thread|process]
-        [--packed] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH] [--profile-dir DIR]
+        [--packed] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH] [--perf]
+        [--profile-dir DIR]
         [--database-url URL] [--redis-url URL]
 
 Every app is linked to every repository (apps × repositories links), each link `failed` with
@@ -29,7 +30,9 @@ kernel, their context switches per file, git processes by command (from git's ow
 log; fetches = clone + fetch), new TCP connections the receiver accepted, the ceiling, and the
 share of the ceiling's files/s delivered. --py-spy PATH samples each consumer (`py-spy record
 --gil`: where the Python CPU time goes, while a thread holds the GIL) and prints the functions
-by share of samples; --profile-dir DIR keeps the collapsed stacks. The consumers inherit this process's environment, so
+by share of samples; --perf samples them with Linux perf, native code, the kernel and the git
+children included (bench/perf_profile.py); --profile-dir DIR keeps the collapsed stacks and
+perf's files. The consumers inherit this process's environment, so
 e.g. `DELIVERY_STREAMS_PER_LINK=1 .venv/bin/python bench/retry_to_delivered.py` runs them with
 that setting. Database docora_bench_throughput and Redis db 11 by default (emptied each run);
 two runs at once on one database are refused.
@@ -78,6 +81,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench import perf_profile  # noqa: E402
 from bench.bulk_retry import ensure_database  # noqa: E402
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/docora_bench_throughput"
@@ -311,6 +315,8 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         [args.py_spy, "record", "-p", str(p.pid), "-r", "200", "-f", "raw", "--gil", "-o",
          str(profiles / f"profile-{name}-{n}.txt"), "--nonblocking"], stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL) for n, p in enumerate(consumers)] if args.py_spy else []
+    recorders = [perf_profile.record(p.pid, profiles / f"perf-{name}-{n}.data")
+                 for n, p in enumerate(consumers)] if args.perf else []
     cpu_before = sum(cpu_seconds(p.pid) for p in consumers)
     own_cpu_before = sum(cpu_seconds(p.pid, children=False) for p in consumers)
     system_before = sum(cpu_seconds(p.pid, part="system") for p in consumers)
@@ -327,6 +333,8 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         system = sum(cpu_seconds(p.pid, part="system") for p in consumers) - system_before
         switches = sum(context_switches(p.pid) for p in consumers) - switches_before
     finally:
+        for recorder in recorders:
+            perf_profile.stop(recorder)
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
         for profiler in profilers:
@@ -340,6 +348,8 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
             print(f"consumer {n}: {len(problems)} warnings/errors, e.g. {problems[:3]}")
     for n in range(len(profilers)):
         print_profile(profiles / f"profile-{name}-{n}.txt", f"{name}, consumer {n}")
+    for n in range(len(recorders)):
+        perf_profile.print_report(profiles / f"perf-{name}-{n}.data", f"{name}, consumer {n}")
     seconds = max(float(last_synced), stats["last_file_at"]) - started
     git_counts = git_commands(trace)
     result = {
@@ -479,6 +489,9 @@ def main():
     parser.add_argument("--py-spy", metavar="PATH",
                         help="py-spy binary: sample the consumers during each run and print "
                              "where their time went (needs ptrace rights, e.g. root)")
+    parser.add_argument("--perf", action="store_true",
+                        help="sample each consumer and its git children with Linux perf "
+                             "(bench/perf_profile.py): CPU by command, code and system call")
     parser.add_argument("--profile-dir", metavar="DIR",
                         help="keep py-spy's collapsed stacks there (default: deleted)")
     parser.add_argument("--database-url", default=DEFAULT_DB)

@@ -161,3 +161,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+# The browser tests' shared Chromium and kept servers, and the hooks that keep and stop them.
+from tests.browser_session import (  # noqa: E402,F401
+    browser, chromium, plain_web, pytest_collection_modifyitems, pytest_runtest_teardown,
+    pytest_sessionfinish, servers, smoke_servers)

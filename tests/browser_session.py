@@ -29,7 +29,7 @@ def run_servers(logs, **env):
     stops both); `env` goes to both."""
     huey.flush()
     web = start_web(logs, BULK_CHUNK_SIZE=25, **env)
-    consumer = start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=150,
+    consumer = start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=75,
                               WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
                               DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache", **env)
     yield web

@@ -59,7 +59,11 @@ def migrated_database():
 @pytest.fixture(scope="session")
 def app(migrated_database):
     from docora_admin import create_app
+    from docora_admin.huey_app import huey
 
+    # Tests run tasks by dequeuing them here: an empty queue answers at once, not after the
+    # blocking pop's read_timeout (1 s) a consumer waits for its next job.
+    huey.storage.blocking = False
     return create_app()
 
 

@@ -59,7 +59,11 @@ def migrated_database():
 @pytest.fixture(scope="session")
 def app(migrated_database):
     from docora_admin import create_app
+    from docora_admin.huey_app import huey
 
+    # Tests run tasks by dequeuing them here: an empty queue answers at once, not after the
+    # blocking pop's read_timeout (1 s) a consumer waits for its next job.
+    huey.storage.blocking = False
     return create_app()
 
 
@@ -161,3 +165,9 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+# The browser tests' shared Chromium and kept servers, and the hooks that keep and stop them.
+from tests.browser_session import (  # noqa: E402,F401
+    browser, chromium, plain_web, pytest_collection_modifyitems, pytest_runtest_teardown,
+    pytest_sessionfinish, servers, smoke_servers)

@@ -29,7 +29,8 @@ def process_env(**overrides):
 
 
 class Process:
-    def __init__(self, args, env, log_path):
+    def __init__(self, args, env, log_path, stop_signal=signal.SIGINT):
+        self.stop_signal = stop_signal
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log,
@@ -38,8 +39,10 @@ class Process:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, sig=signal.SIGINT, timeout=15):
-        """SIGINT lets huey finish its running task; SIGKILL is a crash."""
+    def stop(self, sig=None, timeout=15):
+        """The process's stop_signal (SIGINT lets huey finish its running task) by default;
+        SIGKILL is a crash."""
+        sig = sig or self.stop_signal
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             try:
@@ -56,8 +59,16 @@ class Process:
 def start_web(log_dir, workers=1, threads=8, **env):
     port = free_port()
     web = Process([str(BIN / "gunicorn"), "app:create_app()", "-b", f"127.0.0.1:{port}",
-                   "-w", str(workers), "--threads", str(threads)], process_env(**env),
-                  Path(log_dir) / "web.log")
+                   "-w", str(workers), "--threads", str(threads), "--graceful-timeout", "1"],
+                  process_env(**env), Path(log_dir) / "web.log",
+                  # SIGTERM, gunicorn's graceful stop (as scripts/devserver.py stops it). Its
+                  # quick stop (SIGINT, SIGQUIT) can hang a gthread worker: the worker's handler
+                  # shuts its thread pool down, taking a lock that the main thread, interrupted
+                  # while handing a connection to that pool, already holds. The master then
+                  # waits out graceful_timeout (30 s by default) before it kills the worker, and
+                  # we waited 15 s. The graceful stop lingers up to graceful_timeout (at most 2 s)
+                  # for kept-alive connections, such as an idle Chromium's: 1 s here.
+                  stop_signal=signal.SIGTERM)
     web.url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -7,7 +7,8 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from docora_admin import db
 from tests.alert_receivers import AlertWebhook
-from tests.test_browser_smoke import chrome, log_in, run_servers, save_failure, wait
+from tests.browser_session import run_servers
+from tests.test_browser_smoke import log_in, wait
 
 pytestmark = pytest.mark.browser
 
@@ -30,14 +31,6 @@ def servers(tmp_path_factory, app, webhook):
     _no_alerts()
     yield from run_servers(tmp_path_factory.mktemp("alert-servers"),
                            ALERT_WEBHOOK_URL=webhook.url)
-
-
-@pytest.fixture
-def browser(request, tmp_path, servers):
-    driver = chrome(tmp_path, servers.url)
-    yield driver
-    save_failure(request, driver, tmp_path)
-    driver.quit()
 
 
 def test_send_a_test_alert_and_see_it_listed_and_delivered(browser, webhook):

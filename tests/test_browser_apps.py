@@ -7,8 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from docora_admin import db
-from tests.test_browser_smoke import (browser, local_repo, log_in, servers,  # noqa: F401
-                                      statuses, text, wait)
+from tests.test_browser_smoke import local_repo, log_in, statuses, text, wait
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.browser

@@ -6,9 +6,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from docora_admin import db
-from tests.test_browser_smoke import (  # noqa: F401  (browser, receiver, servers are fixtures)
-    attribute, browser, local_repo, log_in, offline_repo, panel_phase, receiver,
-    receiving_app, servers, statuses, text, wait)
+from tests.test_browser_smoke import (  # noqa: F401  (receiver is a fixture)
+    attribute, local_repo, log_in, offline_repo, panel_phase, receiver, receiving_app, statuses,
+    text, wait)
 
 pytestmark = pytest.mark.browser
 

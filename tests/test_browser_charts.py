@@ -1,32 +1,21 @@
 """The Charts page in headless Chromium: the SVG drawn, the window switched (1h → 7d), the app
 filter applied, the table twin opened with the same numbers, and no CSP violation on the way.
-Only the web server is needed (the attempts are seeded), so no consumer runs."""
+Only the web server is needed (the attempts are seeded), so no consumer runs: the shared
+browser points at the kept plain_web (tests/browser_session.py)."""
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.processes import start_web
 from tests.test_browser_csp import read_console
-from tests.test_browser_smoke import chrome, log_in, save_failure, wait
+from tests.test_browser_smoke import log_in, wait
 from tests.test_delivery_stats import attempts, empty_rollup  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, migrated_database):
-    server = start_web(tmp_path_factory.mktemp("charts-web"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def browser(request, tmp_path, web):
-    driver = chrome(tmp_path, web.url, keep_console=True)
-    driver.console = []
-    yield driver
-    save_failure(request, driver, tmp_path)
-    driver.quit()
+def servers(plain_web):
+    return plain_web
 
 
 def test_see_the_charts_switch_window_filter_and_read_the_table(browser, seed):

@@ -9,8 +9,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.test_browser_smoke import (attribute, chrome, log_in, panel_state, run_servers,
-                                      save_failure, seed_failed, start_bulk_retry, wait)
+from tests.browser_session import run_servers
+from tests.test_browser_smoke import (attribute, log_in, panel_state, seed_failed,
+                                      start_bulk_retry, wait)
 
 pytestmark = pytest.mark.browser
 
@@ -20,17 +21,6 @@ CSP_MARKERS = ("Content Security Policy", "Refused to")
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory, migrated_database):
     yield from run_servers(tmp_path_factory.mktemp("csp-servers"), MAX_RETRY_ATTEMPTS=1)
-
-
-@pytest.fixture
-def browser(request, tmp_path, servers):
-    driver = chrome(tmp_path, servers.url, keep_console=True)
-    driver.console = []
-    yield driver
-    save_failure(request, driver, tmp_path)
-    if driver.console:
-        print("browser console:", *driver.console, sep="\n  ")
-    driver.quit()
 
 
 def read_console(driver, where):

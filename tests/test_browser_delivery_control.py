@@ -6,9 +6,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
-from tests.test_browser_smoke import (  # noqa: F401  (browser, receiver, servers are fixtures)
-    attribute, browser, failed_count, local_repo, log_in, panel_state, receiver, receiving_app,
-    seed_failed, servers, start_bulk_retry, statuses, text, wait)
+from tests.test_browser_smoke import (  # noqa: F401  (receiver is a fixture)
+    attribute, failed_count, local_repo, log_in, panel_state, receiver, receiving_app,
+    seed_failed, start_bulk_retry, statuses, text, wait)
 
 pytestmark = pytest.mark.browser
 

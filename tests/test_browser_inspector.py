@@ -1,34 +1,21 @@
 """The attempt inspector in headless Chromium: open an attempt's request and response on the link
 page (a <details> element: no script needed). Only a web server: the attempt is made in this
-process, so no consumer is started."""
+process, so no consumer is started: the shared browser points at the kept plain_web
+(tests/browser_session.py)."""
 import pytest
 from selenium.webdriver.common.by import By
 
-from docora_admin.huey_app import huey
 from docora_admin.services.delivery import snapshot
-from tests.processes import start_web
 from tests.test_attempt_inspector import git_cache, linked, repo  # noqa: F401 (fixtures)
-from tests.test_browser_smoke import chrome, log_in, save_failure, wait
+from tests.test_browser_smoke import log_in, wait
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, migrated_database):
-    huey.flush()
-    server = start_web(tmp_path_factory.mktemp("inspector"))
-    yield server
-    server.stop()
-    huey.flush()
-
-
 @pytest.fixture
-def browser(request, tmp_path, web):
-    driver = chrome(tmp_path, web.url)
-    yield driver
-    save_failure(request, driver, tmp_path)
-    driver.quit()
+def servers(plain_web):
+    return plain_web
 
 
 @pytest.fixture

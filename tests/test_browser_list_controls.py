@@ -1,31 +1,20 @@
 """The failed list's controls in Chromium: column headers sort (again to reverse) and the URL
 keeps it; a filter applies when chosen, without pressing Apply; the list says how fresh it is
-and refreshes quietly."""
+and refreshes quietly. A web server alone (the kept plain_web of tests/browser_session.py)."""
 import urllib.parse
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.processes import start_web
-from tests.test_browser_smoke import chrome, log_in, save_failure, wait
+from tests.test_browser_smoke import log_in, wait
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def list_server(tmp_path_factory, migrated_database):
-    web = start_web(tmp_path_factory.mktemp("list-controls"))
-    yield web
-    web.stop()
-
-
 @pytest.fixture
-def browser(request, tmp_path, list_server):
-    driver = chrome(tmp_path, list_server.url)
-    yield driver
-    save_failure(request, driver, tmp_path)
-    driver.quit()
+def servers(plain_web):
+    return plain_web
 
 
 def _args(driver):

@@ -9,25 +9,19 @@ from selenium.webdriver.support import expected_conditions as EC
 from docora_admin import auth as auth_module
 from docora_admin import login_limit
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
-from tests.processes import start_web
-from tests.test_browser_smoke import chrome, save_failure, wait
+from tests.browser_session import chrome, save_failure
+from tests.test_browser_smoke import wait
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory, migrated_database):
-    server = start_web(tmp_path_factory.mktemp("lockout"))
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def browsers(request, tmp_path, web):
+def browsers(request, tmp_path, plain_web):
+    """Browsers of their own (a profile each: the owner's keeps its device cookie)."""
     made = []
 
     def make(name):
-        driver = chrome(tmp_path / name, web.url)
+        driver = chrome(tmp_path / name, plain_web.url)
         made.append(driver)
         return driver
     yield make

@@ -7,9 +7,10 @@ from selenium.webdriver.common.by import By
 
 from docora_admin.huey_app import huey
 from tests.processes import start_consumer, start_web
-from tests.test_browser_smoke import (  # noqa: F401  (browser and receiver are fixtures)
-    WATCHDOG_INTERVAL_SECONDS, attribute, browser, local_repo, log_in, panel_phase,
-    receiver, receiving_app, start_bulk_retry, statuses, text, wait)
+from tests.browser_session import WATCHDOG_INTERVAL_SECONDS
+from tests.test_browser_smoke import (  # noqa: F401  (receiver is a fixture)
+    attribute, local_repo, log_in, panel_phase, receiver, receiving_app, start_bulk_retry,
+    statuses, text, wait)
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.browser

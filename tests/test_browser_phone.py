@@ -6,7 +6,6 @@ fails until it does). Each entry is (name, path template, logged in?); templates
 the data seeded by `phone_data`.
 """
 import os
-import shutil
 
 import pytest
 from selenium import webdriver
@@ -14,13 +13,11 @@ from selenium.webdriver.common.by import By
 
 from docora_admin import db
 from docora_admin.huey_app import huey
-from tests.processes import start_web
-from tests.test_browser_smoke import log_in, save_failure, wait
+from tests.browser_session import CHROMEDRIVER, CHROMIUM, save_failure
+from tests.test_browser_smoke import log_in, wait
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 PHONE_WIDTH = 390
 SCREENSHOTS = os.environ.get("PHONE_SCREENSHOTS")
 
@@ -60,15 +57,8 @@ LONG_ERROR = ("POST https://hooks.globex-corporation.example/docora/webhooks/v2/
               "connection_termination_with_a_very_long_unbroken_identifier_0123456789abcdef")
 
 
-@pytest.fixture(scope="module")
-def phone_server(tmp_path_factory, migrated_database):
-    web = start_web(tmp_path_factory.mktemp("phone"))
-    yield web
-    web.stop()
-
-
 @pytest.fixture
-def phone(request, tmp_path, phone_server):
+def phone(request, tmp_path, plain_web):
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--no-first-run", f"--user-data-dir={tmp_path / 'chrome-profile'}"):
@@ -77,7 +67,7 @@ def phone(request, tmp_path, phone_server):
         "width": PHONE_WIDTH, "height": 844, "pixelRatio": 3.0, "touch": True}})
     options.binary_location = CHROMIUM
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    driver.base_url = phone_server.url
+    driver.base_url = plain_web.url
     yield driver
     save_failure(request, driver, tmp_path)
     driver.quit()

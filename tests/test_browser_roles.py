@@ -5,8 +5,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from tests.accounts_helpers import PASSWORD, make_account
-from tests.test_browser_smoke import (attribute, browser, offline_repo, seed_failed,  # noqa: F401
-                                      servers, wait)
+from tests.test_browser_smoke import attribute, offline_repo, seed_failed, wait
 
 pytestmark = pytest.mark.browser
 

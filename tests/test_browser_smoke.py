@@ -1,94 +1,24 @@
 """Smoke tests in headless Chromium against gunicorn, a real Huey consumer, PostgreSQL, Redis
 and the test webhook receiver.
 
-On failure each test leaves failure.png (and the page source; one pair per open tab) in its
-pytest temp folder. Tests whose consumer needs other settings (a short backoff, few attempts)
-live in test_browser_outcomes.py and share the helpers below."""
+The browser and the servers are tests/browser_session.py's (shared with the other browser
+tests). Tests whose consumer needs other settings (a short backoff, few attempts) live in
+test_browser_outcomes.py and share the helpers below."""
 import itertools
-import shutil
 import time
 
 import pytest
 import redis
-from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from docora_admin import db
-from docora_admin.huey_app import huey
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, TEST_REDIS_URL
-from tests.processes import start_consumer, start_web
 from tests.test_snapshot import Repo
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-# The watchdog recounts bulk outcomes every second instead of every five, so settling shows fast.
-WATCHDOG_INTERVAL_SECONDS = 1
-
-
-def run_servers(logs, **env):
-    """gunicorn and a Huey consumer for a module's browser tests (a generator: yields the web
-    process, then stops both); `env` goes to both."""
-    huey.flush()
-    web = start_web(logs, BULK_CHUNK_SIZE=25, **env)
-    consumer = start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=150,
-                              WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
-                              DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache", **env)
-    yield web
-    consumer.stop()
-    web.stop()
-    huey.flush()
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory, migrated_database):
-    yield from run_servers(tmp_path_factory.mktemp("servers"))
-
-
-def chrome(tmp_path, base_url, keep_console=False):
-    """Headless Debian Chromium on a fresh profile, pointed at `base_url`."""
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                 # A test with two tabs keeps both live: the one in the background polls too.
-                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                 "--disable-backgrounding-occluded-windows",
-                 f"--user-data-dir={tmp_path / 'chrome-profile'}"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    if keep_console:  # CSP violations, among others, are reported there
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    driver.base_url = base_url
-    return driver
-
-
-def save_failure(request, driver, tmp_path):
-    """A screenshot and the page source of every tab when the test failed."""
-    report = getattr(request.node, "rep_call", None)
-    if report is None or not report.failed:
-        return
-    for n, handle in enumerate(driver.window_handles):
-        driver.switch_to.window(handle)
-        name = "failure" if n == 0 else f"failure-tab{n + 1}"
-        driver.save_screenshot(str(tmp_path / f"{name}.png"))
-        (tmp_path / f"{name}.html").write_text(driver.page_source)
-        print(f"screenshot saved to {tmp_path / f'{name}.png'}")
-
-
-@pytest.fixture
-def browser(request, tmp_path, servers):
-    driver = chrome(tmp_path, servers.url)
-    yield driver
-    save_failure(request, driver, tmp_path)
-    driver.quit()
 
 
 @pytest.fixture

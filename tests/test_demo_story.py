@@ -24,8 +24,7 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from docora_admin.services.apps.demo_data import BROKEN_APPS
 from tests.processes import free_port
-from tests.test_browser_smoke import (attribute, chrome, save_failure, start_bulk_retry, text,
-                                      wait)
+from tests.test_browser_smoke import attribute, start_bulk_retry, text, wait
 
 pytestmark = pytest.mark.browser
 
@@ -99,11 +98,9 @@ def demo():
 
 
 @pytest.fixture
-def browser(request, tmp_path, demo):
-    driver = chrome(tmp_path, demo.url)
-    yield driver
-    save_failure(request, driver, tmp_path)
-    driver.quit()
+def servers(demo):
+    """What the shared browser points at."""
+    return demo
 
 
 def _log_in(driver, demo):

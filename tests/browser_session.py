@@ -15,7 +15,8 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 
 from docora_admin.huey_app import huey
-from tests.processes import start_consumer, start_web
+# tests.processes imports tests.conftest, which imports this module: used at call time.
+from tests import processes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -28,8 +29,8 @@ def run_servers(logs, **env):
     """gunicorn and a Huey consumer for browser tests (a generator: yields the web process, then
     stops both); `env` goes to both."""
     huey.flush()
-    web = start_web(logs, BULK_CHUNK_SIZE=25, **env)
-    consumer = start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=75,
+    web = processes.start_web(logs, BULK_CHUNK_SIZE=25, **env)
+    consumer = processes.start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=75,
                               WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
                               DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache", **env)
     yield web
@@ -41,7 +42,7 @@ def run_servers(logs, **env):
 def run_web(logs):
     """gunicorn alone (no consumer: what is queued stays queued)."""
     huey.flush()
-    web = start_web(logs)
+    web = processes.start_web(logs)
     yield web
     web.stop()
     huey.flush()

@@ -42,10 +42,10 @@ def until(moment, now=None):
 def describe(link, max_attempts, now=None, delivery=None, circuit=None):
     """{state, label, text, action} for a link row (status, retry_count, next_attempt_at,
     updated_at, last_scanned_at; dismissed_at and dismissed_by when the row has them). action is
-    what fits: "retry" for a failed link, "retry_now"
-    for one waiting out a backoff, else None. `delivery` is the app's delivery state
-    (services/control/delivery_control.describe): a pending link of a held app is held, not queued;
-    so is one whose repository's git circuit is open (`circuit`: repository_circuit.describe)."""
+    what fits: "retry" for a failed link, "retry_now" for one waiting out a backoff, else None.
+    `delivery` is the app's delivery state (services/control/delivery_control.describe): a pending
+    link of a held app is held, not queued; so is one whose repository's git circuit is open
+    (`circuit`: repository_circuit.describe)."""
     now = now or datetime.now(timezone.utc)
     status, tries = link["status"], link["retry_count"]
     due = link.get("next_attempt_at")

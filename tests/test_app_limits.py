@@ -121,3 +121,29 @@ def test_no_rate_and_a_fresh_slot_cost_one_call_per_stream(app):
     times, _ = run_jobs("app_free", 0, 8, jobs=1, threads=2, turns=50)
     assert len(times) == 100
     assert script_calls() - calls <= 3  # a slot per stream, then the release
+
+
+def test_a_reply_that_comes_late_does_not_push_a_block_into_the_next(app, monkeypatch):
+    """A stream maps its block's turns (Redis's clock) onto its own clock when the script's
+    reply arrives: a reply that took 30 ms (a descheduled thread, a loaded machine) must not
+    move the block's turns 30 ms later, into the block reserved after it."""
+    from docora_admin.services.control import app_limits
+
+    real, calls = app_limits._script, [0]
+
+    def slow_every_third(client, source):
+        script = real(client, source)
+
+        def call(**kwargs):
+            answer = script(**kwargs)
+            calls[0] += 1
+            if calls[0] % 3 == 0:
+                time.sleep(0.03)
+            return answer
+        return call
+
+    monkeypatch.setattr(app_limits, "_script", slow_every_third)
+    rate, requests = 200, 2 * 3 * 30
+    times, _ = run_jobs("app_late", rate, 0, jobs=2, threads=3, turns=30)
+    assert len(times) == requests
+    assert busiest(times, 0.1) <= rate * 0.1 + 2

@@ -124,6 +124,7 @@ class _Stream:
         self.turn_us = 0  # Redis time of the block's first turn
         self.first_at = 0.0  # the same, on this process's monotonic clock
         self.count = 0  # turns in the block
+        self.usable = 0  # of them, those that begin before the block ends on this clock
         self.used = 0  # turns taken from it or gone by
         self.sent = 0  # requests sent in it
 
@@ -173,6 +174,7 @@ class AppLimiter:
         while True:
             given_back = stream.given_back(self.interval_us)
             wanted = self._block_wanted(stream) if self.rate > 0 else 0
+            asked = time.monotonic()
             granted, wait_us, turn_us = _script(runtime.redis_client(), _ACQUIRE)(
                 keys=list(_keys(self.app_id)), args=[
                     self.rate, self.concurrency, stream.holder, self.hold_us,
@@ -183,14 +185,25 @@ class AppLimiter:
                 now = time.monotonic()
                 # The hold lasts two delivery timeouts: a request that starts before
                 # slot_until ends before the hold does.
-                stream.slot_until = now + wait_us / 1e6 + self.hold_us / 1e6
+                stream.slot_until = asked + wait_us / 1e6 + self.hold_us / 1e6
                 if self.rate > 0:
+                    # Redis's clock read the block's start somewhere between `asked` and `now`
+                    # on ours. Its turns begin no earlier than reserved (counted from `now`),
+                    # and the ones that would then begin after the block ends (counted from
+                    # `asked`) are not taken: a reply that came late (a descheduled thread)
+                    # does not push the block into the one reserved after it.
+                    late = int((now - asked) * 1e6 / self.interval_us)
                     stream.turn_us, stream.first_at = turn_us, now + wait_us / 1e6
-                    stream.count, stream.used, stream.sent = wanted, 1, 1
-                    if wait_us:
-                        time.sleep(wait_us / 1e6)
-                break
-            if granted == 2:
+                    stream.count, stream.usable = wanted, wanted - late
+                    if stream.usable >= 1:
+                        stream.used, stream.sent = 1, 1
+                        if wait_us:
+                            time.sleep(wait_us / 1e6)
+                        break
+                    stream.used, stream.sent = wanted, 0  # it went by meanwhile: ask again
+                else:
+                    break
+            elif granted == 2:
                 raise RateLimited(wait_us / 1e6)
             if time.monotonic() - started > MAX_WAIT_S:
                 raise RateLimited(MAX_WAIT_S)
@@ -209,7 +222,7 @@ class AppLimiter:
         turn = stream.used
         if now >= stream.first_at + (turn + 1) * interval:
             turn = int((now - stream.first_at) / interval)
-        if turn >= stream.count:
+        if turn >= stream.usable:
             return False  # the block is over
         stream.used, stream.sent = turn + 1, stream.sent + 1
         at = stream.first_at + turn * interval

@@ -31,8 +31,9 @@ def run_servers(logs, **env):
     huey.flush()
     web = processes.start_web(logs, BULK_CHUNK_SIZE=25, **env)
     consumer = processes.start_consumer(logs, workers=2, BULK_CHUNK_DELAY_MS=75,
-                              WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
-                              DELIVERY_TIMEOUT_S=5, DOCORA_GIT_CACHE=logs / "git-cache", **env)
+                                        WATCHDOG_INTERVAL_SECONDS=WATCHDOG_INTERVAL_SECONDS,
+                                        DELIVERY_TIMEOUT_S=5,
+                                        DOCORA_GIT_CACHE=logs / "git-cache", **env)
     yield web
     consumer.stop()
     web.stop()

@@ -2,15 +2,19 @@
 
     .venv/bin/python bench/retry_to_delivered.py [--apps 20] [--repositories 50] [--files 20]
         [--file-kb 16] [--workers 8] [--consumers 1] [--worker-type thread|process]
-        [--packed] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH] [--perf]
+        [--packed] [--remote daemon|file] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH]
+        [--perf]
         [--profile-dir DIR]
         [--database-url URL] [--redis-url URL]
 
 Every app is linked to every repository (apps × repositories links), each link `failed` with
-nothing delivered yet. Each repository is a local git repository (file:// remote) of --files
-files averaging --file-kb KB (70% text, 30% binary), its objects loose as the issue measured
-(--packed: repacked, as a hosting service keeps a repository). A keep-alive receiver that checks every
-signature runs in a process of its own (bench/keepalive_receiver.py), with TCP_NODELAY.
+nothing delivered yet. Each repository is a local git repository of --files files averaging
+--file-kb KB (70% text, 30% binary), its objects loose as the issue measured (--packed:
+repacked, as a hosting service keeps a repository), served by `git daemon` in a process of its
+own, as a remote is (--remote file: file:// URLs, whose clones run the remote's side, upload-pack
+and pack-objects, as children of the consumer: measured on 2026-12-06, that side was ~0.08 ms of
+the "git" CPU per file, more than the consumer's own clones). A keep-alive receiver that checks
+every signature runs in a process of its own (bench/keepalive_receiver.py), with TCP_NODELAY.
 
 One run: fresh tables, Redis db and git cache; start --consumers real `huey_consumer app.huey -w
 WORKERS -k thread` processes; POST /admin/api/retry/all (Flask test client, in this process);
@@ -67,6 +71,22 @@ third. One experiment, not kept: without curl's header callback (6 GIL acquisiti
 here) consumer CPU per file was 18% lower and the run 9% shorter (medians of 3 interleaved,
 loaded machine), but the attempt inspector would lose the answer's headers and Retry-After
 would need CURLINFO_RETRY_AFTER.
+
+2026-12-06 (main at bf66b1e + the git daemon remote, a slower machine of the same kind: the same
+code cost 0.57-0.70 ms per file here, 0.44 on 12-04). The report line now also gives the CPU of
+the git remote, PostgreSQL and Redis in the run, against the machine's core-seconds: e.g.
+consumer 13.0 s, receiver 6.3, git remote 1.9, PostgreSQL 5.0, Redis 1.1 of 32.7 core-seconds.
+The machine is saturated, so the share of the ceiling follows the CPU every process spends per
+file, the consumer about half of it. Interleaved ×3 on this machine: --remote file 0.70 ms per
+file (git 0.21), git daemon 0.59 (git 0.12), the remote's side ~0.09 ms per file moved out.
+The floor under any design (bench/request_floor.py, nothing of a job but the signed POST):
+133 µs of CPU per request with one thread, 134 with eight, 122 with one CurlMulti thread
+driving eight; about a third of it is the kernel (waking the receiver and being woken: a
+virtual machine's costly switches). --files 1 (5,000 links): 3.5 ms of the consumer's own CPU
+per link and 37 context switches, spread over a dozen round trips and none above a sixth.
+PostgreSQL's side, from its statement log: the outcome's statement ~1 ms when alone (4 ms in
+the run, waiting for CPU and WAL flushes), the claim ~0.8 ms; synchronous_commit off for the
+whole database (an upper bound, not kept) changed the run's time within the noise.
 """
 import argparse
 import hashlib
@@ -145,12 +165,14 @@ def app_env(args):
             "ALLOW_PRIVATE_WEBHOOKS": "true"}  # the bench's receivers are on 127.0.0.1
 
 
-def seed(url, apps, repositories, base_url):
+def seed(url, apps, repositories, base_url, remote=None):
     """Fresh tables: every app linked to every repository, each link failed, nothing delivered.
     The failures are dated in a shuffled order, so a repository's links are spread over the
-    retry as they would be in life (the bulk retry takes them oldest first)."""
+    retry as they would be in life (the bulk retry takes them oldest first). `remote`: where
+    the repositories' URLs point (GitDaemon; default FileRemote)."""
     from docora_admin import crypto
 
+    remote = remote or FileRemote()
     key = bytes.fromhex(ENCRYPTION_KEY)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE apps, repositories, app_repositories, app_delivered_files, "
@@ -164,7 +186,7 @@ def seed(url, apps, repositories, base_url):
             cur.executemany(
                 "INSERT INTO repositories (repository_id, github_url, owner, name) "
                 "VALUES (%s, %s, 'bench', %s)",
-                [(f"repo_bench_{r}", path.as_uri(), path.name)
+                [(f"repo_bench_{r}", remote.url(path), path.name)
                  for r, (path, _) in enumerate(repositories)])
             links = [(app_id, f"repo_bench_{r}") for app_id in apps
                      for r in range(len(repositories))]
@@ -178,6 +200,63 @@ def seed(url, apps, repositories, base_url):
         # The last run's writes (the code before issue 12 commits per file) are flushed now,
         # not by a checkpoint during this run.
         conn.execute("CHECKPOINT")
+
+
+class GitDaemon:
+    """The repositories' remote, `git daemon` serving `base` over git:// in a process of its
+    own, as a hosting service is one: the pack a clone asks for is made by the daemon's
+    upload-pack, not by a child of the consumer (a file:// clone runs upload-pack, and with
+    loose objects its delta search and compression, under the consumer, and counted as its
+    git CPU)."""
+
+    def __init__(self, base):
+        with socket.socket() as probe:  # git daemon cannot report a port it chose
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        # git-daemon itself, not `git daemon` (which runs it as a child): its CPU counters
+        # then hold every finished upload-pack's.
+        daemon = Path(subprocess.run(["git", "--exec-path"], capture_output=True, text=True,
+                                     check=True).stdout.strip()) / "git-daemon"
+        self.proc = subprocess.Popen(
+            [str(daemon), "--reuseaddr", "--export-all", f"--base-path={base}",
+             "--listen=127.0.0.1", f"--port={self.port}", str(base)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("git daemon did not start") from None
+                time.sleep(0.05)
+
+    def url(self, path):
+        return f"git://127.0.0.1:{self.port}/{path.name}"
+
+    def cpu_seconds(self):
+        """The daemon's CPU and its finished children's (upload-pack, pack-objects)."""
+        return cpu_seconds(self.proc.pid)
+
+    def close(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
+class FileRemote:
+    """--remote file: the repositories' folders as file:// URLs (upload-pack runs under the
+    consumer)."""
+
+    @staticmethod
+    def url(path):
+        return path.as_uri()
+
+    @staticmethod
+    def cpu_seconds():
+        return 0.0
+
+    def close(self):
+        pass
 
 
 class ReceiverProcess:
@@ -216,6 +295,52 @@ def cpu_seconds(pid, children=True, part=None):
     wanted = {"user": fields[11:12], "system": fields[12:13]}.get(
         part, fields[11:15 if children else 13])
     return sum(int(f) for f in wanted) / os.sysconf("SC_CLK_TCK")
+
+
+class Services:
+    """CPU seconds PostgreSQL and Redis spent so far, read from /proc: the postmaster's own and
+    its finished backends' (it waits for them) plus its live children's, and redis-server's
+    (INFO cpu). Each is None where it cannot be read (another machine, no permission)."""
+
+    def __init__(self, database_url, redis_url):
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            self.postmaster = int(Path(f"/proc/{backend}/stat").read_text()
+                                  .rsplit(")", 1)[1].split()[1])
+        except (OSError, psycopg.Error, ValueError, IndexError):
+            self.postmaster = None
+        self.redis = redis.Redis.from_url(redis_url)
+
+    def postgresql_cpu(self):
+        if self.postmaster is None:
+            return None
+        try:
+            total = cpu_seconds(self.postmaster)
+            children = Path(f"/proc/{self.postmaster}/task/{self.postmaster}/children")
+            for pid in children.read_text().split():
+                try:
+                    total += cpu_seconds(int(pid))
+                except OSError:
+                    pass  # a backend that ended meanwhile (counted by the postmaster now)
+            return total
+        except OSError:
+            return None
+
+    def redis_cpu(self):
+        try:
+            info = self.redis.info("cpu")
+        except redis.RedisError:
+            return None
+        return info["used_cpu_sys"] + info["used_cpu_user"]
+
+    def now(self):
+        return {"postgresql": self.postgresql_cpu(), "redis": self.redis_cpu()}
+
+    @staticmethod
+    def spent(before, after):
+        return {name: None if before[name] is None or after[name] is None
+                else after[name] - before[name] for name in before}
 
 
 def context_switches(pid):
@@ -308,13 +433,13 @@ def wait_until_delivered(args, name, links, expected_files, receiver):
             time.sleep(0.1)
 
 
-def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
+def run_once(args, name, code_root, repositories, apps, receiver, remote, client, tmp):
     from docora_admin.huey_app import huey
 
     links = len(apps) * len(repositories)
     expected_files = links * args.files
     expected_bytes = len(apps) * sum(size for _, size in repositories)
-    seed(args.database_url, apps, repositories, receiver.base_url)
+    seed(args.database_url, apps, repositories, receiver.base_url, remote)
     redis.Redis.from_url(args.redis_url).flushdb()
     headers = login(client)  # after the flush: the session lives in Redis
     shutil.rmtree(tmp / "git-cache", ignore_errors=True)
@@ -335,6 +460,9 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
     system_before = sum(cpu_seconds(p.pid, part="system") for p in consumers)
     switches_before = sum(context_switches(p.pid) for p in consumers)
     receiver_cpu_before = receiver.stats()["cpu_s"]
+    remote_cpu_before = remote.cpu_seconds()
+    services = Services(args.database_url, args.redis_url)
+    services_before = services.now()
     try:
         started = time.time()
         response = client.post("/admin/api/retry/all", headers=headers)
@@ -345,6 +473,8 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         own_cpu = sum(cpu_seconds(p.pid, children=False) for p in consumers) - own_cpu_before
         system = sum(cpu_seconds(p.pid, part="system") for p in consumers) - system_before
         switches = sum(context_switches(p.pid) for p in consumers) - switches_before
+        remote_cpu = remote.cpu_seconds() - remote_cpu_before
+        services_cpu = services.spent(services_before, services.now())
     finally:
         for recorder in recorders:
             perf_profile.stop(recorder)
@@ -370,8 +500,8 @@ def run_once(args, name, code_root, repositories, apps, receiver, client, tmp):
         "requests": stats["requests"], "megabytes": stats["bytes"] / 1e6,
         "connections": stats["connections"], "bad_signatures": stats["bad_signatures"],
         "cpu_s": cpu, "git_cpu_s": cpu - own_cpu, "system_cpu_s": system, "switches": switches, "receiver_cpu_s": stats["cpu_s"] - receiver_cpu_before,
-        "git": git_counts, "expected_bytes": expected_bytes}
-    result.update(ceiling(args, apps, repositories, receiver))
+        "remote_cpu_s": remote_cpu, "services_cpu_s": services_cpu, "git": git_counts, "expected_bytes": expected_bytes}
+    result.update(ceiling(args, apps, repositories, receiver, remote))
     return result
 
 
@@ -397,7 +527,7 @@ def print_profile(path, title, top=25):
         print(f"  {100 * count / total:5.1f}%  {frame}")
 
 
-def payloads_of(repository_id, path):
+def payloads_of(repository_id, path, url):
     """The bodies the snapshot job sends for a first sync of the repository at `path`, made by
     the job's own payload code (docora_admin.services.delivery.payloads)."""
     from docora_admin.services.delivery import file_scan
@@ -405,7 +535,7 @@ def payloads_of(repository_id, path):
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
                             text=True, check=True).stdout.strip()
-    repository = {"repository_id": repository_id, "github_url": path.as_uri(), "owner": "bench",
+    repository = {"repository_id": repository_id, "github_url": url, "owner": "bench",
                   "name": path.name}
     bodies = []
     for scanned in file_scan.scan(path)[0]:
@@ -414,10 +544,11 @@ def payloads_of(repository_id, path):
     return bodies
 
 
-def ceiling(args, apps, repositories, receiver):
+def ceiling(args, apps, repositories, receiver, remote):
     """The receiver's own rate: the same requests from WORKERS × CONSUMERS keep-alive
     http.client connections, each request prepared (body and signature) before the clock."""
-    bodies = [payloads_of(f"repo_bench_{r}", path) for r, (path, _) in enumerate(repositories)]
+    bodies = [payloads_of(f"repo_bench_{r}", path, remote.url(path))
+              for r, (path, _) in enumerate(repositories)]
     ts = str(int(time.time()))
     requests = []
     for app_id, secret in apps.items():
@@ -467,7 +598,11 @@ def report(result):
           f"(git {1000 * r['git_cpu_s'] / r['files']:.2f}, the process's own in the kernel "
           f"{1000 * r['system_cpu_s'] / r['files']:.2f}; {r['switches'] / r['files']:.1f} "
           f"context switches/file), "
-          f"receiver CPU {r['receiver_cpu_s']:.1f} s | {r['requests']} POSTs, "
+          f"receiver CPU {r['receiver_cpu_s']:.1f} s, the git remote's "
+          f"{r['remote_cpu_s']:.1f} s, "
+          + ", ".join(f"{name} {'?' if spent is None else format(spent, '.1f')} s"
+                      for name, spent in r["services_cpu_s"].items())
+          + f" (of {os.cpu_count() * r['seconds']:.1f} core-seconds) | {r['requests']} POSTs, "
           f"{r['connections']} new connections, {r['bad_signatures']} bad signatures | git: "
           f"{git_counts} ({r['git']['processes']} git processes) | ceiling "
           f"{r['ceiling_requests'] / r['ceiling_s']:.0f} req/s = "
@@ -492,6 +627,10 @@ def main():
     parser.add_argument("--packed", action="store_true",
                         help="repack the repositories after their commit, as a hosting "
                              "service keeps them (default: loose objects, as the issue measured)")
+    parser.add_argument("--remote", choices=("daemon", "file"), default="daemon",
+                        help="serve the repositories with git daemon (git://, a process of "
+                             "its own: the default) or as file:// URLs (upload-pack runs "
+                             "under the consumer and counts as its git CPU)")
     parser.add_argument("--worker-type", choices=("thread", "process"), default="thread",
                         help="huey_consumer -k: workers as threads of one process or processes")
     parser.add_argument("--repeat", type=int, default=1)
@@ -530,11 +669,13 @@ def main():
                                      random.Random(7), args.packed)
     apps = {f"app_bench_{n:02d}": f"bench-client-key-{n}" for n in range(args.apps)}
     receiver = ReceiverProcess(apps, tmp)
+    remote = GitDaemon(tmp / "repos") if args.remote == "daemon" else FileRemote()
     total_mb = len(apps) * sum(size for _, size in repositories) / 1e6
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.apps} apps × "
           f"{args.repositories} repositories = {args.apps * args.repositories} links, "
           f"{args.files} files each ({args.apps * args.repositories * args.files} files, "
-          f"{total_mb:.0f} MB, {'packed' if args.packed else 'loose objects'}); "
+          f"{total_mb:.0f} MB, {'packed' if args.packed else 'loose objects'}, "
+          f"{'git daemon' if args.remote == 'daemon' else 'file://'} remote); "
           f"{args.consumers} consumer(s) × {args.workers} {args.worker_type} workers; per-app "
           f"limits: APP_RATE_PER_SECOND={os.environ.get('APP_RATE_PER_SECOND', 'default')}, "
           f"APP_MAX_CONCURRENCY={os.environ.get('APP_MAX_CONCURRENCY', 'default')}; "
@@ -543,12 +684,13 @@ def main():
     try:
         for _ in range(args.repeat):
             for name, code_root in codes:
-                result = run_once(args, name, code_root, repositories, apps, receiver, client,
-                                  tmp)
+                result = run_once(args, name, code_root, repositories, apps, receiver, remote,
+                                  client, tmp)
                 report(result)
                 results.append(result)
     finally:
         receiver.close()
+        remote.close()
         shutil.rmtree(tmp, ignore_errors=True)
     if args.repeat > 1 or len(codes) > 1:
         print("medians:")

@@ -25,10 +25,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import keepalive_receiver  # noqa: E402
+
 APP_ID = "app_" + "ab" * 12
 KEY = "bench-client-key-0123456789"
 
@@ -83,12 +86,7 @@ def main():
                REDIS_URL="redis://127.0.0.1:1/0", SECRET_KEY="bench-secret-key-0123456789",
                ADMIN_USERNAME="bench", ADMIN_PASSWORD="bench-password",
                ENCRYPTION_KEY="00" * 32, ALLOW_PRIVATE_WEBHOOKS="true")
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as keys:
-        json.dump({APP_ID: KEY}, keys)
-    receiver = subprocess.Popen([sys.executable, str(ROOT / "bench/keepalive_receiver.py"),
-                                 keys.name], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(receiver.stdout.readline())
+    with keepalive_receiver.running({APP_ID: KEY}) as port:
         results = {name: [] for name, _ in codes}
         print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
               f"{args.requests} requests of {args.file_kb} KB per run, one thread")
@@ -111,10 +109,6 @@ def main():
             print(f"  {name:>8}: {per_request:7.1f} µs CPU per request"
                   + (f", stored() {statistics.median(attempts):6.1f} µs per attempt"
                      if attempts else ""))
-    finally:
-        receiver.kill()
-        receiver.wait()
-        os.unlink(keys.name)
 
 
 if __name__ == "__main__":

@@ -17,9 +17,12 @@ import hmac
 import json
 import os
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -107,6 +110,22 @@ def serve(keys):
     server.daemon_threads = True
     print(server.server_address[1], flush=True)
     server.serve_forever()
+
+
+@contextmanager
+def running(keys):
+    """This receiver in a process of its own for `keys` ({app_id: client auth key}), for a
+    benchmark's with-block: yields its port, and kills it after."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(keys, file)
+    process = subprocess.Popen([sys.executable, __file__, file.name], stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        yield int(process.stdout.readline())
+    finally:
+        process.kill()
+        process.wait()
+        os.unlink(file.name)
 
 
 if __name__ == "__main__":

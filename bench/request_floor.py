@@ -28,10 +28,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import keepalive_receiver  # noqa: E402
+
 APP_ID = "app_" + "ab" * 12
 KEY = "bench-client-key-0123456789"
 WAYS = ("easy×1", "easy×8", "multi×8")
@@ -146,12 +149,7 @@ def main():
     parser.add_argument("--file-kb", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as keys:
-        json.dump({APP_ID: KEY}, keys)
-    receiver = subprocess.Popen([sys.executable, str(ROOT / "bench/keepalive_receiver.py"),
-                                 keys.name], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(receiver.stdout.readline())
+    with keepalive_receiver.running({APP_ID: KEY}) as port:
         print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
               f"{args.requests} requests of {args.file_kb} KB per run")
         results = {way: [] for way in WAYS}
@@ -167,10 +165,6 @@ def main():
         for way, runs in results.items():
             print(f"  {way:>8}: " + _line({k: statistics.median(r[k] for r in runs)
                                            for k in runs[0]}))
-    finally:
-        receiver.kill()
-        receiver.wait()
-        os.unlink(keys.name)
 
 
 def _line(result):

@@ -14,6 +14,13 @@ Issue 25, 500 clients × 20 s, interleaved with 58974bf (every poll and session 
 PostgreSQL) on a 2-core machine: server p50 / p99 before 26.1–31.6 / 60.6–77.4 ms, 95–100% of
 the polls asked for answered; after (Redis only) 2.3–3.0 / 22.5–25.5 ms on a quiet machine
 (28.7–35.4 beside other work), 100% answered in every run.
+
+2026-12-06, a slower machine of the same kind, quiet: server p50 / p99 14.7–26.4 / 62.2–86.7 ms,
+96.8–100% answered, with main and with c40be76 (the code measured at 18–28 ms on 12-04) alike,
+interleaved. A poll is ~1.7 ms of Python in its worker (py-spy --gil: the panel's template a
+fifth, the session and the login check a fifth, the operation's read a tenth, gunicorn's
+access log, which this bench times polls by, a twelfth); 500 polls a second, the 500 clients,
+the bulk retry, PostgreSQL and Redis fill the 2 cores, and the p99 is queueing for them.
 """
 import argparse
 import http.client

@@ -107,18 +107,22 @@ def test_multiprocess_gunicorn_merges_every_worker(tmp_path, migrated_database):
                     PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     try:
         requests = 0
+        # Both workers may have written a file already, answering the start's readiness
+        # probes: a worker has answered one of these requests once its file has changed.
+        before = {path.name: path.read_bytes() for path in metrics_dir.glob("histogram_*.db")}
 
-        def writers():
-            return {path.name for path in metrics_dir.glob("histogram_*.db")}
+        def served():
+            return {path.name for path in metrics_dir.glob("histogram_*.db")
+                    if path.read_bytes() != before.get(path.name)}
 
         # Parallel batches until both workers have served some (one idle worker would take
         # every sequential request).
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
-            while len(writers()) < 2 and requests < 2000:
+            while len(served()) < 2 and requests < 2000:
                 statuses = list(pool.map(lambda _: _get(web.url + "/healthz")[0], range(40)))
                 assert set(statuses) == {200}
                 requests += len(statuses)
-        assert len(writers()) == 2, writers()
+        assert len(served()) == 2, served()
         for _ in range(4):  # whichever worker answers the scrape
             status, text = _get(web.url + "/metrics", TOKEN)
             assert status == 200

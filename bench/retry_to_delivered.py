@@ -3,18 +3,17 @@
     .venv/bin/python bench/retry_to_delivered.py [--apps 20] [--repositories 50] [--files 20]
         [--file-kb 16] [--workers 8] [--consumers 1] [--worker-type thread|process]
         [--packed] [--remote daemon|file] [--repeat 1] [--code NAME=PATH ...] [--py-spy PATH]
-        [--perf]
-        [--profile-dir DIR]
-        [--database-url URL] [--redis-url URL]
+        [--perf] [--profile-dir DIR] [--database-url URL] [--redis-url URL]
 
 Every app is linked to every repository (apps × repositories links), each link `failed` with
 nothing delivered yet. Each repository is a local git repository of --files files averaging
 --file-kb KB (70% text, 30% binary), its objects loose as the issue measured (--packed:
 repacked, as a hosting service keeps a repository), served by `git daemon` in a process of its
-own, as a remote is (--remote file: file:// URLs, whose clones run the remote's side, upload-pack
-and pack-objects, as children of the consumer: measured on 2026-12-06, that side was ~0.08 ms of
-the "git" CPU per file, more than the consumer's own clones). A keep-alive receiver that checks
-every signature runs in a process of its own (bench/keepalive_receiver.py), with TCP_NODELAY.
+own, as a remote is (--remote file: file:// URLs, whose clones run the remote's side,
+upload-pack and pack-objects, as children of the consumer: measured on 2026-12-06, that side was
+~0.09 ms of the "git" CPU per file, about as much as the consumer's own clones). A keep-alive
+receiver that checks every signature runs in a process of its own (bench/keepalive_receiver.py),
+with TCP_NODELAY.
 
 One run: fresh tables, Redis db and git cache; start --consumers real `huey_consumer app.huey -w
 WORKERS -k thread` processes; POST /admin/api/retry/all (Flask test client, in this process);
@@ -300,7 +299,8 @@ def cpu_seconds(pid, children=True, part=None):
 class Services:
     """CPU seconds PostgreSQL and Redis spent so far, read from /proc: the postmaster's own and
     its finished backends' (it waits for them) plus its live children's, and redis-server's
-    (INFO cpu). Each is None where it cannot be read (another machine, no permission)."""
+    (INFO cpu): the whole servers', so another run's work beside this one counts too. Each is
+    None where it cannot be read (another machine, no permission)."""
 
     def __init__(self, database_url, redis_url):
         try:
@@ -499,8 +499,10 @@ def run_once(args, name, code_root, repositories, apps, receiver, remote, client
         "name": name, "seconds": seconds, "links": links, "files": stats["files"],
         "requests": stats["requests"], "megabytes": stats["bytes"] / 1e6,
         "connections": stats["connections"], "bad_signatures": stats["bad_signatures"],
-        "cpu_s": cpu, "git_cpu_s": cpu - own_cpu, "system_cpu_s": system, "switches": switches, "receiver_cpu_s": stats["cpu_s"] - receiver_cpu_before,
-        "remote_cpu_s": remote_cpu, "services_cpu_s": services_cpu, "git": git_counts, "expected_bytes": expected_bytes}
+        "cpu_s": cpu, "git_cpu_s": cpu - own_cpu, "system_cpu_s": system, "switches": switches,
+        "receiver_cpu_s": stats["cpu_s"] - receiver_cpu_before,
+        "remote_cpu_s": remote_cpu, "services_cpu_s": services_cpu, "git": git_counts,
+        "expected_bytes": expected_bytes}
     result.update(ceiling(args, apps, repositories, receiver, remote))
     return result
 
@@ -669,7 +671,11 @@ def main():
                                      random.Random(7), args.packed)
     apps = {f"app_bench_{n:02d}": f"bench-client-key-{n}" for n in range(args.apps)}
     receiver = ReceiverProcess(apps, tmp)
-    remote = GitDaemon(tmp / "repos") if args.remote == "daemon" else FileRemote()
+    try:
+        remote = GitDaemon(tmp / "repos") if args.remote == "daemon" else FileRemote()
+    except BaseException:
+        receiver.close()
+        raise
     total_mb = len(apps) * sum(size for _, size in repositories) / 1e6
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {args.apps} apps × "
           f"{args.repositories} repositories = {args.apps * args.repositories} links, "

@@ -91,8 +91,10 @@ class State:
         self.redis = redis.Redis.from_url(TEST_REDIS_URL)
 
     def snapshot(self):
-        with db.connection() as conn:
-            rows = dict(conn.execute(self.query).fetchone())
+        # Prepared: planning the query's subquery per table cost more than running them (3.8
+        # against 1.6 ms, thousands of times a sweep).
+        with db.autocommit_connection() as conn:
+            rows = dict(conn.execute(self.query, prepare=True).fetchone())
         keys = sorted(k for k in self.redis.keys() if not k.startswith(IGNORED_KEY_PREFIXES))
         pipe = self.redis.pipeline()
         for key in keys:

@@ -93,7 +93,8 @@ def easy(count):
 
 
 def threads(count, width):
-    workers = [threading.Thread(target=easy, args=(count // width,)) for _ in range(width)]
+    workers = [threading.Thread(target=easy, args=(count // width + (n < count % width),))
+               for n in range(width)]
     for worker in workers:
         worker.start()
     for worker in workers:
